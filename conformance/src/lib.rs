@@ -1,0 +1,1 @@
+//! Reference sender and conformance suite (work in progress).

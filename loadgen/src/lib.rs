@@ -1,0 +1,1 @@
+//! Seeded, open-model Amplitude traffic generation (work in progress).

@@ -1,0 +1,108 @@
+//! The mock's configuration: projects, fidelity profile, limits, ledger bounds, silenced
+//! devices. Loaded from TOML (`--config mock.toml`); every table is optional and unknown keys
+//! are an error naming the key. Example in `docs/fidelity.md`.
+
+use crate::ledger::LedgerConfig;
+use crate::profile::{FidelityProfile, Limits};
+use crate::projects::ProjectConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MockConfig {
+    /// Projects (`[[projects]]`); none means any API key is accepted as a US project.
+    pub projects: Vec<ProjectConfig>,
+    /// UNCERTAIN behaviours (`[profile]`), see `docs/fidelity.md`.
+    pub profile: FidelityProfile,
+    /// Default limits (`[limits]`) for projects without their own.
+    pub limits: Limits,
+    /// Memory bounds of the ledger (`[ledger]`).
+    pub ledger: LedgerConfig,
+    /// Device ids answered with the silenced 400 (spec §5.1).
+    pub silenced_devices: Vec<String>,
+    /// Seed of every random choice the mock makes (probabilistic faults).
+    pub seed: u64,
+    /// Token the `/__mock/` routes require from non-loopback clients (header
+    /// `x-mock-admin-token`); without it they refuse non-loopback clients.
+    pub admin_token: Option<String>,
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has an unknown or mistyped key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// toml's message, with line, column and key.
+        message: String,
+    },
+}
+
+impl MockConfig {
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::ShortIdPolicy;
+    use crate::projects::Region;
+
+    #[test]
+    fn parses_every_table() {
+        let c = MockConfig::from_toml_str(
+            r#"
+            seed = 7
+            silenced_devices = ["dev-silenced"]
+            [profile]
+            short_id_policy = "strip"
+            [limits]
+            eps_threshold_http_v2 = 2
+            [[projects]]
+            api_key = "eu-key"
+            region = "eu"
+            "#,
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.profile.short_id_policy, ShortIdPolicy::Strip);
+        assert_eq!(c.limits.eps_threshold_http_v2, 2);
+        assert_eq!(c.limits.eps_threshold_batch, 1_000);
+        assert_eq!(c.projects[0].region, Region::Eu);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = MockConfig::from_toml_str("[profile]\nshort_ids = \"strip\"\n", "mock.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("mock.toml") && msg.contains("short_ids"), "{msg}");
+    }
+}

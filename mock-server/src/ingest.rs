@@ -1,0 +1,457 @@
+//! The ingestion pipeline of `POST /2/httpapi` and `POST /batch`, socket-free: body bytes in,
+//! Amplitude's status and body out, the ledger updated. Validation order of spec §14 item 4:
+//! body present → JSON valid → `api_key` present → key known → `events` present → count
+//! (413) → per-event validation → silenced devices (400) → daily quota / EPS (429) → accept.
+//! On any non-200 nothing is stored (spec §6).
+
+use crate::clock::Clock;
+use crate::dedup::fingerprint;
+use crate::ledger::{Endpoint, NewEvent, PropertyDropRecord, RejectReason};
+use crate::limits::{LimitConfig, Usage};
+use crate::profile::{DedupKey, Limits};
+use crate::projects::{Project, Region};
+use crate::properties::{PropertyConfig, PropertyOutcome};
+use crate::scan::{scan_event, ScannedEvent};
+use crate::state::MockState;
+use crate::validate::{apply_fixes, Fixes, Issues};
+use amplitude_wire::{error_text, limits as wl, ResponseBody};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What the pipeline decided for one request.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The body to answer with; its `code` is the HTTP status.
+    pub body: ResponseBody,
+    /// Why the request was rejected, when it was.
+    pub reason: Option<RejectReason>,
+    /// Events in the request (0 when not parsed that far).
+    pub events: usize,
+    /// Events stored.
+    pub stored: usize,
+    /// Events deduplicated.
+    pub deduplicated: usize,
+    /// The API key as sent, when there was one (redact before logging).
+    pub api_key: Option<String>,
+    /// The request's `events` array, for the journal.
+    pub events_json: Option<Box<RawValue>>,
+}
+
+impl Outcome {
+    fn reject(body: ResponseBody, reason: RejectReason, events: usize) -> Self {
+        Self {
+            body,
+            reason: Some(reason),
+            events,
+            stored: 0,
+            deduplicated: 0,
+            api_key: None,
+            events_json: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawUpload<'a> {
+    #[serde(borrow, default)]
+    api_key: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    events: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    options: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawOptions {
+    #[serde(default)]
+    min_id_length: Option<serde_json::Value>,
+}
+
+fn is_null(raw: Option<&RawValue>) -> bool {
+    raw.is_none_or(|r| r.get() == "null")
+}
+
+/// The limiter settings of `endpoint` for a project (spec §8.1).
+pub fn limit_config(limits: &Limits, endpoint: Endpoint) -> LimitConfig {
+    let eps_threshold = match endpoint {
+        Endpoint::Batch => limits.eps_threshold_batch,
+        _ => limits.eps_threshold_http_v2,
+    };
+    LimitConfig {
+        eps_threshold,
+        window_ms: limits.eps_window_ms,
+        daily_quota: limits.daily_quota,
+        daily_window_ms: wl::DAILY_QUOTA_WINDOW_MS,
+        daily_bucket_ms: wl::DAILY_QUOTA_BUCKET_MS,
+    }
+}
+
+/// Key of an identity's limiter counters: project, endpoint, kind, id.
+fn identity_key(project: u32, endpoint: Endpoint, kind: &[u8], id: &str) -> u64 {
+    let ep: &[u8] = match endpoint {
+        Endpoint::Batch => b"b",
+        _ => b"v",
+    };
+    fingerprint(&[&project.to_le_bytes(), ep, kind, id.as_bytes()])
+}
+
+struct Identity<'a> {
+    key: u64,
+    device: bool,
+    id: &'a str,
+    events: u64,
+    usage: Usage,
+}
+
+/// The event's `(user_id, device_id)` after any stripping.
+fn id_of<'a>(ev: &'a ScannedEvent<'_>, fixes: &Fixes) -> (Option<&'a str>, Option<&'a str>) {
+    let user = (!fixes.strip_user_id).then(|| ev.user_id.as_str()).flatten();
+    let device = (!fixes.strip_device_id).then(|| ev.device_id.as_str()).flatten();
+    (user, device)
+}
+
+impl MockState {
+    /// Runs one HTTP V2 or Batch upload through the pipeline. `body` is the decompressed
+    /// body; `payload_size_bytes` what the 200 reports (spec §4).
+    pub fn ingest(
+        &self,
+        endpoint: Endpoint,
+        region: Region,
+        body: &[u8],
+        payload_size_bytes: usize,
+        request_id: u64,
+    ) -> Outcome {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Outcome::reject(
+                ResponseBody::error(400, error_text::MISSING_REQUEST_BODY),
+                RejectReason::MissingBody,
+                0,
+            );
+        }
+        let invalid_json = || {
+            Outcome::reject(
+                ResponseBody::error(400, error_text::INVALID_JSON),
+                RejectReason::InvalidJson,
+                0,
+            )
+        };
+        let Ok(text) = std::str::from_utf8(body) else {
+            return invalid_json();
+        };
+        let Ok(upload) = serde_json::from_str::<RawUpload<'_>>(text) else {
+            return invalid_json();
+        };
+        if is_null(upload.api_key) {
+            return Outcome::reject(
+                ResponseBody::missing_field("api_key"),
+                RejectReason::MissingField,
+                0,
+            );
+        }
+        let api_key: Cow<'_, str> = match upload.api_key.map(|r| serde_json::from_str(r.get())) {
+            Some(Ok(k)) => k,
+            _ => return invalid_json(),
+        };
+        let Some(project) = self.projects.lookup(&api_key, region) else {
+            let mut o = Outcome::reject(
+                ResponseBody::invalid_api_key(&api_key),
+                RejectReason::InvalidApiKey,
+                0,
+            );
+            o.api_key = Some(api_key.into_owned());
+            return o;
+        };
+        let mut out = self.ingest_events(endpoint, &project, &upload, payload_size_bytes, request_id);
+        out.api_key = Some(api_key.into_owned());
+        out
+    }
+
+    fn ingest_events(
+        &self,
+        endpoint: Endpoint,
+        project: &Arc<Project>,
+        upload: &RawUpload<'_>,
+        payload_size_bytes: usize,
+        request_id: u64,
+    ) -> Outcome {
+        let profile = &self.config.profile;
+        let Some(events_raw) = upload.events.filter(|r| r.get() != "null") else {
+            return Outcome::reject(
+                ResponseBody::missing_field("events"),
+                RejectReason::MissingField,
+                0,
+            );
+        };
+        let Ok(events) = serde_json::from_str::<Vec<&RawValue>>(events_raw.get()) else {
+            return Outcome::reject(
+                ResponseBody::error(400, error_text::INVALID_EVENT_JSON),
+                RejectReason::InvalidEventJson,
+                0,
+            );
+        };
+        let n = events.len();
+        self.ledger.count_received(n);
+        let journal_events = || {
+            self.ledger
+                .config()
+                .journal_bodies
+                .then(|| events_raw.to_owned())
+        };
+        let reject = |body, reason| {
+            self.ledger.count_rejected(reason, n);
+            let mut o = Outcome::reject(body, reason, n);
+            o.events_json = journal_events();
+            o
+        };
+        if n == 0 && !profile.accept_empty_events {
+            return reject(ResponseBody::missing_field("events"), RejectReason::MissingField);
+        }
+        if profile.too_many_events(n) {
+            return reject(ResponseBody::payload_too_large(), RejectReason::PayloadTooLarge);
+        }
+        let min_id_length = upload
+            .options
+            .and_then(|o| serde_json::from_str::<RawOptions>(o.get()).ok())
+            .and_then(|o| o.min_id_length)
+            .and_then(|v| v.as_u64())
+            .map_or(wl::DEFAULT_MIN_ID_LENGTH, |v| usize::try_from(v).unwrap_or(usize::MAX));
+
+        // Per-event validation (spec §3.4), one scan per event.
+        let mut scanned: Vec<(ScannedEvent<'_>, Fixes)> = Vec::with_capacity(n);
+        let mut issues = Issues::default();
+        for (i, raw) in events.iter().enumerate() {
+            let Ok(ev) = scan_event(raw) else {
+                return reject(
+                    ResponseBody::error(400, error_text::INVALID_EVENT_JSON),
+                    RejectReason::InvalidEventJson,
+                );
+            };
+            let fixes = issues.check(i, &ev, min_id_length, profile);
+            scanned.push((ev, fixes));
+        }
+        if let Some((body, reason)) = issues.into_response() {
+            return reject(body, reason);
+        }
+
+        // Silenced devices (spec §5.1).
+        {
+            let silenced = self.silenced.read();
+            if !silenced.is_empty() {
+                let mut devices = BTreeSet::new();
+                let mut idx = Vec::new();
+                for (i, (ev, fixes)) in scanned.iter().enumerate() {
+                    if let (_, Some(d)) = id_of(ev, fixes) {
+                        if silenced.contains(d) {
+                            devices.insert(d.to_owned());
+                            idx.push(i);
+                        }
+                    }
+                }
+                if !idx.is_empty() {
+                    let cfg = limit_config(&project.limits, endpoint);
+                    let body = ResponseBody {
+                        silenced_devices: Some(devices.into_iter().collect()),
+                        silenced_events: Some(idx),
+                        eps_threshold: Some(u64::from(cfg.eps_threshold)),
+                        throttled_devices: Some(Default::default()),
+                        throttled_events: Some(Vec::new()),
+                        exceeded_daily_quota_devices: Some(Default::default()),
+                        ..ResponseBody::error(400, error_text::SILENCED)
+                    };
+                    return reject(body, RejectReason::Silenced);
+                }
+            }
+        }
+
+        // Per-identity EPS and daily quota (spec §8, §5.4).
+        let now = self.clock.now_ms();
+        let cfg = limit_config(&project.limits, endpoint);
+        let quota_applies = endpoint != Endpoint::HttpV2 || profile.daily_quota_on_http_v2;
+        let mut identities: Vec<Identity<'_>> = Vec::new();
+        let mut slots: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
+        let mut event_slots: Vec<[Option<usize>; 2]> = Vec::with_capacity(n);
+        for (ev, fixes) in &scanned {
+            let (user, device) = id_of(ev, fixes);
+            let mut pair = [None, None];
+            for (j, (kind, id)) in [(b"d", device), (b"u", user)].into_iter().enumerate() {
+                let Some(id) = id else { continue };
+                let key = identity_key(project.id, endpoint, kind, id);
+                let slot = *slots.entry(key).or_insert_with(|| {
+                    identities.push(Identity {
+                        key,
+                        device: j == 0,
+                        id,
+                        events: 0,
+                        usage: Usage::default(),
+                    });
+                    identities.len() - 1
+                });
+                if let Some(ident) = identities.get_mut(slot) {
+                    ident.events += 1;
+                }
+                pair[j] = Some(slot);
+            }
+            event_slots.push(pair);
+        }
+        let mut flagged = vec![false; identities.len()];
+        let mut limited = ResponseBody::too_many_requests(u64::from(cfg.eps_threshold));
+        let mut any_quota = false;
+        for (ident, flag) in identities.iter_mut().zip(flagged.iter_mut()) {
+            ident.usage = self.limiter.usage(ident.key, now, &cfg);
+            let (rates, quotas) = if ident.device {
+                (&mut limited.throttled_devices, &mut limited.exceeded_daily_quota_devices)
+            } else {
+                (&mut limited.throttled_users, &mut limited.exceeded_daily_quota_users)
+            };
+            if quota_applies && ident.usage.over_daily_quota(&cfg) {
+                *flag = true;
+                any_quota = true;
+                if let Some(m) = quotas {
+                    m.insert(ident.id.to_owned(), ident.usage.daily_events);
+                }
+            } else if ident.usage.throttled(&cfg) {
+                *flag = true;
+                if let Some(m) = rates {
+                    m.insert(ident.id.to_owned(), ident.usage.current_rate(&cfg));
+                }
+            }
+        }
+        if flagged.iter().any(|f| *f) {
+            let throttled_events: Vec<usize> = event_slots
+                .iter()
+                .enumerate()
+                .filter(|(_, pair)| pair.iter().flatten().any(|s| flagged.get(*s) == Some(&true)))
+                .map(|(i, _)| i)
+                .collect();
+            limited.throttled_events = Some(throttled_events);
+            if profile.count_rejected_toward_eps {
+                for ident in &identities {
+                    self.limiter.record(ident.key, ident.events, now, &cfg);
+                }
+            }
+            let reason = if any_quota && limited.throttled_devices.as_ref().is_some_and(|m| m.is_empty())
+                && limited.throttled_users.as_ref().is_some_and(|m| m.is_empty())
+            {
+                RejectReason::DailyQuota
+            } else {
+                RejectReason::Throttled
+            };
+            return reject(limited, reason);
+        }
+        for ident in &identities {
+            self.limiter.record(ident.key, ident.events, now, &cfg);
+        }
+
+        // Accept: dedup (spec §9), user properties (spec §3.3, §8.1), store.
+        let pcfg = PropertyConfig {
+            updates_per_hour: project.limits.property_updates_per_hour,
+            window_ms: wl::USER_PROPERTY_WINDOW_MS,
+        };
+        let mut to_store = Vec::with_capacity(n);
+        let mut drops = Vec::new();
+        let mut deduplicated = 0usize;
+        for (i, ((ev, fixes), raw)) in scanned.iter().zip(&events).enumerate() {
+            let (user, device) = id_of(ev, fixes);
+            let fp = ev.insert_id.as_str().map(|insert_id| {
+                let pid = project.id.to_le_bytes();
+                match profile.dedup_key {
+                    DedupKey::InsertId => fingerprint(&[&pid, insert_id.as_bytes()]),
+                    DedupKey::InsertIdAndDeviceId => match device {
+                        Some(d) => fingerprint(&[&pid, b"d", d.as_bytes(), insert_id.as_bytes()]),
+                        None => fingerprint(&[&pid, b"u", user.unwrap_or("").as_bytes(), insert_id.as_bytes()]),
+                    },
+                }
+            });
+            if let (Some(fp), Some(insert_id)) = (fp, ev.insert_id.as_str()) {
+                if self.dedup.check_and_insert(fp, now).is_some() {
+                    deduplicated += 1;
+                    self.ledger.record_duplicate(request_id, i, insert_id, fp, now);
+                    continue;
+                }
+            }
+            self.apply_properties(project, ev, user, device, now, &pcfg, &mut drops, to_store.len());
+            let event = if fixes.none() {
+                (*raw).to_owned()
+            } else {
+                match apply_fixes(raw.get(), *fixes) {
+                    Ok(e) => e,
+                    Err(_) => (*raw).to_owned(),
+                }
+            };
+            to_store.push(NewEvent { event, fingerprint: fp });
+        }
+        let stored = to_store.len();
+        let first_seq = self.ledger.store(request_id, project.id, &project.api_key, endpoint, now, to_store);
+        for (pos, amplitude_id) in drops {
+            self.ledger.record_property_drop(PropertyDropRecord {
+                seq: first_seq + pos as u64,
+                request_id,
+                amplitude_id,
+                at_ms: now,
+            });
+        }
+        let ingested = if profile.duplicates_count_as_ingested { n } else { stored };
+        Outcome {
+            body: ResponseBody::success(ingested as u64, payload_size_bytes as u64, now),
+            reason: None,
+            events: n,
+            stored,
+            deduplicated,
+            api_key: None,
+            events_json: journal_events(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_properties(
+        &self,
+        project: &Project,
+        ev: &ScannedEvent<'_>,
+        user: Option<&str>,
+        device: Option<&str>,
+        now: i64,
+        pcfg: &PropertyConfig,
+        drops: &mut Vec<(usize, u64)>,
+        position: usize,
+    ) {
+        let event_type = ev.event_type.as_str();
+        if event_type == Some("$groupidentify") {
+            if let (Some(g), Some(gp)) = (ev.groups, ev.group_properties) {
+                if let (Ok(g), Ok(gp)) = (
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(g.get()),
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(gp.get()),
+                ) {
+                    self.properties.apply_group_properties(project.id, &g, &gp);
+                }
+            }
+        }
+        if user.is_none() && device.is_none() {
+            return;
+        }
+        // Every event teaches the mock which device belongs to which user (spec §10).
+        let amplitude_id = self.properties.amplitude_id(project.id, user, device);
+        let Some(up) = ev.user_properties else { return };
+        let Ok(props) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up.get()) else {
+            return;
+        };
+        if props.is_empty() {
+            return;
+        }
+        match self.properties.apply_user_properties(
+            project.id,
+            amplitude_id,
+            &props,
+            ev.skip_user_properties_sync,
+            now,
+            pcfg,
+        ) {
+            PropertyOutcome::Applied => self.ledger.count_property_update(true),
+            PropertyOutcome::Skipped => self.ledger.count_property_update(false),
+            PropertyOutcome::Dropped => drops.push((position, amplitude_id)),
+            PropertyOutcome::NoUpdate => {}
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The ledger: the truth about every event the mock saw. Stored events in storage order,
+//! deduplicated events with the event they duplicated, silently dropped property updates,
+//! exact counters, and a bounded journal of requests with their outcomes.
+//!
+//! Memory is bounded by [`LedgerConfig`]: the oldest stored events and journal entries are
+//! evicted past the configured caps; the counters stay exact.
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Bounds of the ledger's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Stored events kept for `/__mock/events` (oldest evicted first; default 2,000,000).
+    pub max_events: usize,
+    /// Requests kept in the journal (default 10,000).
+    pub journal_capacity: usize,
+    /// Keep each request's `events` array in the journal (default false; the conformance
+    /// suite turns it on to check sender behaviour).
+    pub journal_bodies: bool,
+    /// Most bytes of request bodies the journal keeps, bytes (default 64 MiB).
+    pub journal_max_body_bytes: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 2_000_000,
+            journal_capacity: 10_000,
+            journal_bodies: false,
+            journal_max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The ingestion API an event or request came through (spec §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /2/httpapi`.
+    HttpV2,
+    /// `POST /batch`.
+    Batch,
+    /// `GET|POST /identify`.
+    Identify,
+    /// `POST /groupidentify`.
+    GroupIdentify,
+    /// `POST /attribution`.
+    Attribution,
+}
+
+/// One stored event as `/__mock/events` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    /// Storage order, from 1.
+    pub seq: u64,
+    /// Id of the request it came in (see `/__mock/requests`).
+    pub request_id: u64,
+    /// Project id (1-based, configuration order).
+    pub project_id: u32,
+    /// ms since the epoch at which the mock accepted the request (spec §4).
+    pub server_upload_time: i64,
+    /// The API it came through.
+    pub endpoint: Endpoint,
+    /// The event as stored: as sent, except strings truncated per the profile (spec §3.4).
+    pub event: Box<RawValue>,
+    /// Project API key, for filtering; never serialized.
+    #[serde(skip)]
+    pub api_key: Arc<str>,
+    /// Dedup fingerprint, if the event had an `insert_id`.
+    #[serde(skip)]
+    pub fingerprint: Option<u64>,
+}
+
+/// An event answered 200 but not stored because its `insert_id` was seen before (spec §9).
+#[derive(Debug, Clone, Serialize)]
+pub struct DedupRecord {
+    /// The request it came in.
+    pub request_id: u64,
+    /// Its index in that request's `events`.
+    pub index: usize,
+    /// The `insert_id`.
+    pub insert_id: String,
+    /// `seq` of the stored event it duplicated, when still in the ledger.
+    pub duplicate_of: Option<u64>,
+    /// ms since the epoch.
+    pub at_ms: i64,
+}
+
+/// A user-property update Amplitude would silently drop (over 1,800/hour, spec §8.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct PropertyDropRecord {
+    /// `seq` of the stored event whose update was dropped.
+    pub seq: u64,
+    /// The request it came in.
+    pub request_id: u64,
+    /// Amplitude ID the mock assigned.
+    pub amplitude_id: u64,
+    /// ms since the epoch.
+    pub at_ms: i64,
+}
+
+/// Why events were rejected (the `events_rejected.by_reason` keys of `/__mock/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // each names the 4xx/5xx body it answers with (spec §5)
+pub enum RejectReason {
+    MissingBody,
+    InvalidJson,
+    InvalidEventJson,
+    MissingField,
+    InvalidApiKey,
+    PayloadTooLarge,
+    MissingEventFields,
+    InvalidFields,
+    InvalidIdLength,
+    Silenced,
+    Throttled,
+    DailyQuota,
+    InvalidPath,
+    Fault,
+}
+
+impl RejectReason {
+    const ALL: [RejectReason; 14] = [
+        Self::MissingBody,
+        Self::InvalidJson,
+        Self::InvalidEventJson,
+        Self::MissingField,
+        Self::InvalidApiKey,
+        Self::PayloadTooLarge,
+        Self::MissingEventFields,
+        Self::InvalidFields,
+        Self::InvalidIdLength,
+        Self::Silenced,
+        Self::Throttled,
+        Self::DailyQuota,
+        Self::InvalidPath,
+        Self::Fault,
+    ];
+
+    /// The snake_case name used in stats and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingBody => "missing_body",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidEventJson => "invalid_event_json",
+            Self::MissingField => "missing_field",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::MissingEventFields => "missing_event_fields",
+            Self::InvalidFields => "invalid_fields",
+            Self::InvalidIdLength => "invalid_id_length",
+            Self::Silenced => "silenced",
+            Self::Throttled => "throttled",
+            Self::DailyQuota => "daily_quota",
+            Self::InvalidPath => "invalid_path",
+            Self::Fault => "fault",
+        }
+    }
+}
+
+/// One request as the journal keeps it. API keys appear only redacted.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalEntry {
+    /// Request id, from 1.
+    pub id: u64,
+    /// ms since the epoch (mock clock) when the request was handled.
+    pub at_ms: i64,
+    /// HTTP method.
+    pub method: String,
+    /// Path, without the query string.
+    pub path: String,
+    /// Client address.
+    pub remote: String,
+    /// Redacted API key, when one was sent.
+    pub api_key: Option<String>,
+    /// HTTP status answered (0 when the connection was cut without a response).
+    pub status: u16,
+    /// `stored`, a reject reason, or a fault kind.
+    pub outcome: String,
+    /// Events in the request (0 when not parsed).
+    pub events: usize,
+    /// Events stored from it.
+    pub stored: usize,
+    /// Events deduplicated from it.
+    pub deduplicated: usize,
+    /// Raw body length, bytes.
+    pub body_bytes: usize,
+    /// The response body (API key redacted).
+    pub response: String,
+    /// The request's `events` array, when `journal_bodies` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_json: Option<Box<RawValue>>,
+    /// The fault injected, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+/// Counters of `/__mock/stats`. Exact, lock-free.
+#[derive(Debug)]
+pub struct Counters {
+    requests_by_status: [AtomicU64; 600],
+    requests_cut: AtomicU64,
+    events_received: AtomicU64,
+    events_stored: AtomicU64,
+    events_deduplicated: AtomicU64,
+    events_rejected: [AtomicU64; 14],
+    property_updates_applied: AtomicU64,
+    property_updates_dropped: AtomicU64,
+    property_updates_skipped: AtomicU64,
+    faults: Mutex<BTreeMap<String, FaultCount>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            requests_by_status: std::array::from_fn(|_| AtomicU64::new(0)),
+            requests_cut: AtomicU64::new(0),
+            events_received: AtomicU64::new(0),
+            events_stored: AtomicU64::new(0),
+            events_deduplicated: AtomicU64::new(0),
+            events_rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            property_updates_applied: AtomicU64::new(0),
+            property_updates_dropped: AtomicU64::new(0),
+            property_updates_skipped: AtomicU64::new(0),
+            faults: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// Injected faults of one kind.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FaultCount {
+    /// Times injected.
+    pub injected: u64,
+    /// Of which the request's events were stored first ("committed", spec §5.5).
+    pub committed: u64,
+}
+
+/// `GET /__mock/stats`. Invariant: `events_received = events_stored + events_deduplicated +
+/// events_rejected.total` (events of a committed fault count as stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Requests answered, by HTTP status (key: status as a string).
+    pub requests_by_status: BTreeMap<String, u64>,
+    /// Requests whose connection was cut without a response (faults).
+    pub requests_cut: u64,
+    /// Events in requests that were parsed far enough to count them.
+    pub events_received: u64,
+    /// Events stored.
+    pub events_stored: u64,
+    /// Events answered 200 but not stored as duplicates (spec §9).
+    pub events_deduplicated: u64,
+    /// Events of rejected requests.
+    pub events_rejected: RejectedStats,
+    /// Events of requests answered 429 (also counted in `events_rejected`).
+    pub events_throttled: u64,
+    /// User-property updates applied (spec §3.3).
+    pub property_updates_applied: u64,
+    /// User-property updates silently dropped (spec §8.1).
+    pub property_updates_dropped: u64,
+    /// Updates skipped by `$skip_user_properties_sync` (spec §3.2).
+    pub property_updates_skipped: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, FaultCount>,
+}
+
+/// Rejected events, total and by reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedStats {
+    /// All rejected events.
+    pub total: u64,
+    /// By reason (only reasons that occurred).
+    pub by_reason: BTreeMap<&'static str, u64>,
+}
+
+struct Events {
+    list: VecDeque<StoredEvent>,
+    next_seq: u64,
+    by_fingerprint: HashMap<u64, u64>,
+    dedups: VecDeque<DedupRecord>,
+    drops: VecDeque<PropertyDropRecord>,
+}
+
+struct Journal {
+    entries: VecDeque<JournalEntry>,
+    body_bytes: usize,
+}
+
+/// The ledger. All methods take `&self`; shared behind an `Arc`.
+pub struct Ledger {
+    config: LedgerConfig,
+    events: Mutex<Events>,
+    journal: Mutex<Journal>,
+    next_request_id: AtomicU64,
+    /// Exact counters.
+    pub counters: Counters,
+}
+
+/// An event ready to store, built by the ingest path.
+#[derive(Debug)]
+pub struct NewEvent {
+    /// The event JSON.
+    pub event: Box<RawValue>,
+    /// Dedup fingerprint, when the event has an `insert_id`.
+    pub fingerprint: Option<u64>,
+}
+
+impl Ledger {
+    /// An empty ledger bounded by `config`.
+    pub fn new(config: LedgerConfig) -> Self {
+        Self {
+            config,
+            events: Mutex::new(Events {
+                list: VecDeque::new(),
+                next_seq: 1,
+                by_fingerprint: HashMap::new(),
+                dedups: VecDeque::new(),
+                drops: VecDeque::new(),
+            }),
+            journal: Mutex::new(Journal {
+                entries: VecDeque::new(),
+                body_bytes: 0,
+            }),
+            next_request_id: AtomicU64::new(1),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The bounds in force.
+    pub fn config(&self) -> &LedgerConfig {
+        &self.config
+    }
+
+    /// A fresh request id.
+    pub fn next_request_id(&self) -> u64 {
+        self.next_request_id.fetch_add(1, Relaxed)
+    }
+
+    /// Stores `events` of one accepted request in order; returns the `seq` of the first.
+    pub fn store(
+        &self,
+        request_id: u64,
+        project_id: u32,
+        api_key: &Arc<str>,
+        endpoint: Endpoint,
+        server_upload_time: i64,
+        events: Vec<NewEvent>,
+    ) -> u64 {
+        let n = events.len() as u64;
+        let mut ev = self.events.lock();
+        let first = ev.next_seq;
+        for e in events {
+            let seq = ev.next_seq;
+            ev.next_seq += 1;
+            if let Some(fp) = e.fingerprint {
+                ev.by_fingerprint.insert(fp, seq);
+            }
+            ev.list.push_back(StoredEvent {
+                seq,
+                request_id,
+                project_id,
+                server_upload_time,
+                endpoint,
+                event: e.event,
+                api_key: api_key.clone(),
+                fingerprint: e.fingerprint,
+            });
+        }
+        while ev.list.len() > self.config.max_events {
+            if let Some(old) = ev.list.pop_front() {
+                if let Some(fp) = old.fingerprint {
+                    if ev.by_fingerprint.get(&fp) == Some(&old.seq) {
+                        ev.by_fingerprint.remove(&fp);
+                    }
+                }
+            }
+        }
+        drop(ev);
+        self.counters.events_stored.fetch_add(n, Relaxed);
+        first
+    }
+
+    /// Records a deduplicated event (spec §9).
+    pub fn record_duplicate(
+        &self,
+        request_id: u64,
+        index: usize,
+        insert_id: &str,
+        fingerprint: u64,
+        at_ms: i64,
+    ) {
+        let mut ev = self.events.lock();
+        let duplicate_of = ev.by_fingerprint.get(&fingerprint).copied();
+        ev.dedups.push_back(DedupRecord {
+            request_id,
+            index,
+            insert_id: insert_id.to_owned(),
+            duplicate_of,
+            at_ms,
+        });
+        while ev.dedups.len() > self.config.max_events {
+            ev.dedups.pop_front();
+        }
+        drop(ev);
+        self.counters.events_deduplicated.fetch_add(1, Relaxed);
+    }
+
+    /// Records a silently dropped user-property update (spec §8.1).
+    pub fn record_property_drop(&self, rec: PropertyDropRecord) {
+        let mut ev = self.events.lock();
+        ev.drops.push_back(rec);
+        while ev.drops.len() > self.config.max_events {
+            ev.drops.pop_front();
+        }
+        drop(ev);
+        self.counters.property_updates_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a property update applied or skipped.
+    pub fn count_property_update(&self, applied: bool) {
+        if applied {
+            self.counters.property_updates_applied.fetch_add(1, Relaxed);
+        } else {
+            self.counters.property_updates_skipped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts `n` events received.
+    pub fn count_received(&self, n: usize) {
+        self.counters.events_received.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Counts `n` events rejected for `reason`.
+    pub fn count_rejected(&self, reason: RejectReason, n: usize) {
+        if let Some(i) = RejectReason::ALL.iter().position(|r| *r == reason) {
+            self.counters.events_rejected[i].fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Counts a response with HTTP `status` (0 = connection cut without a response).
+    pub fn count_status(&self, status: u16) {
+        if status == 0 {
+            self.counters.requests_cut.fetch_add(1, Relaxed);
+        } else if let Some(c) = self.counters.requests_by_status.get(usize::from(status)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts an injected fault of `kind`, `committed` when its events were stored.
+    pub fn count_fault(&self, kind: &str, committed: bool) {
+        let mut f = self.counters.faults.lock();
+        let c = f.entry(kind.to_owned()).or_default();
+        c.injected += 1;
+        c.committed += u64::from(committed);
+    }
+
+    /// Appends a request to the journal, evicting the oldest past the caps.
+    pub fn journal(&self, mut entry: JournalEntry) {
+        if !self.config.journal_bodies {
+            entry.events_json = None;
+        }
+        let bytes = entry.events_json.as_ref().map_or(0, |b| b.get().len());
+        let mut j = self.journal.lock();
+        j.body_bytes += bytes;
+        j.entries.push_back(entry);
+        while j.entries.len() > self.config.journal_capacity
+            || (j.body_bytes > self.config.journal_max_body_bytes && j.entries.len() > 1)
+        {
+            if let Some(old) = j.entries.pop_front() {
+                j.body_bytes -= old.events_json.as_ref().map_or(0, |b| b.get().len());
+            }
+        }
+    }
+
+    /// Stored events matching `filter`, in storage order.
+    pub fn events(&self, filter: &EventFilter) -> Vec<StoredEvent> {
+        let ev = self.events.lock();
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        ev.list
+            .iter()
+            .filter(|e| filter.matches(e))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Deduplication records, oldest first.
+    pub fn duplicates(&self) -> Vec<DedupRecord> {
+        self.events.lock().dedups.iter().cloned().collect()
+    }
+
+    /// Dropped property updates, oldest first.
+    pub fn property_drops(&self) -> Vec<PropertyDropRecord> {
+        self.events.lock().drops.iter().cloned().collect()
+    }
+
+    /// The journal, oldest first; at most the last `limit` entries.
+    pub fn requests(&self, limit: Option<usize>) -> Vec<JournalEntry> {
+        let j = self.journal.lock();
+        let skip = limit.map_or(0, |l| j.entries.len().saturating_sub(l));
+        j.entries.iter().skip(skip).cloned().collect()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let requests_by_status = c
+            .requests_by_status
+            .iter()
+            .enumerate()
+            .filter_map(|(s, n)| {
+                let n = n.load(Relaxed);
+                (n > 0).then(|| (s.to_string(), n))
+            })
+            .collect();
+        let by_reason: BTreeMap<&'static str, u64> = RejectReason::ALL
+            .iter()
+            .zip(&c.events_rejected)
+            .filter_map(|(r, n)| {
+                let n = n.load(Relaxed);
+                (n > 0).then_some((r.as_str(), n))
+            })
+            .collect();
+        let throttled = by_reason.get("throttled").copied().unwrap_or(0)
+            + by_reason.get("daily_quota").copied().unwrap_or(0);
+        Stats {
+            requests_by_status,
+            requests_cut: c.requests_cut.load(Relaxed),
+            events_received: c.events_received.load(Relaxed),
+            events_stored: c.events_stored.load(Relaxed),
+            events_deduplicated: c.events_deduplicated.load(Relaxed),
+            events_rejected: RejectedStats {
+                total: by_reason.values().sum(),
+                by_reason,
+            },
+            events_throttled: throttled,
+            property_updates_applied: c.property_updates_applied.load(Relaxed),
+            property_updates_dropped: c.property_updates_dropped.load(Relaxed),
+            property_updates_skipped: c.property_updates_skipped.load(Relaxed),
+            faults: c.faults.lock().clone(),
+        }
+    }
+
+    /// Forgets everything: events, journal, counters.
+    pub fn reset(&self) {
+        let mut ev = self.events.lock();
+        ev.list.clear();
+        ev.by_fingerprint.clear();
+        ev.dedups.clear();
+        ev.drops.clear();
+        drop(ev);
+        let mut j = self.journal.lock();
+        j.entries.clear();
+        j.body_bytes = 0;
+        drop(j);
+        let c = &self.counters;
+        for a in c.requests_by_status.iter().chain(&c.events_rejected) {
+            a.store(0, Relaxed);
+        }
+        for a in [
+            &c.requests_cut,
+            &c.events_received,
+            &c.events_stored,
+            &c.events_deduplicated,
+            &c.property_updates_applied,
+            &c.property_updates_dropped,
+            &c.property_updates_skipped,
+        ] {
+            a.store(0, Relaxed);
+        }
+        c.faults.lock().clear();
+    }
+}
+
+/// Filters of `GET /__mock/events` (all optional, combined with AND).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventFilter {
+    /// Only this project's events.
+    pub api_key: Option<String>,
+    /// Only events with this `user_id`.
+    pub user_id: Option<String>,
+    /// Only events with this `device_id`.
+    pub device_id: Option<String>,
+    /// Only events with this `insert_id`.
+    pub insert_id: Option<String>,
+    /// At most this many events.
+    pub limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct Ids<'a> {
+    #[serde(borrow, default)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    device_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    insert_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl EventFilter {
+    fn matches(&self, e: &StoredEvent) -> bool {
+        if self.api_key.as_deref().is_some_and(|k| k != &*e.api_key) {
+            return false;
+        }
+        if self.user_id.is_none() && self.device_id.is_none() && self.insert_id.is_none() {
+            return true;
+        }
+        let Ok(ids) = serde_json::from_str::<Ids<'_>>(e.event.get()) else {
+            return false;
+        };
+        let eq = |want: &Option<String>, got: &Option<std::borrow::Cow<'_, str>>| {
+            want.as_deref()
+                .is_none_or(|w| got.as_deref() == Some(w))
+        };
+        eq(&self.user_id, &ids.user_id)
+            && eq(&self.device_id, &ids.device_id)
+            && eq(&self.insert_id, &ids.insert_id)
+    }
+}

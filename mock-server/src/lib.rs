@@ -23,6 +23,7 @@ mod body;
 mod clock;
 mod config;
 mod dedup;
+mod identify;
 mod ingest;
 mod ledger;
 mod limits;

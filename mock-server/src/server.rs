@@ -120,6 +120,15 @@ pub async fn handle(
     let endpoint = match (req.method(), path) {
         (&Method::POST, "/2/httpapi") => Endpoint::HttpV2,
         (&Method::POST, "/batch") => Endpoint::Batch,
+        (&Method::POST | &Method::GET, "/identify") => {
+            return identify(state, region, remote, Endpoint::Identify, req).await
+        }
+        (&Method::POST, "/groupidentify") => {
+            return identify(state, region, remote, Endpoint::GroupIdentify, req).await
+        }
+        (&Method::POST, "/attribution") => {
+            return identify(state, region, remote, Endpoint::Attribution, req).await
+        }
         _ => {
             let id = state.ledger.next_request_id();
             let body = ResponseBody::error(400, error_text::INVALID_PATH);
@@ -244,4 +253,67 @@ async fn upload(
         fault: None,
     });
     (status, bytes)
+}
+
+/// `/identify`, `/groupidentify`, `/attribution`: parameters from the query string and a
+/// form-urlencoded body (spec §10-§12), at most 1 MB.
+async fn identify(
+    state: &MockState,
+    region: Option<Region>,
+    remote: SocketAddr,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+) -> Response<ResponseBodyType> {
+    let region = region.unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
+    let limit = state.config.profile.megabytes(1);
+    let content_length = header_str(&req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let mut params: std::collections::HashMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let id = state.ledger.next_request_id();
+    let raw = read_limited(req.into_body(), content_length, limit).await;
+    let raw_len = raw.as_ref().map_or(0, Bytes::len);
+    let outcome = match raw {
+        Ok(body) => {
+            params.extend(form_urlencoded::parse(&body).into_owned());
+            state.identify(endpoint, region, &params, id)
+        }
+        Err(_) => crate::identify::TextOutcome {
+            status: 413,
+            body: "Payload too large".to_owned(),
+            json: false,
+            reason: Some(RejectReason::PayloadTooLarge),
+            items: 0,
+            api_key: None,
+        },
+    };
+    state.ledger.count_status(outcome.status);
+    let api_key = outcome.api_key.as_deref();
+    state.ledger.journal(JournalEntry {
+        id,
+        at_ms: state.clock.now_ms(),
+        method,
+        path,
+        remote: remote.to_string(),
+        api_key: api_key.map(redact_key),
+        status: outcome.status,
+        outcome: outcome.reason.map_or("stored", RejectReason::as_str).to_owned(),
+        events: outcome.items,
+        stored: 0,
+        deduplicated: 0,
+        body_bytes: raw_len,
+        response: outcome.body.clone(),
+        events_json: None,
+        fault: None,
+    });
+    let mut resp = json_response(outcome.status, outcome.body.into_bytes());
+    if !outcome.json {
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    }
+    resp
 }

@@ -1,1 +1,26 @@
-//! Reference sender and conformance suite (work in progress).
+//! Reference Amplitude sender and (soon) the event-level conformance suite.
+//!
+//! The reference sender ([`sender`]) persists every accepted event before acknowledging it,
+//! batches per identity within the endpoint's limits, and handles every response branch of
+//! Amplitude's ingestion API (spec §4-§9) without losing or duplicating an event.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), amplitude_conformance::SenderError> {
+//! use amplitude_conformance::{Endpoint, Sender, SenderConfig};
+//! use std::time::Duration;
+//! let cfg = SenderConfig::new("KEY", Endpoint::HttpV2, "http://127.0.0.1:8080/2/httpapi", "/tmp/state");
+//! let (sender, mut outcomes) = Sender::start(cfg).await?;
+//! sender.send(vec![amplitude_wire::Event::new("Sign Up").with_user_id("user-12345")]).await?;
+//! let report = sender.shutdown(Duration::from_secs(10)).await?;
+//! assert_eq!(report.left_in_queue, 0);
+//! # Ok(()) }
+//! ```
+
+pub mod check;
+pub mod runner;
+pub mod sender;
+
+pub use sender::{
+    run_jsonl, Core, CoreConfig, Endpoint, Outcome, OutcomeKind, Region, Sender, SenderConfig,
+    SenderError, SenderReport,
+};

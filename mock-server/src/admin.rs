@@ -97,7 +97,12 @@ pub async fn handle(
     let q = query(&req);
     let path = req.uri().path().to_owned();
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/__mock/stats") => ok(&state.ledger.stats()),
+        (Method::GET, "/__mock/stats") => {
+            // An inspection call is a fine moment to free idle limiter identities (their
+            // windows have drained, spec §8.3); the hot path also purges by itself.
+            state.limiter.purge_idle(state.clock.now_ms());
+            ok(&state.ledger.stats())
+        }
         (Method::GET, "/__mock/events") => {
             let filter = EventFilter {
                 api_key: q.get("api_key").cloned(),
@@ -144,6 +149,23 @@ pub async fn handle(
                 None => error(404, "no such user"),
             }
         }
+        (Method::GET, "/__mock/groups") => {
+            let project = q
+                .get("api_key")
+                .and_then(|k| state.projects.lookup_any_region(k))
+                .map_or(1, |p| p.id);
+            let (Some(group_type), Some(group_value)) = (q.get("group_type"), q.get("group_value")) else {
+                return error(400, "give group_type and group_value");
+            };
+            match state.properties.group(project, group_type, group_value) {
+                Some(props) => ok(&serde_json::json!({
+                    "group_type": group_type,
+                    "group_value": group_value,
+                    "group_properties": props,
+                })),
+                None => error(404, "no such group"),
+            }
+        }
         (Method::POST, "/__mock/silenced") => match json_body::<SilenceCommand>(req).await {
             Ok(c) => {
                 state.silenced.write().extend(c.device_ids);
@@ -155,6 +177,8 @@ pub async fn handle(
             state.silenced.write().clear();
             ok(&serde_json::json!({"silenced": 0}))
         }
+        (Method::GET, "/metrics") => crate::metrics::response(state),
+        (_, "/__mock/faults") => crate::faults::admin_route(state, req).await,
         _ => error(404, "unknown /__mock/ route"),
     }
 }

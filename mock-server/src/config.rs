@@ -2,6 +2,7 @@
 //! devices. Loaded from TOML (`--config mock.toml`); every table is optional and unknown keys
 //! are an error naming the key. Example in `docs/fidelity.md`.
 
+use crate::faults::Fault;
 use crate::ledger::LedgerConfig;
 use crate::profile::{FidelityProfile, Limits};
 use crate::projects::ProjectConfig;
@@ -27,6 +28,9 @@ pub struct MockConfig {
     /// Token the `/__mock/` routes require from non-loopback clients (header
     /// `x-mock-admin-token`); without it they refuse non-loopback clients.
     pub admin_token: Option<String>,
+    /// Faults scheduled at start (`[[faults]]`, same fields as `POST /__mock/faults`; see
+    /// `docs/faults.md`).
+    pub faults: Vec<Fault>,
 }
 
 /// A configuration file that could not be used.
@@ -53,10 +57,17 @@ pub enum ConfigError {
 impl MockConfig {
     /// Parses TOML text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        for (i, f) in config.faults.iter().enumerate() {
+            f.validate().map_err(|e| ConfigError::Parse {
+                path: origin.to_owned(),
+                message: format!("faults[{i}]: {e}"),
+            })?;
+        }
+        Ok(config)
     }
 
     /// Reads and parses a TOML file.

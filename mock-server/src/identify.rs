@@ -94,7 +94,7 @@ impl MockState {
                 if endpoint == Endpoint::GroupIdentify {
                     self.group_identify(project.id, &items)
                 } else {
-                    self.user_identify(&project, endpoint, &items, now)
+                    self.user_identify(&project, endpoint, &items, request_id, now)
                 }
             }
         };
@@ -107,6 +107,7 @@ impl MockState {
         project: &crate::projects::Project,
         endpoint: Endpoint,
         items: &[Map<String, Value>],
+        request_id: u64,
         now: i64,
     ) -> TextOutcome {
         // Identifications are not events (spec §10): they never enter the event counters.
@@ -114,61 +115,110 @@ impl MockState {
         if items.iter().any(|m| str_field(m, "user_id").is_none() && str_field(m, "device_id").is_none()) {
             return text(400, "missing_event", Some(RejectReason::MissingEventFields), n);
         }
-        // Same per-identity limits as HTTP V2 (spec §10), counted in their own namespace.
+        // Same per-identity limits as HTTP V2 (spec §10 "Throttling": the V2 guidance
+        // applies): its EPS threshold, the daily quota when the profile applies it to V2, and
+        // the `count_rejected_toward_eps` knob; counted in their own namespace (`i`), so
+        // identify traffic and event traffic do not share windows.
+        let profile = &self.config.profile;
+        let quota_applies = profile.daily_quota_on_http_v2;
         let cfg = limit_config(&project.limits, endpoint);
         let mut limited = ResponseBody::too_many_requests(u64::from(cfg.eps_threshold));
-        let mut keys = Vec::new();
-        let mut throttled_events = Vec::new();
-        for (i, m) in items.iter().enumerate() {
-            let mut hit = false;
+        // (key, identifications naming it, flagged), in first-seen order.
+        let mut idents: Vec<(u64, u64, bool)> = Vec::new();
+        let mut per_item: Vec<Vec<usize>> = Vec::with_capacity(n);
+        let mut any_quota = false;
+        for m in items {
+            let mut slots = Vec::with_capacity(2);
             for (kind, field) in [(b"d", "device_id"), (b"u", "user_id")] {
                 let Some(id) = str_field(m, field) else { continue };
                 let key = crate::dedup::fingerprint(&[&project.id.to_le_bytes(), b"i", kind, id.as_bytes()]);
+                if let Some(slot) = idents.iter().position(|(k, _, _)| *k == key) {
+                    if let Some(e) = idents.get_mut(slot) {
+                        e.1 += 1;
+                    }
+                    slots.push(slot);
+                    continue;
+                }
                 let usage = self.limiter.usage(key, now, &cfg);
-                if usage.throttled(&cfg) {
-                    hit = true;
-                    let map = if kind == b"d" { &mut limited.throttled_devices } else { &mut limited.throttled_users };
+                let device = kind == b"d";
+                let mut flagged = false;
+                if quota_applies && usage.over_daily_quota(&cfg) {
+                    flagged = true;
+                    any_quota = true;
+                    let map = if device { &mut limited.exceeded_daily_quota_devices } else { &mut limited.exceeded_daily_quota_users };
+                    if let Some(map) = map {
+                        map.insert(id.to_owned(), usage.daily_events);
+                    }
+                } else if usage.throttled(&cfg) {
+                    flagged = true;
+                    let map = if device { &mut limited.throttled_devices } else { &mut limited.throttled_users };
                     if let Some(map) = map {
                         map.insert(id.to_owned(), usage.current_rate(&cfg));
                     }
                 }
-                keys.push(key);
+                idents.push((key, 1, flagged));
+                slots.push(idents.len() - 1);
             }
-            if hit {
-                throttled_events.push(i);
-            }
+            per_item.push(slots);
         }
+        let throttled_events: Vec<usize> = per_item
+            .iter()
+            .enumerate()
+            .filter(|(_, slots)| slots.iter().any(|s| idents.get(*s).is_some_and(|e| e.2)))
+            .map(|(i, _)| i)
+            .collect();
         if !throttled_events.is_empty() {
+            if profile.count_rejected_toward_eps {
+                for (key, count, _) in &idents {
+                    self.limiter.record(*key, *count, now, &cfg);
+                }
+            }
+            if !any_quota {
+                limited.exceeded_daily_quota_users = None;
+                limited.exceeded_daily_quota_devices = None;
+            }
+            let only_quota = any_quota
+                && limited.throttled_devices.as_ref().is_some_and(|m| m.is_empty())
+                && limited.throttled_users.as_ref().is_some_and(|m| m.is_empty());
             limited.throttled_events = Some(throttled_events);
             return TextOutcome {
                 status: 429,
                 body: serde_json::to_string(&limited).unwrap_or_default(),
                 json: true,
-                reason: Some(RejectReason::Throttled),
+                reason: Some(if only_quota { RejectReason::DailyQuota } else { RejectReason::Throttled }),
                 items: n,
                 api_key: None,
             };
         }
-        for key in keys {
-            self.limiter.record(key, 1, now, &cfg);
+        for (key, count, _) in &idents {
+            self.limiter.record(*key, *count, now, &cfg);
         }
         let pcfg = PropertyConfig {
             updates_per_hour: project.limits.property_updates_per_hour,
             window_ms: wl::USER_PROPERTY_WINDOW_MS,
         };
-        for m in items {
+        for (index, m) in items.iter().enumerate() {
             let (user, device) = (str_field(m, "user_id"), str_field(m, "device_id"));
             let amplitude_id = self.properties.amplitude_id(project.id, user, device);
             let Some(Value::Object(props)) = m.get("user_properties") else { continue };
             match self.properties.apply_user_properties(project.id, amplitude_id, props, false, now, &pcfg) {
                 PropertyOutcome::Applied => self.ledger.count_property_update(true),
                 PropertyOutcome::Skipped => self.ledger.count_property_update(false),
-                PropertyOutcome::Dropped => self.ledger.record_property_drop(crate::ledger::PropertyDropRecord {
-                    seq: 0,
-                    request_id: 0,
-                    amplitude_id,
-                    at_ms: now,
-                }),
+                PropertyOutcome::Dropped => {
+                    let user_properties = serde_json::value::to_raw_value(props)
+                        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned());
+                    self.ledger.record_property_drop(crate::ledger::PropertyDropRecord {
+                        seq: None,
+                        request_id,
+                        endpoint,
+                        index,
+                        amplitude_id,
+                        user_id: user.map(str::to_owned),
+                        device_id: device.map(str::to_owned),
+                        user_properties,
+                        at_ms: now,
+                    });
+                }
                 PropertyOutcome::NoUpdate => {}
             }
         }

@@ -320,6 +320,13 @@ impl MockState {
             }
         }
         if flagged.iter().any(|f| *f) {
+            if !any_quota {
+                // An EPS-only 429 has exactly the keys of the documented V2 example (spec
+                // §5.4, §14.1 #11); the `exceeded_daily_quota_*` objects appear only when
+                // some identity is over its daily quota (spec §5.4 Batch example).
+                limited.exceeded_daily_quota_users = None;
+                limited.exceeded_daily_quota_devices = None;
+            }
             let throttled_events: Vec<usize> = event_slots
                 .iter()
                 .enumerate()
@@ -352,7 +359,10 @@ impl MockState {
         };
         let mut to_store = Vec::with_capacity(n);
         let mut drops = Vec::new();
-        let mut deduplicated = 0usize;
+        // (index, insert_id, fingerprint) of the duplicates, recorded once this request's
+        // events are stored so that a duplicate of an earlier event of the same request
+        // names that event's `seq` (spec §9).
+        let mut duplicates: Vec<(usize, &str, u64)> = Vec::new();
         for (i, ((ev, fixes), raw)) in scanned.iter().zip(&events).enumerate() {
             let (user, device) = id_of(ev, fixes);
             let fp = ev.insert_id.as_str().map(|insert_id| {
@@ -367,12 +377,11 @@ impl MockState {
             });
             if let (Some(fp), Some(insert_id)) = (fp, ev.insert_id.as_str()) {
                 if self.dedup.check_and_insert(fp, now).is_some() {
-                    deduplicated += 1;
-                    self.ledger.record_duplicate(request_id, i, insert_id, fp, now);
+                    duplicates.push((i, insert_id, fp));
                     continue;
                 }
             }
-            self.apply_properties(project, ev, user, device, now, &pcfg, &mut drops, to_store.len());
+            self.apply_properties(project, ev, user, device, now, &pcfg, &mut drops, (to_store.len(), i));
             let event = if fixes.none() {
                 (*raw).to_owned()
             } else {
@@ -384,12 +393,24 @@ impl MockState {
             to_store.push(NewEvent { event, fingerprint: fp });
         }
         let stored = to_store.len();
+        let deduplicated = duplicates.len();
         let first_seq = self.ledger.store(request_id, project.id, &project.api_key, endpoint, now, to_store);
-        for (pos, amplitude_id) in drops {
+        for (i, insert_id, fp) in duplicates {
+            self.ledger.record_duplicate(request_id, i, insert_id, fp, now);
+        }
+        for (pos, i, amplitude_id) in drops {
+            let Some((ev, fixes)) = scanned.get(i) else { continue };
+            let Some(user_properties) = ev.user_properties else { continue };
+            let (user, device) = id_of(ev, fixes);
             self.ledger.record_property_drop(PropertyDropRecord {
-                seq: first_seq + pos as u64,
+                seq: Some(first_seq + pos as u64),
                 request_id,
+                endpoint,
+                index: i,
                 amplitude_id,
+                user_id: user.map(str::to_owned),
+                device_id: device.map(str::to_owned),
+                user_properties: user_properties.to_owned(),
                 at_ms: now,
             });
         }
@@ -414,8 +435,8 @@ impl MockState {
         device: Option<&str>,
         now: i64,
         pcfg: &PropertyConfig,
-        drops: &mut Vec<(usize, u64)>,
-        position: usize,
+        drops: &mut Vec<(usize, usize, u64)>,
+        (position, index): (usize, usize),
     ) {
         let event_type = ev.event_type.as_str();
         if event_type == Some("$groupidentify") {
@@ -450,7 +471,7 @@ impl MockState {
         ) {
             PropertyOutcome::Applied => self.ledger.count_property_update(true),
             PropertyOutcome::Skipped => self.ledger.count_property_update(false),
-            PropertyOutcome::Dropped => drops.push((position, amplitude_id)),
+            PropertyOutcome::Dropped => drops.push((position, index, amplitude_id)),
             PropertyOutcome::NoUpdate => {}
         }
     }

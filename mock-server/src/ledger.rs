@@ -92,16 +92,29 @@ pub struct DedupRecord {
     pub at_ms: i64,
 }
 
-/// A user-property update Amplitude would silently drop (over 1,800/hour, spec §8.1).
+/// A user-property update Amplitude would silently drop (over 1,800 per hour per Amplitude
+/// ID, spec §8.1): the event (if any) was stored and answered 200, but its
+/// `user_properties` were not applied. Read with `GET /__mock/property_drops`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PropertyDropRecord {
-    /// `seq` of the stored event whose update was dropped.
-    pub seq: u64,
-    /// The request it came in.
+    /// `seq` of the stored event whose update was dropped; `None` for an `/identify` call,
+    /// which stores no event (spec §10).
+    pub seq: Option<u64>,
+    /// The request it came in (see `/__mock/requests`).
     pub request_id: u64,
-    /// Amplitude ID the mock assigned.
+    /// The API it came through.
+    pub endpoint: Endpoint,
+    /// Its index in that request's `events` (or `identification` array).
+    pub index: usize,
+    /// Amplitude ID the mock assigned (see `/__mock/users`).
     pub amplitude_id: u64,
-    /// ms since the epoch.
+    /// The event's `user_id`, if any.
+    pub user_id: Option<String>,
+    /// The event's `device_id`, if any.
+    pub device_id: Option<String>,
+    /// The `user_properties` object that was not applied, as sent.
+    pub user_properties: Box<RawValue>,
+    /// When it was dropped, ms since the epoch (mock clock).
     pub at_ms: i64,
 }
 

@@ -23,10 +23,12 @@ mod body;
 mod clock;
 mod config;
 mod dedup;
+mod faults;
 mod identify;
 mod ingest;
 mod ledger;
 mod limits;
+mod metrics;
 mod mock;
 mod profile;
 mod projects;
@@ -34,22 +36,26 @@ mod properties;
 mod scan;
 mod server;
 mod state;
+mod tls;
 mod validate;
 
 pub use clock::{Clock, MockClock};
 pub use config::{ConfigError, MockConfig};
 pub use dedup::{fingerprint, DedupStore};
+pub use faults::{parse_faults_json, Fault, FaultBody, FaultError, FaultKind, Faults, ScheduledFault};
 pub use ingest::Outcome;
 pub use ledger::{
     DedupRecord, Endpoint, EventFilter, JournalEntry, LedgerConfig, PropertyDropRecord,
     RejectReason, Stats, StoredEvent,
 };
 pub use limits::{LimitConfig, Limiter, Usage};
+pub use metrics::{Metrics, Route};
 pub use mock::{MockServer, MockServerBuilder};
 pub use profile::{
     DedupKey, FidelityProfile, IndexLists, Limits, LongStringPolicy, Megabyte, ShortIdPolicy,
 };
 pub use projects::{ProjectConfig, Region};
 pub use properties::{PropertyConfig, PropertyOutcome, PropertyStore, UserState};
-pub use server::serve;
+pub use server::{serve, serve_with, ServeOptions};
 pub use state::MockState;
+pub use tls::{TlsError, TlsIdentity, DEFAULT_TLS_NAMES};

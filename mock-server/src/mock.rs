@@ -3,14 +3,17 @@
 
 use crate::clock::MockClock;
 use crate::config::MockConfig;
+use crate::faults::{Fault, Faults};
 use crate::ledger::{EventFilter, JournalEntry, Stats, StoredEvent};
 use crate::profile::{FidelityProfile, Limits};
 use crate::projects::{ProjectConfig, Region};
+use crate::server::ServeOptions;
 use crate::state::MockState;
+use crate::tls::TlsIdentity;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 /// A running mock of Amplitude's ingestion API.
 ///
@@ -27,14 +30,17 @@ use tokio::sync::oneshot;
 pub struct MockServer {
     state: Arc<MockState>,
     addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    tls: Option<(SocketAddr, TlsIdentity)>,
+    shutdown: watch::Sender<bool>,
 }
 
-/// Builder for [`MockServer`]: projects, profile, limits, clock.
+/// Builder for [`MockServer`]: projects, profile, limits, clock, seed, faults, transport.
 #[derive(Default)]
 pub struct MockServerBuilder {
     config: MockConfig,
     clock: Option<MockClock>,
+    options: ServeOptions,
+    tls: bool,
 }
 
 impl MockServerBuilder {
@@ -95,6 +101,47 @@ impl MockServerBuilder {
         self
     }
 
+    /// Seeds every random choice (probabilistic faults, delay distributions): the same seed
+    /// and the same request sequence give the same fault pattern.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Schedules a fault at start, after those already added (see [`Fault`] and
+    /// `docs/faults.md`). An invalid fault makes [`Self::start`] fail with `InvalidInput`.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.config.faults.push(fault);
+        self
+    }
+
+    /// Token the `/__mock/` routes and `/metrics` require from non-loopback clients (header
+    /// `x-mock-admin-token`).
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.config.admin_token = Some(token.into());
+        self
+    }
+
+    /// Most time a request head, a request body or a TLS handshake may take, ms (default
+    /// 30,000).
+    pub fn read_timeout_ms(mut self, ms: u64) -> Self {
+        self.options.read_timeout_ms = ms;
+        self
+    }
+
+    /// Most connections served at once per listener (default 10,000).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.options.max_connections = n;
+        self
+    }
+
+    /// Also serves HTTPS on another loopback port with a fresh self-signed certificate
+    /// (spec §2 "TLS"); see [`MockServer::tls_uri`] and [`MockServer::tls_identity`].
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving.
     pub async fn start(self) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -104,23 +151,35 @@ impl MockServerBuilder {
     /// Starts serving on an already-bound listener.
     pub async fn start_on(self, listener: TcpListener) -> std::io::Result<MockServer> {
         let addr = listener.local_addr()?;
-        let state = Arc::new(MockState::new(self.config, self.clock.unwrap_or_default()));
-        let (tx, rx) = oneshot::channel::<()>();
-        let serve_state = state.clone();
-        tokio::spawn(async move {
-            let stop = async {
-                let _ = rx.await;
-            };
-            if let Err(e) = crate::server::serve(listener, serve_state, None, stop).await {
-                tracing::error!(error = %e, "mock server stopped");
-            }
-        });
-        Ok(MockServer {
-            state,
-            addr,
-            shutdown: Some(tx),
-        })
+        let state = MockState::try_new(self.config, self.clock.unwrap_or_default())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let state = Arc::new(state);
+        let (tx, rx) = watch::channel(false);
+        let tls = if self.tls {
+            let identity = TlsIdentity::self_signed(&[])
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls_listener = TcpListener::bind("127.0.0.1:0").await?;
+            let tls_addr = tls_listener.local_addr()?;
+            let options = ServeOptions { tls: Some(identity.clone()), ..self.options.clone() };
+            spawn_serve(tls_listener, state.clone(), options, rx.clone());
+            Some((tls_addr, identity))
+        } else {
+            None
+        };
+        spawn_serve(listener, state.clone(), self.options, rx);
+        Ok(MockServer { state, addr, tls, shutdown: tx })
     }
+}
+
+fn spawn_serve(listener: TcpListener, state: Arc<MockState>, options: ServeOptions, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = crate::server::serve_with(listener, state, options, stop).await {
+            tracing::error!(error = %e, "mock server stopped");
+        }
+    });
 }
 
 impl MockServer {
@@ -142,6 +201,28 @@ impl MockServer {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// HTTPS base URL, e.g. `https://localhost:40124`, when built with
+    /// [`MockServerBuilder::tls`].
+    pub fn tls_uri(&self) -> Option<String> {
+        self.tls.as_ref().map(|(a, _)| format!("https://localhost:{}", a.port()))
+    }
+
+    /// The HTTPS listener's address and certificate, when built with
+    /// [`MockServerBuilder::tls`].
+    pub fn tls_identity(&self) -> Option<(SocketAddr, &TlsIdentity)> {
+        self.tls.as_ref().map(|(a, id)| (*a, id))
+    }
+
+    /// The fault schedule: `push`, `push_all`, `clear`, `list` (same as `/__mock/faults`).
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// `GET /metrics` as text (Prometheus format 0.0.4).
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.state)
     }
 
     /// Counters (see `GET /__mock/stats`).
@@ -182,8 +263,6 @@ impl MockServer {
 
 impl Drop for MockServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
     }
 }

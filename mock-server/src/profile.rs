@@ -145,10 +145,10 @@ impl FidelityProfile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Per-device / per-user threshold of `/2/httpapi`, events/s (spec §8.1; default 30).
+    /// Per-device / per-user threshold of `/2/httpapi` and `/identify` (spec §10: the V2
+    /// throttling guidance applies), events/s (spec §8.1; default 30).
     pub eps_threshold_http_v2: u32,
-    /// Per-device / per-user threshold of `/batch` (and the identify APIs), events/s
-    /// (spec §8.1; default 1,000).
+    /// Per-device / per-user threshold of `/batch`, events/s (spec §8.1; default 1,000).
     pub eps_threshold_batch: u32,
     /// Window the rate is averaged over, ms (spec §8.1; default 30,000).
     pub eps_window_ms: u64,

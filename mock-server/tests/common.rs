@@ -43,3 +43,78 @@ pub fn events(n: usize, device: &str) -> Vec<Value> {
         .map(|i| serde_json::json!({"device_id": device, "event_type": "tick", "insert_id": format!("{device}-{i}")}))
         .collect()
 }
+
+pub const SEC: i64 = 1_000;
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 24 * HOUR;
+pub const WEEK: i64 = 7 * DAY;
+
+/// `{"api_key": KEY, "events": events}`.
+pub fn upload(events: &[Value]) -> Value {
+    serde_json::json!({"api_key": KEY, "events": events})
+}
+
+/// GETs a `/__mock/` (or any) path; returns (HTTP status, parsed JSON body).
+pub async fn get_json(mock: &MockServer, path_and_query: &str) -> (u16, Value) {
+    let resp = reqwest::get(format!("{}{path_and_query}", mock.uri())).await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body: {text}")))
+}
+
+/// POSTs a form-urlencoded body (plus an optional query string) to an identify-style
+/// endpoint; returns (HTTP status, content-type, body text).
+pub async fn post_form(mock: &MockServer, path_and_query: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}{path_and_query}", mock.uri()))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, resp.text().await.unwrap())
+}
+
+/// GETs a path with query parameters; returns (HTTP status, content-type, body text).
+pub async fn get_text(mock: &MockServer, path: &str, query: &[(&str, &str)]) -> (u16, String, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path}", mock.uri()))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, resp.text().await.unwrap())
+}
+
+/// `POST /__mock/clock` with `body` (`{"advance_ms": N}` or `{"set_ms": T}`); returns the
+/// clock view.
+pub async fn post_clock(mock: &MockServer, body: Value) -> (u16, Value) {
+    post(mock, "/__mock/clock", &body).await
+}
+
+/// The `insert_id`s of the stored events, in storage order.
+pub fn stored_insert_ids(mock: &MockServer) -> Vec<String> {
+    mock.events()
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(e.event.get()).unwrap();
+            v["insert_id"].as_str().unwrap_or("").to_owned()
+        })
+        .collect()
+}
+
+/// One event of `device` with `insert_id`.
+pub fn ev(device: &str, insert_id: &str) -> Value {
+    serde_json::json!({"device_id": device, "event_type": "tick", "insert_id": insert_id})
+}

@@ -1,0 +1,233 @@
+//! Per-event classification (architecture "Checker vocabulary"), with an explanation of each
+//! loss and duplicate drawn from what the sender was told.
+
+use super::observation::{Attempted, Observation, Request, Stored};
+use super::verdict::{CheckResult, EventCounts, Finding};
+use super::CheckOptions;
+use std::collections::{BTreeMap, HashMap};
+
+/// Lookups shared by the classification and the behaviour checks.
+pub(crate) struct Index<'a> {
+    /// seq -> the application's event (first occurrence).
+    pub attempted: BTreeMap<u64, &'a Attempted>,
+    /// seq -> (request position in `obs.requests`, index in its events), in arrival order.
+    pub attempts: HashMap<u64, Vec<(usize, usize)>>,
+    /// seq -> stored copies, in storage order.
+    pub stored: HashMap<u64, Vec<&'a Stored>>,
+    /// seq -> deduplicated copies.
+    pub deduplicated: HashMap<u64, u64>,
+    /// request id -> position in `obs.requests`.
+    pub request_pos: HashMap<u64, usize>,
+    /// seq -> the sender's last outcome line.
+    pub outcome: HashMap<u64, (&'a str, Option<&'a str>)>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(obs: &'a Observation) -> Self {
+        let mut attempted = BTreeMap::new();
+        for a in &obs.attempted {
+            attempted.entry(a.seq).or_insert(a);
+        }
+        let mut attempts: HashMap<u64, Vec<(usize, usize)>> = HashMap::new();
+        let mut request_pos = HashMap::new();
+        for (ri, r) in obs.requests.iter().enumerate() {
+            request_pos.insert(r.id, ri);
+            for (ei, e) in r.events.iter().enumerate() {
+                if let Some(seq) = e.seq {
+                    attempts.entry(seq).or_default().push((ri, ei));
+                }
+            }
+        }
+        let mut stored: HashMap<u64, Vec<&Stored>> = HashMap::new();
+        for s in &obs.stored {
+            if let Some(seq) = s.seq {
+                stored.entry(seq).or_default().push(s);
+            }
+        }
+        let mut deduplicated = HashMap::new();
+        for d in &obs.deduplicated {
+            let seq = request_pos
+                .get(&d.request_id)
+                .and_then(|p| obs.requests.get(*p))
+                .and_then(|r| r.events.get(d.index))
+                .and_then(|e| e.seq);
+            if let Some(seq) = seq {
+                *deduplicated.entry(seq).or_insert(0) += 1;
+            }
+        }
+        let outcome = obs
+            .outcomes
+            .iter()
+            .map(|o| (o.seq, (o.outcome.as_str(), o.reason.as_deref())))
+            .collect();
+        Self {
+            attempted,
+            attempts,
+            stored,
+            deduplicated,
+            request_pos,
+            outcome,
+        }
+    }
+}
+
+/// How request `r` answered its event at `index`, in words.
+pub(crate) fn told(r: &Request, index: usize) -> String {
+    let fault = r.fault.as_deref().map(|f| format!(" (fault {f})")).unwrap_or_default();
+    match r.status {
+        0 => format!("connection cut without a response{fault}"),
+        429 => {
+            let throttled = r
+                .response
+                .as_ref()
+                .and_then(|b| b.throttled_events.as_ref())
+                .is_some_and(|t| t.contains(&index));
+            if throttled {
+                "429 naming it in throttled_events".to_owned()
+            } else {
+                "429 for other identities (it was not throttled itself)".to_owned()
+            }
+        }
+        s if s >= 500 => {
+            let c = if r.committed { ", committed anyway" } else { "" };
+            format!("{s}{c}{fault}")
+        }
+        s => {
+            let err = r
+                .response
+                .as_ref()
+                .and_then(|b| b.error.clone())
+                .map(|e| format!(" \"{e}\""))
+                .unwrap_or_default();
+            format!("{s}{err}{fault}")
+        }
+    }
+}
+
+fn explain_loss(obs: &Observation, idx: &Index<'_>, seq: u64) -> String {
+    let reported = match idx.outcome.get(&seq) {
+        Some(("dropped", reason)) => format!("; the sender reported the drop ({})", reason.unwrap_or("no reason")),
+        Some(("delivered", _)) => "; the sender claimed it was delivered".to_owned(),
+        _ => "; the sender never reported it (silent loss)".to_owned(),
+    };
+    let attempts = idx.attempts.get(&seq).map_or(&[][..], Vec::as_slice);
+    let Some(&(ri, ei)) = attempts.last() else {
+        let when = if obs.sender_exited {
+            "before the sender exited"
+        } else {
+            "before the deadline (sender killed)"
+        };
+        return format!("seq {seq} lost: never sent {when}{reported}");
+    };
+    let last = obs.requests.get(ri).map_or_else(String::new, |r| format!("request #{} got {}", r.id, told(r, ei)));
+    format!(
+        "seq {seq} lost: sent {} time(s); the last, {last}, was never followed by a successful retry{reported}",
+        attempts.len()
+    )
+}
+
+fn explain_duplicate(obs: &Observation, idx: &Index<'_>, seq: u64, copies: &[&Stored]) -> String {
+    let ids: Vec<&str> = copies.iter().map(|s| s.insert_id.as_deref().unwrap_or("<none>")).collect();
+    let first_req = copies
+        .first()
+        .and_then(|s| idx.request_pos.get(&s.request_id))
+        .and_then(|p| obs.requests.get(*p));
+    let cause = match first_req {
+        Some(r) if r.status != 200 => format!("the first copy came in request #{} answered {} and was retried", r.id, told(r, 0)),
+        _ => "sent again after a 200".to_owned(),
+    };
+    let how = if ids.windows(2).any(|w| w[0] != w[1]) || ids.contains(&"<none>") {
+        "with a new or missing insert_id"
+    } else {
+        "with the same insert_id under a different dedup key (device_id)"
+    };
+    format!("seq {seq} stored {} times: {cause} {how} (insert_ids {ids:?})", copies.len())
+}
+
+pub(crate) fn classify(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> (EventCounts, Vec<CheckResult>) {
+    let mut counts = EventCounts {
+        attempted: idx.attempted.len() as u64,
+        ..EventCounts::default()
+    };
+    let mut lost = Finding::default();
+    let mut dup = Finding::default();
+    let mut claims = Finding::default();
+    for (&seq, a) in &idx.attempted {
+        let copies = idx.stored.get(&seq).map_or(&[][..], Vec::as_slice);
+        counts.duplicate_deduplicated += idx.deduplicated.get(&seq).copied().unwrap_or(0);
+        match copies.len() {
+            1 => counts.stored += 1,
+            0 if a.invalid => counts.expected_rejection += 1,
+            0 => {
+                counts.lost += 1;
+                if !matches!(idx.outcome.get(&seq), Some(("dropped", _))) {
+                    counts.lost_silently += 1;
+                }
+                lost.add(|| explain_loss(obs, idx, seq));
+            }
+            _ => {
+                counts.duplicate_stored += 1;
+                dup.add(|| explain_duplicate(obs, idx, seq, copies));
+            }
+        }
+        if copies.is_empty() && matches!(idx.outcome.get(&seq), Some(("delivered", _))) {
+            counts.false_delivery_claims += 1;
+            claims.add(|| format!("seq {seq}: the sender said delivered, the mock never stored it"));
+        }
+    }
+    let mut unexpected = Finding::default();
+    for s in &obs.stored {
+        if s.seq.is_none_or(|q| !idx.attempted.contains_key(&q)) {
+            counts.unexpected += 1;
+            unexpected.add(|| format!("stored event #{} (seq {:?}) was never produced by the application", s.storage_seq, s.seq));
+        }
+    }
+    // Per-device order of first copies, HTTP V2 only (spec §9: processed in order per device).
+    let mut reordered = Finding::default();
+    if obs.endpoint_path == amplitude_wire::limits::HTTP_V2_PATH {
+        let mut highest: HashMap<&str, u64> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for s in &obs.stored {
+            let (Some(seq), Some(dev)) = (s.seq, s.device_id.as_deref().or(s.user_id.as_deref())) else {
+                continue;
+            };
+            if !seen.insert(seq) {
+                continue;
+            }
+            let h = highest.entry(dev).or_insert(seq);
+            if seq < *h {
+                counts.reordered += 1;
+                let before = *h;
+                reordered.add(|| format!("seq {seq} of {dev} was stored after seq {before}"));
+            } else {
+                *h = seq;
+            }
+        }
+    }
+    let mut drops = Finding::default();
+    let by_storage: HashMap<u64, &Stored> = obs.stored.iter().map(|s| (s.storage_seq, s)).collect();
+    for d in &obs.property_drops {
+        counts.property_update_dropped += 1;
+        let s = by_storage.get(d);
+        drops.add(|| match s {
+            Some(s) => format!(
+                "seq {:?} of user {:?}: user-property update silently dropped (over 1,800/hour)",
+                s.seq, s.user_id
+            ),
+            None => format!("stored event #{d}: user-property update silently dropped"),
+        });
+    }
+    let checks = vec![
+        lost.result("no_lost_events", "every valid event the application produced was stored", true),
+        dup.result("no_duplicates_stored", "no event was stored more than once", true),
+        unexpected.result("no_unexpected_events", "nothing was stored that the application never produced", true),
+        reordered.result("per_device_order", "HTTP V2: each device's events were stored in the application's order", true),
+        claims.result("sender_reports_truthful", "no event the sender called delivered is missing", true),
+        drops.result(
+            "property_updates_kept",
+            "no user-property update was silently dropped by the 1,800/hour rule",
+            opts.property_drops_fail,
+        ),
+    ];
+    (counts, checks)
+}

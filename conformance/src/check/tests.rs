@@ -1,0 +1,189 @@
+//! The checker's self-tests: a correct run raises no alarm, and each planted fault is caught
+//! by exactly the check meant for it (architecture "Checker vocabulary": a checker needs
+//! tests that plant each fault on purpose).
+
+use super::*;
+use amplitude_wire::ResponseBody;
+
+const T: i64 = 1_000_000;
+
+fn sent(seq: u64, dev: &str) -> SentEvent {
+    SentEvent {
+        seq: Some(seq),
+        insert_id: Some(format!("ins-{seq}")),
+        device_id: Some(dev.to_owned()),
+        user_id: None,
+    }
+}
+
+/// A correct HTTP V2 run: 6 events over devices A and B; the first request is throttled for
+/// device A (429), B's event resent at once, A's after 30 s; one invalid event dead-lettered.
+fn correct_run() -> Observation {
+    let dev = |s: u64| if s % 2 == 0 { "device-A" } else { "device-B" };
+    let attempted = (0..6)
+        .map(|seq| Attempted {
+            seq,
+            produced_at_ms: T,
+            device_id: Some(dev(seq).to_owned()),
+            user_id: None,
+            invalid: seq == 5,
+            has_user_properties: false,
+        })
+        .collect();
+    let mut throttle = ResponseBody::too_many_requests(30);
+    throttle.throttled_devices = Some([("device-A".to_owned(), 31)].into_iter().collect());
+    throttle.throttled_events = Some(vec![0]);
+    let mut invalid = ResponseBody::error(400, "Invalid field values on some events");
+    invalid.events_with_invalid_fields = Some([("time".to_owned(), vec![1])].into_iter().collect());
+    let ok = |n| Some(ResponseBody::success(n, 10, T));
+    let requests = vec![
+        Request { id: 1, at_ms: T + 10, path: "/2/httpapi".into(), status: 429, events: vec![sent(0, "device-A"), sent(1, "device-B")], response: Some(throttle), ..Default::default() },
+        Request { id: 2, at_ms: T + 20, path: "/2/httpapi".into(), status: 200, events: vec![sent(1, "device-B"), sent(3, "device-B")], response: ok(2), ..Default::default() },
+        Request { id: 3, at_ms: T + 30, path: "/2/httpapi".into(), status: 400, events: vec![sent(3, "device-B"), sent(5, "device-B")], response: Some(invalid), ..Default::default() },
+        Request { id: 4, at_ms: T + 30_020, path: "/2/httpapi".into(), status: 200, events: vec![sent(0, "device-A"), sent(2, "device-A"), sent(4, "device-A")], response: ok(3), ..Default::default() },
+        Request { id: 5, at_ms: T + 30_040, path: "/2/httpapi".into(), status: 200, events: vec![sent(3, "device-B")], response: ok(1), ..Default::default() },
+    ];
+    let stored = [(1u64, 2u64, 1u64), (2, 4, 0), (3, 4, 2), (4, 4, 4)]
+        .iter()
+        .map(|&(storage_seq, request_id, seq)| Stored {
+            storage_seq,
+            request_id,
+            at_ms: if request_id == 2 { T + 20 } else { T + 30_020 },
+            seq: Some(seq),
+            insert_id: Some(format!("ins-{seq}")),
+            device_id: Some(dev(seq).to_owned()),
+            user_id: None,
+        })
+        .collect();
+    // seq 3 was stored by request 2, then its copy in request 5 was deduplicated.
+    let mut obs = Observation {
+        attempted,
+        stored,
+        requests,
+        deduplicated: vec![Deduplicated { request_id: 5, index: 0 }],
+        property_drops: vec![],
+        outcomes: vec![SenderOutcome { seq: 5, outcome: "dropped".into(), reason: Some("400 invalid time".into()) }],
+        sender_exited: true,
+        endpoint_path: "/2/httpapi".into(),
+    };
+    obs.stored.insert(
+        1,
+        Stored { storage_seq: 9, request_id: 2, at_ms: T + 20, seq: Some(3), insert_id: Some("ins-3".into()), device_id: Some("device-B".into()), user_id: None },
+    );
+    obs
+}
+
+fn failing(v: &Verdict) -> Vec<&'static str> {
+    v.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
+}
+
+#[test]
+fn correct_run_raises_no_alarm() {
+    let v = check(&correct_run(), &CheckOptions::default());
+    assert_eq!(failing(&v), Vec::<&str>::new(), "{v:#?}");
+    assert_eq!(v.events.attempted, 6);
+    assert_eq!(v.events.stored, 5);
+    assert_eq!(v.events.expected_rejection, 1);
+    assert_eq!(v.events.duplicate_deduplicated, 1);
+    assert_eq!(v.events.lost, 0);
+}
+
+#[test]
+fn planted_loss_is_caught_and_explained() {
+    let mut obs = correct_run();
+    obs.stored.retain(|s| s.seq != Some(2));
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["no_lost_events"]);
+    assert_eq!((v.events.lost, v.events.lost_silently), (1, 1));
+    let ex = &v.check("no_lost_events").unwrap().examples[0];
+    assert!(ex.contains("seq 2") && ex.contains("silent"), "{ex}");
+}
+
+#[test]
+fn planted_duplicate_with_new_insert_id_is_caught() {
+    let mut obs = correct_run();
+    let mut copy = obs.stored[0].clone();
+    copy.storage_seq = 99;
+    copy.insert_id = Some("fresh-uuid".into());
+    obs.stored.push(copy);
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["no_duplicates_stored"]);
+    assert_eq!(v.events.duplicate_stored, 1);
+    assert!(v.check("no_duplicates_stored").unwrap().examples[0].contains("new or missing insert_id"));
+}
+
+#[test]
+fn planted_reordering_is_caught() {
+    let mut obs = correct_run();
+    // swap the storage order of device A's seq 2 and seq 4
+    let (i2, i4) = (obs.stored.iter().position(|s| s.seq == Some(2)).unwrap(), obs.stored.iter().position(|s| s.seq == Some(4)).unwrap());
+    obs.stored.swap(i2, i4);
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["per_device_order"]);
+    assert_eq!(v.events.reordered, 1);
+}
+
+#[test]
+fn planted_unexpected_event_is_caught() {
+    let mut obs = correct_run();
+    let mut extra = obs.stored[0].clone();
+    extra.storage_seq = 100;
+    extra.seq = Some(77);
+    obs.stored.push(extra);
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["no_unexpected_events"]);
+    assert_eq!(v.events.unexpected, 1);
+}
+
+#[test]
+fn planted_early_resend_of_throttled_device_is_caught() {
+    let mut obs = correct_run();
+    obs.requests[3].at_ms = T + 5_000; // device A resent 5 s after its 429
+    for s in &mut obs.stored {
+        s.at_ms = s.at_ms.min(T + 5_000);
+    }
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["throttle_pause_respected"]);
+}
+
+#[test]
+fn planted_retry_of_invalid_event_is_caught() {
+    let mut obs = correct_run();
+    obs.requests[4].events.push(sent(5, "device-B"));
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["invalid_events_not_retried"]);
+}
+
+#[test]
+fn planted_new_insert_id_on_5xx_retry_is_caught() {
+    let mut obs = correct_run();
+    obs.requests[1].status = 503;
+    obs.requests[1].response = None;
+    obs.requests[4].events[0].insert_id = Some("new-id".into());
+    // storage stays as it was: seq 3 first stored from request 2 is now impossible, so move it
+    obs.stored.retain(|s| s.storage_seq != 9);
+    obs.stored.retain(|s| s.seq != Some(1));
+    obs.requests.push(Request { id: 6, at_ms: T + 31_000, path: "/2/httpapi".into(), status: 200, events: vec![sent(1, "device-B")], response: None, ..Default::default() });
+    obs.stored.push(Stored { storage_seq: 10, request_id: 6, at_ms: T + 31_000, seq: Some(1), insert_id: Some("ins-1".into()), device_id: Some("device-B".into()), user_id: None });
+    obs.stored.push(Stored { storage_seq: 11, request_id: 5, at_ms: T + 30_040, seq: Some(3), insert_id: Some("new-id".into()), device_id: Some("device-B".into()), user_id: None });
+    obs.deduplicated.clear();
+    let v = check(&obs, &CheckOptions::default());
+    assert!(failing(&v).contains(&"retries_keep_insert_id"), "{:?}", failing(&v));
+}
+
+#[test]
+fn planted_hold_back_of_non_throttled_event_is_caught() {
+    let mut obs = correct_run();
+    obs.requests[1].at_ms = T + 30_010; // device B's event waited for A's pause
+    obs.requests[2].at_ms = T + 30_015;
+    let v = check(&obs, &CheckOptions::default());
+    assert!(failing(&v).contains(&"non_throttled_resent_promptly"), "{:?}", failing(&v));
+}
+
+#[test]
+fn planted_false_delivery_claim_is_caught() {
+    let mut obs = correct_run();
+    obs.outcomes[0].outcome = "delivered".into();
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["sender_reports_truthful"]);
+}

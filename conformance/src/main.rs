@@ -1,0 +1,249 @@
+//! `amplitude-conformance`: the conformance runner (to come) and the reference sender.
+
+use amplitude_conformance::sender::{BackoffConfig, CoreConfig};
+use amplitude_conformance::{run_jsonl, Endpoint, Region, SenderConfig};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "amplitude-conformance", version, about = "Amplitude conformance suite and reference sender")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    suite: SuiteArgs,
+}
+
+/// With no subcommand: run the conformance suite (default: every scenario in `scenarios/`,
+/// the embedded mock, the reference sender) and print the verdict table. Exit 0 only when
+/// every check of every scenario passes.
+#[derive(Args)]
+struct SuiteArgs {
+    /// Run this scenario file (repeatable) instead of the default suite.
+    #[arg(long = "scenario", value_name = "FILE")]
+    scenarios: Vec<PathBuf>,
+    /// Directory of the default suite (default: ./scenarios, else the repo's).
+    #[arg(long, value_name = "DIR")]
+    scenarios_dir: Option<PathBuf>,
+    /// Judge a third-party sender: a shell command speaking the sender contract (README).
+    #[arg(long, value_name = "CMD", conflicts_with = "adapter")]
+    sender_cmd: Option<String>,
+    /// Judge an official SDK through its adapter: python-sdk or node-sdk (installed first).
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Override every scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the JSON report (schema: conformance/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    report_json: Option<PathBuf>,
+    /// Write JUnit XML for CI systems.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a Markdown conformance table (docs/conformance/).
+    #[arg(long, value_name = "FILE")]
+    report_md: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reference sender speaking the third-party sender contract: events as JSON Lines on
+    /// stdin, `{"seq":N,"outcome":...}` lines on stdout; env AMPLITUDE_API_KEY,
+    /// AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL.
+    Sender(SenderArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EndpointArg {
+    /// HTTP V2 (`AMPLITUDE_SERVER_URL`), per-device order kept.
+    V2,
+    /// Batch (`AMPLITUDE_BATCH_URL`).
+    Batch,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RegionArg {
+    Us,
+    Eu,
+}
+
+#[derive(Args)]
+struct SenderArgs {
+    /// State directory (durable queue, dead letters); reuse it to resume after a crash.
+    /// Default: a fresh directory under the system temp dir.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Endpoint to send to.
+    #[arg(long, value_enum, default_value = "v2")]
+    endpoint: EndpointArg,
+    /// Region used when the endpoint's URL variable is not set.
+    #[arg(long, value_enum, default_value = "us")]
+    region: RegionArg,
+    /// Most events per request (at most 2,000).
+    #[arg(long, default_value_t = 1_000)]
+    batch_size: usize,
+    /// Longest wait before a queued event is sent, ms.
+    #[arg(long, default_value_t = 1_000)]
+    flush_interval_ms: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    max_in_flight: usize,
+    /// Per-identity pacing, events/s (0 = off). Default: the endpoint's documented threshold.
+    #[arg(long)]
+    eps_limit: Option<u32>,
+    /// Pause of a throttled identity after a 429, ms.
+    #[arg(long, default_value_t = 30_000)]
+    throttle_pause_ms: u64,
+    /// User-property updates allowed per user per hour (0 = no budget).
+    #[arg(long, default_value_t = 1_800)]
+    property_budget: u32,
+    /// Backoff ceiling of the first retry, ms.
+    #[arg(long, default_value_t = 200)]
+    backoff_base_ms: u64,
+    /// Largest backoff ceiling, ms.
+    #[arg(long, default_value_t = 30_000)]
+    backoff_cap_ms: u64,
+    /// Dead-letter an event after this many failed attempts (default: retry forever).
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Per-request timeout, ms.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// After end of input or SIGTERM, drain for at most this long, ms; the rest stays in the
+    /// state directory.
+    #[arg(long, default_value_t = 30_000)]
+    drain_deadline_ms: u64,
+    /// Seed of the backoff jitter.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Sender(args)) => run_sender(args),
+        None => run_suite(cli.suite),
+    }
+}
+
+fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
+    let cmd = amplitude_conformance::runner::SuiteCommand {
+        scenarios: a.scenarios,
+        scenarios_dir: a.scenarios_dir,
+        sender_cmd: a.sender_cmd,
+        adapter: a.adapter,
+        seed: a.seed,
+        report_json: a.report_json,
+        junit: a.junit,
+        report_md: a.report_md,
+    };
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = rt.block_on(cmd.run(exe))?;
+    if !report.passed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
+    let api_key = std::env::var("AMPLITUDE_API_KEY").context("AMPLITUDE_API_KEY is not set")?;
+    let (endpoint, var) = match a.endpoint {
+        EndpointArg::V2 => (Endpoint::HttpV2, "AMPLITUDE_SERVER_URL"),
+        EndpointArg::Batch => (Endpoint::Batch, "AMPLITUDE_BATCH_URL"),
+    };
+    let region = match a.region {
+        RegionArg::Us => Region::Us,
+        RegionArg::Eu => Region::Eu,
+    };
+    let url = std::env::var(var).unwrap_or_else(|_| region.url(endpoint));
+    let state_dir = a.state_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("amplitude-sender-{}", uuid::Uuid::new_v4()))
+    });
+    let mut core = CoreConfig::new(api_key, endpoint);
+    core.batch_size = a.batch_size;
+    core.flush_interval_ms = a.flush_interval_ms;
+    core.max_in_flight = a.max_in_flight;
+    if let Some(e) = a.eps_limit {
+        core.identity_eps_limit = (e > 0).then_some(e);
+    }
+    core.throttle_pause_ms = a.throttle_pause_ms;
+    core.property_updates_per_window = (a.property_budget > 0).then_some(a.property_budget);
+    core.backoff = BackoffConfig {
+        base_ms: a.backoff_base_ms,
+        cap_ms: a.backoff_cap_ms,
+    };
+    core.max_attempts = a.max_attempts;
+    core.seed = a.seed;
+    let config = SenderConfig {
+        core,
+        url,
+        state_dir: state_dir.clone(),
+        request_timeout_ms: a.request_timeout_ms,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = rt.block_on(async move {
+        let shutdown = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        tokio::select! {
+                            _ = s.recv() => {}
+                            _ = tokio::signal::ctrl_c() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        };
+        run_jsonl(
+            config,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            shutdown,
+            Duration::from_millis(a.drain_deadline_ms),
+        )
+        .await
+    })?;
+    let s = &report.stats;
+    eprintln!(
+        "sender: accepted {} (recovered {}), delivered {}, dead-lettered {}, left in queue {}, requests {}, 429s {}, splits {}, retries {}, state dir {}",
+        s.accepted,
+        report.recovered,
+        s.delivered,
+        s.dead_lettered,
+        report.left_in_queue,
+        s.requests,
+        s.throttled_requests,
+        s.splits,
+        s.retries,
+        state_dir.display()
+    );
+    if let Some(reason) = &report.stopped {
+        anyhow::bail!("stopped sending: {reason}");
+    }
+    Ok(())
+}

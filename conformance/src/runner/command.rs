@@ -1,0 +1,96 @@
+//! The suite command behind `amplitude-conformance` with no subcommand: picks the scenarios
+//! and the sender, runs them, prints the verdict table and writes the requested reports.
+
+use super::{default_suite, run_suite, RunnerOptions, SenderSpec, SuiteReport};
+use std::path::{Path, PathBuf};
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteCommand {
+    /// Scenario files; empty means the default suite of `scenarios_dir`.
+    pub scenarios: Vec<PathBuf>,
+    /// Where the default suite lives.
+    pub scenarios_dir: Option<PathBuf>,
+    /// A third-party sender: a shell command speaking the sender contract.
+    pub sender_cmd: Option<String>,
+    /// An official-SDK adapter under `conformance/adapters/` (`python-sdk`, `node-sdk`):
+    /// installed, then run as the sender.
+    pub adapter: Option<String>,
+    /// Overrides every scenario's seed.
+    pub seed: Option<u64>,
+    /// Write the JSON report here.
+    pub report_json: Option<PathBuf>,
+    /// Write JUnit XML here.
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown conformance table here.
+    pub report_md: Option<PathBuf>,
+}
+
+/// The repository root the binary was built from (scenarios and adapters live there).
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn resolve_dir(given: Option<&Path>) -> PathBuf {
+    match given {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("scenarios").is_dir() => PathBuf::from("scenarios"),
+        None => repo_root().join("scenarios"),
+    }
+}
+
+/// Installs an adapter's dependencies (its `install.sh`) and returns its sender command.
+pub fn prepare_adapter(name: &str) -> anyhow::Result<String> {
+    let dir = repo_root().join("conformance/adapters").join(name);
+    anyhow::ensure!(
+        dir.join("run.sh").is_file(),
+        "no adapter `{name}` (looked for {})",
+        dir.join("run.sh").display()
+    );
+    eprintln!("installing adapter {name} ...");
+    let status = std::process::Command::new("bash")
+        .arg(dir.join("install.sh"))
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "{}/install.sh failed ({status})", dir.display());
+    Ok(format!("exec bash '{}'", dir.join("run.sh").display()))
+}
+
+impl SuiteCommand {
+    /// Runs the suite; returns the report after printing the table and writing the files.
+    pub async fn run(&self, reference_exe: PathBuf) -> anyhow::Result<SuiteReport> {
+        let files = if self.scenarios.is_empty() {
+            default_suite(&resolve_dir(self.scenarios_dir.as_deref()))?
+        } else {
+            self.scenarios.clone()
+        };
+        let sender = match (&self.sender_cmd, &self.adapter) {
+            (Some(cmd), _) => SenderSpec::Command {
+                cmd: cmd.clone(),
+                label: cmd.clone(),
+            },
+            (None, Some(name)) => SenderSpec::Command {
+                cmd: prepare_adapter(name)?,
+                label: name.clone(),
+            },
+            (None, None) => SenderSpec::Reference {
+                exe: reference_exe,
+                args: Vec::new(),
+            },
+        };
+        let opts = RunnerOptions { sender, seed: self.seed };
+        let report = run_suite(&files, &opts).await;
+        print!("{}", report.to_terminal());
+        if let Some(p) = &self.report_json {
+            std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
+        }
+        if let Some(p) = &self.junit {
+            std::fs::write(p, report.to_junit()?)?;
+        }
+        if let Some(p) = &self.report_md {
+            let title = format!("Conformance of {}", report.sender);
+            std::fs::write(p, report.to_markdown(&title))?;
+        }
+        Ok(report)
+    }
+}

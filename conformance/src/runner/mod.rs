@@ -1,0 +1,203 @@
+//! The conformance runner: for each scenario, start the embedded mock with the scenario's
+//! `[mock]` profile and faults, generate the events (loadgen), feed them to the sender under
+//! test at their intended times, then read the mock's ledger and journal and check every
+//! event (see [`crate::check`]).
+
+mod command;
+mod observe;
+mod process;
+mod report;
+mod settings;
+
+pub use command::{prepare_adapter, SuiteCommand};
+pub use process::{run_sender, SenderRun, SenderSpec};
+pub use report::{ScenarioReport, SuiteReport, REPORT_SCHEMA};
+pub use settings::ConformanceSettings;
+
+use crate::check::check;
+use amplitude_loadgen::Scenario;
+use amplitude_mock::{Clock, MockClock, MockConfig, MockState, ProjectConfig, Region};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// API key of the embedded mock's project.
+pub const API_KEY: &str = "c0nf0rmance0000000000000000000key";
+
+/// Why a scenario could not be run (as opposed to a sender failing it).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The scenario file is invalid.
+    #[error("{0}")]
+    Scenario(#[from] amplitude_loadgen::ScenarioError),
+    /// Its `[mock]` or `[conformance]` table is invalid.
+    #[error("{0}")]
+    Settings(String),
+    /// The sender could not be started.
+    #[error("{0}")]
+    Process(#[from] process::ProcessError),
+    /// Binding the mock or creating the state dir failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to run scenarios.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// The sender under test.
+    pub sender: SenderSpec,
+    /// Overrides each scenario's seed.
+    pub seed: Option<u64>,
+}
+
+/// The mock configuration of a scenario: its `[mock]` table, plus the runner's project and a
+/// journal large enough to keep every request's events.
+pub fn mock_config(scenario: &Scenario) -> Result<MockConfig, RunnerError> {
+    let mut cfg: MockConfig = toml::Value::Table(scenario.mock.clone())
+        .try_into()
+        .map_err(|e| RunnerError::Settings(format!("{}: [mock]: {e}", scenario.source.display())))?;
+    let region = match scenario.region {
+        amplitude_loadgen::Region::Us => Region::Us,
+        amplitude_loadgen::Region::Eu => Region::Eu,
+    };
+    cfg.projects.push(ProjectConfig {
+        api_key: API_KEY.to_owned(),
+        region,
+        limits: None,
+    });
+    cfg.ledger.journal_bodies = true;
+    cfg.ledger.journal_capacity = cfg.ledger.journal_capacity.max(1_000_000);
+    cfg.ledger.journal_max_body_bytes = cfg.ledger.journal_max_body_bytes.max(1 << 30);
+    if let Some(seed) = scenario.mock.get("seed").and_then(toml::Value::as_integer) {
+        cfg.seed = seed as u64;
+    } else {
+        cfg.seed = scenario.seed;
+    }
+    Ok(cfg)
+}
+
+/// Runs one scenario file against the sender.
+pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioReport, RunnerError> {
+    let scenario = Scenario::from_path(path)?;
+    let settings = ConformanceSettings::of(&scenario).map_err(RunnerError::Settings)?;
+    let config = mock_config(&scenario)?;
+    let state = Arc::new(MockState::new(config, MockClock::system()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let uri = format!("http://{}", listener.local_addr()?);
+    // An EU project gets an EU-only listener: the sender cannot set the Host header (spec §1.1).
+    let region = (scenario.region == amplitude_loadgen::Region::Eu).then_some(Region::Eu);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(amplitude_mock::serve(listener, state.clone(), region, async {
+        let _ = stop_rx.await;
+    }));
+
+    let seed = opts.seed.unwrap_or(scenario.seed);
+    let events: Vec<_> = scenario.events(seed)?.collect();
+    let mut env = vec![
+        ("AMPLITUDE_API_KEY".to_owned(), API_KEY.to_owned()),
+        ("AMPLITUDE_SERVER_URL".to_owned(), format!("{uri}/2/httpapi")),
+        ("AMPLITUDE_BATCH_URL".to_owned(), format!("{uri}/batch")),
+        (
+            "AMPLITUDE_USE_BATCH".to_owned(),
+            if scenario.endpoint.path() == "/batch" { "1" } else { "0" }.to_owned(),
+        ),
+    ];
+    env.extend(settings.sender_env.clone());
+    let state_dir = tempfile::tempdir()?;
+    let start_ms = state.clock.now_ms();
+    let sender = match &opts.sender {
+        SenderSpec::Reference { exe, args } => {
+            let mut args = args.clone();
+            if scenario.endpoint.path() == "/batch" {
+                args.extend(["--endpoint".to_owned(), "batch".to_owned()]);
+            }
+            args.extend(["--drain-deadline-ms".to_owned(), settings.deadline_ms().to_string()]);
+            SenderSpec::Reference { exe: exe.clone(), args }
+        }
+        other => other.clone(),
+    };
+    let run = run_sender(&sender, &env, &events, state_dir.path(), settings.deadline_ms()).await?;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    let endpoint_path = scenario.endpoint.path();
+    let mut obs = observe::observe(&state, observe::attempted(&events, start_ms), endpoint_path);
+    obs.outcomes = run.outcomes.clone();
+    obs.sender_exited = run.exited;
+    let mut verdict = check(&obs, &settings.checks);
+    verdict.checks.push(crate::check::CheckResult {
+        name: "drained_before_deadline",
+        description: "the sender flushed everything and exited before the deadline after end of input",
+        passed: run.exited,
+        count: u64::from(!run.exited),
+        examples: if run.exited {
+            Vec::new()
+        } else {
+            vec![format!("killed {} ms after its last event", settings.deadline_ms())]
+        },
+    });
+    let stats = state.ledger.stats();
+    Ok(ScenarioReport {
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        file: path.display().to_string(),
+        sender: opts.sender.label(),
+        seed,
+        endpoint: endpoint_path.to_owned(),
+        passed: verdict.passed(),
+        sender_exited: run.exited,
+        sender_exit_code: run.exit_code,
+        events_fed: run.fed,
+        duration_ms: run.duration_ms,
+        requests: obs.requests.len(),
+        requests_by_status: stats.requests_by_status,
+        verdict,
+        stderr_tail: run.stderr_tail,
+    })
+}
+
+/// The scenario files of the default suite: every `*.toml` directly in `dir`, sorted, except
+/// those whose `[conformance]` says `default_suite = false`.
+pub fn default_suite(dir: &Path) -> Result<Vec<PathBuf>, RunnerError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let sc = Scenario::from_path(&f)?;
+        let settings = ConformanceSettings::of(&sc).map_err(RunnerError::Settings)?;
+        if settings.default_suite.unwrap_or(true) {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `files` one after another, printing a progress line per scenario on stderr.
+pub async fn run_suite(files: &[PathBuf], opts: &RunnerOptions) -> SuiteReport {
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        eprintln!("[{}/{}] {} ...", i + 1, files.len(), f.display());
+        match run_scenario(f, opts).await {
+            Ok(r) => {
+                eprintln!(
+                    "[{}/{}] {}: {} ({} events, {:.1} s)",
+                    i + 1,
+                    files.len(),
+                    r.scenario,
+                    if r.passed { "pass" } else { "FAIL" },
+                    r.verdict.events.attempted,
+                    r.duration_ms as f64 / 1000.0
+                );
+                reports.push(r);
+            }
+            Err(e) => {
+                eprintln!("[{}/{}] {}: ERROR {e}", i + 1, files.len(), f.display());
+                errors.push((f.display().to_string(), e.to_string()));
+            }
+        }
+    }
+    SuiteReport::new(opts.sender.label(), reports, errors)
+}

@@ -1,0 +1,211 @@
+//! Runs a sender under test as a child process per the third-party sender contract
+//! (architecture "The third-party sender contract"): env vars in, events as JSON Lines on
+//! stdin at their intended times, optional outcome lines on stdout, killed at the deadline.
+
+use crate::check::SenderOutcome;
+use amplitude_loadgen::GeneratedEvent;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::time::Instant;
+
+/// Which sender to run.
+#[derive(Debug, Clone)]
+pub enum SenderSpec {
+    /// The reference sender: `EXE sender --state-dir DIR` (a fresh state dir per scenario).
+    Reference {
+        /// Path of the `amplitude-conformance` binary.
+        exe: PathBuf,
+        /// Extra arguments after `sender --state-dir DIR` (e.g. `--endpoint batch`).
+        args: Vec<String>,
+    },
+    /// Any program, run with `sh -c CMD`.
+    Command {
+        /// The shell command.
+        cmd: String,
+        /// Name in reports.
+        label: String,
+    },
+}
+
+impl SenderSpec {
+    /// Name in reports.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Reference { .. } => "reference".to_owned(),
+            Self::Command { label, .. } => label.clone(),
+        }
+    }
+}
+
+/// What happened to the sender process.
+#[derive(Debug, Clone, Default)]
+pub struct SenderRun {
+    /// It exited by itself before the deadline.
+    pub exited: bool,
+    /// Its exit code, when it exited normally.
+    pub exit_code: Option<i32>,
+    /// Its outcome lines.
+    pub outcomes: Vec<SenderOutcome>,
+    /// The last 4 KiB of its stderr.
+    pub stderr_tail: String,
+    /// Events written to its stdin before it closed it.
+    pub fed: usize,
+    /// Wall time from start to exit or kill, ms.
+    pub duration_ms: u64,
+}
+
+/// Errors starting the sender.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started.
+    #[error("starting sender `{cmd}`: {source}")]
+    Spawn {
+        /// What was run.
+        cmd: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+const STDERR_TAIL: usize = 4_096;
+
+/// Starts the sender, feeds `events` at their intended times (offset from now), closes stdin,
+/// and waits until it exits or `deadline_ms` after the last event, then kills it.
+pub async fn run_sender(
+    spec: &SenderSpec,
+    env: &[(String, String)],
+    events: &[GeneratedEvent],
+    state_dir: &std::path::Path,
+    deadline_ms: u64,
+) -> Result<SenderRun, ProcessError> {
+    let (mut cmd, shown) = match spec {
+        SenderSpec::Reference { exe, args } => {
+            let mut c = Command::new(exe);
+            c.arg("sender").arg("--state-dir").arg(state_dir).args(args);
+            (c, format!("{} sender --state-dir {}", exe.display(), state_dir.display()))
+        }
+        SenderSpec::Command { cmd, .. } => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(cmd);
+            (c, cmd.clone())
+        }
+    };
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { cmd: shown, source })?;
+    let pgid = child.id();
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    let lines: Vec<(u64, String)> = events
+        .iter()
+        .map(|g| (g.offset_us, g.to_json().unwrap_or_default()))
+        .collect();
+    let last_offset = lines.last().map_or(0, |l| l.0);
+    let feeder = tokio::spawn(async move {
+        let Some(mut stdin) = stdin else { return 0 };
+        let mut fed = 0usize;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut i = 0;
+        while i < lines.len() {
+            let due = start + Duration::from_micros(lines[i].0);
+            tokio::time::sleep_until(due).await;
+            let now_us = start.elapsed().as_micros() as u64;
+            buf.clear();
+            let first = i;
+            while i < lines.len() && lines[i].0 <= now_us {
+                buf.extend_from_slice(lines[i].1.as_bytes());
+                buf.push(b'\n');
+                i += 1;
+            }
+            if i == first {
+                continue;
+            }
+            if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
+                break;
+            }
+            fed = i;
+        }
+        drop(stdin);
+        fed
+    });
+    let reader = tokio::spawn(async move {
+        let mut outcomes = Vec::new();
+        let Some(out) = stdout else { return outcomes };
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(o) = serde_json::from_str::<SenderOutcome>(&line) {
+                outcomes.push(o);
+            }
+        }
+        outcomes
+    });
+    let err_reader = tokio::spawn(async move {
+        let mut tail: Vec<u8> = Vec::new();
+        let Some(mut err) = stderr else { return String::new() };
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = err.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            tail.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+        let from = tail.len().saturating_sub(STDERR_TAIL);
+        String::from_utf8_lossy(tail.get(from..).unwrap_or_default()).into_owned()
+    });
+    let limit = start + Duration::from_micros(last_offset) + Duration::from_millis(deadline_ms);
+    let (exited, exit_code) = match tokio::time::timeout_at(limit, child.wait()).await {
+        Ok(Ok(status)) => (true, status.code()),
+        Ok(Err(_)) => (false, None),
+        Err(_) => {
+            kill_group(pgid).await;
+            let _ = child.kill().await;
+            (false, None)
+        }
+    };
+    // Whatever the sender started (e.g. `sh -c` children) goes too.
+    kill_group(pgid).await;
+    let duration_ms = start.elapsed().as_millis() as u64;
+    if !feeder.is_finished() {
+        feeder.abort();
+    }
+    let fed = feeder.await.unwrap_or(0);
+    let grace = Duration::from_secs(5);
+    let outcomes = tokio::time::timeout(grace, reader).await.ok().and_then(Result::ok).unwrap_or_default();
+    let stderr_tail = tokio::time::timeout(grace, err_reader).await.ok().and_then(Result::ok).unwrap_or_default();
+    Ok(SenderRun {
+        exited,
+        exit_code,
+        outcomes,
+        stderr_tail,
+        fed,
+        duration_ms,
+    })
+}
+
+/// SIGKILLs the process group `pgid` (the sender and anything it started).
+async fn kill_group(pgid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pgid) = pgid {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{pgid}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+    }
+}

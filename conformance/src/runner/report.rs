@@ -1,0 +1,221 @@
+//! Reports of a conformance run: the terminal verdict table, JSON (shape in
+//! `conformance/report.schema.json`), JUnit XML for CI systems, and a Markdown conformance
+//! table for `docs/conformance/`.
+
+use crate::check::Verdict;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The JSON Schema of [`SuiteReport`], kept in the repo and checked in tests.
+pub const REPORT_SCHEMA: &str = include_str!("../../report.schema.json");
+
+/// One scenario's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// What it models.
+    pub description: String,
+    /// The scenario file.
+    pub file: String,
+    /// The sender's label.
+    pub sender: String,
+    /// Seed used.
+    pub seed: u64,
+    /// Endpoint path.
+    pub endpoint: String,
+    /// Every check passed.
+    pub passed: bool,
+    /// The sender exited by itself.
+    pub sender_exited: bool,
+    /// Its exit code.
+    pub sender_exit_code: Option<i32>,
+    /// Events written to its stdin.
+    pub events_fed: usize,
+    /// Wall time of the sender, ms.
+    pub duration_ms: u64,
+    /// Requests the mock received.
+    pub requests: usize,
+    /// Requests by HTTP status.
+    pub requests_by_status: BTreeMap<String, u64>,
+    /// Event classes and checks.
+    pub verdict: Verdict,
+    /// The end of the sender's stderr.
+    pub stderr_tail: String,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteReport {
+    /// Version of the report's shape.
+    pub schema_version: u32,
+    /// The sender's label.
+    pub sender: String,
+    /// Every scenario passed.
+    pub passed: bool,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioReport>,
+    /// Scenarios that could not be run: (file, error).
+    pub errors: Vec<(String, String)>,
+}
+
+impl SuiteReport {
+    /// Builds the suite report.
+    pub fn new(sender: String, scenarios: Vec<ScenarioReport>, errors: Vec<(String, String)>) -> Self {
+        Self {
+            schema_version: 1,
+            passed: errors.is_empty() && scenarios.iter().all(|s| s.passed),
+            sender,
+            scenarios,
+            errors,
+        }
+    }
+
+    /// The verdict table for a terminal: one row per scenario, then the failed checks with
+    /// examples.
+    pub fn to_terminal(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "sender: {}", self.sender);
+        let _ = writeln!(
+            out,
+            "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  {}",
+            "scenario", "events", "stored", "lost", "dupSt", "dedup", "reject", "unexp", "reord", "secs", "verdict"
+        );
+        for s in &self.scenarios {
+            let e = &s.verdict.events;
+            let failed: Vec<&str> = s.verdict.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+            let verdict = if s.passed { "PASS".to_owned() } else { format!("FAIL {}", failed.join(",")) };
+            let _ = writeln!(
+                out,
+                "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7.1}  {}",
+                s.scenario,
+                e.attempted,
+                e.stored,
+                e.lost,
+                e.duplicate_stored,
+                e.duplicate_deduplicated,
+                e.expected_rejection,
+                e.unexpected,
+                e.reordered,
+                s.duration_ms as f64 / 1000.0,
+                verdict
+            );
+        }
+        for (file, err) in &self.errors {
+            let _ = writeln!(out, "{file}: ERROR {err}");
+        }
+        for s in self.scenarios.iter().filter(|s| !s.passed) {
+            let _ = writeln!(out, "\n{} ({}):", s.scenario, s.sender);
+            for c in s.verdict.checks.iter().filter(|c| !c.passed) {
+                let _ = writeln!(out, "  {} — {} ({} found)", c.name, c.description, c.count);
+                for ex in &c.examples {
+                    let _ = writeln!(out, "    - {ex}");
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{} of {} scenarios passed",
+            self.scenarios.iter().filter(|s| s.passed).count(),
+            self.scenarios.len() + self.errors.len()
+        );
+        out
+    }
+
+    /// JUnit XML: one test suite, one test case per scenario; failed checks as failures.
+    pub fn to_junit(&self) -> Result<String, quick_junit::SerializeError> {
+        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        let mut report = Report::new("amplitude-conformance");
+        let mut suite = TestSuite::new(format!("conformance ({})", self.sender));
+        for s in &self.scenarios {
+            let status = if s.passed {
+                TestCaseStatus::success()
+            } else {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let failed: Vec<String> = s
+                    .verdict
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| format!("{}: {} found; {}", c.name, c.count, c.examples.join("; ")))
+                    .collect();
+                st.set_message(failed.join("\n"));
+                st
+            };
+            let mut case = TestCase::new(s.scenario.clone(), status);
+            case.set_classname(format!("conformance.{}", s.sender));
+            case.set_time(std::time::Duration::from_millis(s.duration_ms));
+            suite.add_test_case(case);
+        }
+        for (file, err) in &self.errors {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+            st.set_message(err.clone());
+            suite.add_test_case(TestCase::new(file.clone(), st));
+        }
+        report.add_test_suite(suite);
+        report.to_string()
+    }
+
+    /// A Markdown conformance table: scenario × check with the verdicts observed, counts,
+    /// and each failure's first explanation.
+    pub fn to_markdown(&self, title: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# {title}\n");
+        let _ = writeln!(
+            out,
+            "Generated by `amplitude-conformance --report-md` (sender `{}`); do not edit by hand.\n",
+            self.sender
+        );
+        let _ = writeln!(out, "| scenario | events | stored | lost (silent) | dup stored | deduplicated | rejected (expected) | verdict |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+        for s in &self.scenarios {
+            let e = &s.verdict.events;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
+                s.scenario,
+                e.attempted,
+                e.stored,
+                e.lost,
+                e.lost_silently,
+                e.duplicate_stored,
+                e.duplicate_deduplicated,
+                e.expected_rejection,
+                if s.passed { "pass" } else { "**fail**" }
+            );
+        }
+        let names: Vec<&str> = self
+            .scenarios
+            .first()
+            .map(|s| s.verdict.checks.iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        let _ = writeln!(out, "\n## Checks\n");
+        let _ = writeln!(out, "| check | {} |", self.scenarios.iter().map(|s| s.scenario.as_str()).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(out, "|---|{}", "---|".repeat(self.scenarios.len()));
+        for name in names {
+            let cells: Vec<String> = self
+                .scenarios
+                .iter()
+                .map(|s| match s.verdict.check(name) {
+                    Some(c) if c.passed && c.count == 0 => "ok".to_owned(),
+                    Some(c) if c.passed => format!("ok ({} noted)", c.count),
+                    Some(c) => format!("**FAIL** ({})", c.count),
+                    None => "-".to_owned(),
+                })
+                .collect();
+            let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(out, "\n## Failures, explained\n");
+        for s in self.scenarios.iter().filter(|s| !s.passed) {
+            for c in s.verdict.checks.iter().filter(|c| !c.passed) {
+                let ex = c.examples.first().map_or("", String::as_str);
+                let _ = writeln!(out, "- **{} / {}** ({} found): {}", s.scenario, c.name, c.count, ex);
+            }
+        }
+        for (file, err) in &self.errors {
+            let _ = writeln!(out, "- **{file}**: could not run: {err}");
+        }
+        out
+    }
+}

@@ -1,0 +1,174 @@
+//! Configuration of the reference sender: endpoint, region, batching, retry and pacing knobs.
+
+use amplitude_wire::limits;
+use std::path::PathBuf;
+
+use super::backoff::BackoffConfig;
+
+/// Which Amplitude ingestion endpoint a sender posts to (spec §1.1). The endpoint decides the
+/// request limits (spec §3.4) and the per-identity events/s threshold (spec §8.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /2/httpapi`: bodies under 1 MB, per-device order kept (spec §3.4, §9).
+    HttpV2,
+    /// `POST /batch`: bodies under 20 MB (spec §3.4).
+    Batch,
+}
+
+impl Endpoint {
+    /// Largest body this sender ever posts, bytes: one byte under the documented limit, so it
+    /// holds whether "1 MB" means 10^6 or 2^20 bytes (spec §3.4, §15 #7).
+    pub fn max_body_bytes(self) -> usize {
+        match self {
+            Endpoint::HttpV2 => limits::HTTP_V2_MAX_BODY_BYTES - 1,
+            Endpoint::Batch => limits::BATCH_MAX_BODY_BYTES - 1,
+        }
+    }
+
+    /// Most events in one request (spec §3.4): 2,000.
+    pub fn max_events(self) -> usize {
+        limits::MAX_EVENTS_PER_REQUEST
+    }
+
+    /// Documented per-device / per-user threshold, events/s (spec §8.1): 30 for HTTP V2,
+    /// 1,000 for Batch.
+    pub fn eps_threshold(self) -> u32 {
+        match self {
+            Endpoint::HttpV2 => limits::HTTP_V2_EPS_THRESHOLD,
+            Endpoint::Batch => limits::BATCH_EPS_THRESHOLD,
+        }
+    }
+
+    /// URL path of the endpoint (spec §1.1).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::HttpV2 => limits::HTTP_V2_PATH,
+            Endpoint::Batch => limits::BATCH_PATH,
+        }
+    }
+}
+
+/// Data region of a project (spec §1.1): a key used in the wrong region gets the invalid-key 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Region {
+    /// `api2.amplitude.com`.
+    #[default]
+    Us,
+    /// `api.eu.amplitude.com`.
+    Eu,
+}
+
+impl Region {
+    /// Full URL of `endpoint` in this region, e.g. `https://api2.amplitude.com/2/httpapi`
+    /// (spec §1.1). HTTPS needs a TLS-enabled build of the HTTP client; tests use `http://`.
+    pub fn url(self, endpoint: Endpoint) -> String {
+        let host = match self {
+            Region::Us => limits::US_HOST,
+            Region::Eu => limits::EU_HOST,
+        };
+        format!("https://{host}{}", endpoint.path())
+    }
+}
+
+/// Knobs of the pure sending state machine ([`crate::sender::Core`]). All times are ms of the
+/// injected clock; sizes are bytes of the serialized JSON body.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Project API key, written into every body (spec §3.1).
+    pub api_key: String,
+    /// Endpoint whose limits the batches honour (spec §3.4).
+    pub endpoint: Endpoint,
+    /// Most events per request; clamped to 1..=2,000 (spec §3.4). Default 1,000.
+    pub batch_size: usize,
+    /// Largest body, bytes; clamped to the endpoint's limit. Default: the endpoint's limit.
+    pub max_body_bytes: usize,
+    /// A queued event waits at most this long before a request is formed, ms. Default 1,000.
+    pub flush_interval_ms: u64,
+    /// Requests in flight at once, across disjoint identities. Default 4.
+    pub max_in_flight: usize,
+    /// Pause of a throttled identity from its last 429, ms (spec §5.4, §8.1: 30 s).
+    pub throttle_pause_ms: u64,
+    /// Pause of an identity over its daily quota, ms (spec §8.1: the quota is evaluated in
+    /// 1-hour intervals). Default 1 h.
+    pub daily_quota_pause_ms: u64,
+    /// Exponential backoff with full jitter for 5xx, timeouts, resets, bad bodies (spec §5.5).
+    pub backoff: BackoffConfig,
+    /// Attempts after which an event is dead-lettered instead of retried; `None` (default)
+    /// retries forever. A limit never loses an event: it moves it to the dead-letter file.
+    pub max_attempts: Option<u32>,
+    /// Sender-side pacing of each `device_id` and `user_id`, events/s averaged over
+    /// `eps_window_ms` (spec §8.1, §8.3); `None` disables it. Default: the endpoint's
+    /// threshold (30 for HTTP V2). A 429's lower `eps_threshold` lowers it.
+    pub identity_eps_limit: Option<u32>,
+    /// Window of the pacing average, ms (spec §8.1: 30 s).
+    pub eps_window_ms: u64,
+    /// User-property updates allowed per user per `property_window_ms` (spec §8.1: 1,800/h);
+    /// updates past it are held back, never sent to be silently dropped. `None` disables.
+    pub property_updates_per_window: Option<u32>,
+    /// Window of the property-update budget, ms (spec §8.1: 1 h).
+    pub property_window_ms: u64,
+    /// Fraction of the property budget at which a warning is logged and counted. Default 0.9.
+    pub property_warn_ratio: f64,
+    /// `options.min_id_length` sent with each request (spec §3.1); `None` sends no options.
+    pub min_id_length: Option<u32>,
+    /// Seed of the jitter RNG: the same seed and the same responses give the same decisions.
+    pub seed: u64,
+}
+
+impl CoreConfig {
+    /// Defaults for `api_key` on `endpoint`, as documented on each field.
+    pub fn new(api_key: impl Into<String>, endpoint: Endpoint) -> Self {
+        Self {
+            api_key: api_key.into(),
+            endpoint,
+            batch_size: 1_000,
+            max_body_bytes: endpoint.max_body_bytes(),
+            flush_interval_ms: 1_000,
+            max_in_flight: 4,
+            throttle_pause_ms: limits::THROTTLE_PAUSE_MS,
+            daily_quota_pause_ms: limits::DAILY_QUOTA_BUCKET_MS,
+            backoff: BackoffConfig::default(),
+            max_attempts: None,
+            identity_eps_limit: Some(endpoint.eps_threshold()),
+            eps_window_ms: limits::EPS_WINDOW_MS,
+            property_updates_per_window: Some(limits::USER_PROPERTY_UPDATES_PER_HOUR),
+            property_window_ms: limits::USER_PROPERTY_WINDOW_MS,
+            property_warn_ratio: 0.9,
+            min_id_length: None,
+            seed: 0,
+        }
+    }
+}
+
+/// Everything [`crate::sender::Sender`] needs: the core's knobs plus where to send and where
+/// to keep state.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Batching, retry and pacing knobs.
+    pub core: CoreConfig,
+    /// Full URL requests are posted to, e.g. `http://127.0.0.1:PORT/2/httpapi`.
+    pub url: String,
+    /// Directory of the durable queue (`queue.log`) and the dead letters
+    /// (`dead_letters.jsonl`); reused on restart to resend what was not confirmed.
+    pub state_dir: PathBuf,
+    /// Whole-request timeout (connect, send, read the body), ms. Default 10,000 (the SDKs'
+    /// value, spec §2 "Client timeouts").
+    pub request_timeout_ms: u64,
+}
+
+impl SenderConfig {
+    /// Defaults for `api_key`, posting to `url` on `endpoint`, state in `state_dir`.
+    pub fn new(
+        api_key: impl Into<String>,
+        endpoint: Endpoint,
+        url: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            core: CoreConfig::new(api_key, endpoint),
+            url: url.into(),
+            state_dir: state_dir.into(),
+            request_timeout_ms: 10_000,
+        }
+    }
+}

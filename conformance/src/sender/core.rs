@@ -1,0 +1,741 @@
+//! The pure sending state machine: queues per identity, batches, and decides what every
+//! response means for every event (spec §5-§9). No I/O and no clock of its own: callers pass
+//! `now` in ms and feed back what the transport got, so tests drive it in virtual time.
+//!
+//! Guarantees (checked by the property test): every enqueued event leaves exactly once, as
+//! [`Effect::Delivered`] (a 200 covered it) or [`Effect::DeadLettered`] (with a reason); an
+//! event is never in two requests at once; events of one partition (`device_id`, else
+//! `user_id`) are sent and confirmed in enqueue order (spec §9 "V2 ordering").
+
+use super::batcher::BodyBuilder;
+use super::config::CoreConfig;
+use super::event::{EventKey, QueuedEvent};
+use super::pacing::{IdentityBook, RequestId};
+use super::response::{classify, HttpResult, Throttle, Verdict};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+/// Something the I/O shell must do because of a decision of the core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A 200 confirmed these events (spec §4): mark them done in the durable queue.
+    Delivered(Vec<QueuedEvent>),
+    /// These events will never be sent again: write them to the dead-letter file with their
+    /// reasons (spec §5.1, §5.3, §5.4).
+    DeadLettered(Vec<(QueuedEvent, String)>),
+    /// The project is stopped (invalid API key or `missing_field`, spec §5.1): report loudly.
+    ProjectStopped(String),
+    /// A condition an operator should see (property budget near its cap, daily quota).
+    Warning(String),
+}
+
+/// One request to post: `body` is the exact JSON sent, `keys` its events in body order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRequest {
+    /// Id to pass back to [`Core::on_response`].
+    pub id: RequestId,
+    /// The serialized upload request (spec §3.1), under the endpoint's size limit (§3.4).
+    pub body: Vec<u8>,
+    /// Keys of the events, in the order of the body's `events` array.
+    pub keys: Vec<EventKey>,
+}
+
+/// Counters of the core's decisions since it was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Events enqueued.
+    pub accepted: u64,
+    /// Events confirmed by a 200.
+    pub delivered: u64,
+    /// Events dead-lettered.
+    pub dead_lettered: u64,
+    /// Requests formed.
+    pub requests: u64,
+    /// Responses that were 200.
+    pub delivered_requests: u64,
+    /// 429 responses (spec §5.4).
+    pub throttled_requests: u64,
+    /// Events held back by 429s.
+    pub throttled_events: u64,
+    /// 400 responses naming event indexes (spec §5.1).
+    pub rejected_requests: u64,
+    /// Batches split after a 413 or an unreadable 4xx (spec §5.3).
+    pub splits: u64,
+    /// Retries after 5xx, timeouts, resets, bad bodies (spec §5.5).
+    pub retries: u64,
+    /// Warnings that a user's property updates approach the hourly cap (spec §8.1).
+    pub property_budget_warnings: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    ev: QueuedEvent,
+    part: usize,
+    enqueued_at: u64,
+    attempts: u32,
+    max_events: usize,
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    key: String,
+    queue: VecDeque<EventKey>,
+    busy: bool,
+    scheduled: bool,
+    retry_at: u64,
+    failures: u32,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    keys: Vec<EventKey>,
+    parts: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Blocked(u64),
+    Full,
+}
+
+/// The sender's deterministic core (see the module docs).
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    body: BodyBuilder,
+    rng: ChaCha8Rng,
+    events: HashMap<EventKey, Slot>,
+    parts: Vec<Partition>,
+    part_ids: HashMap<String, usize>,
+    free_parts: Vec<usize>,
+    ready: VecDeque<usize>,
+    sleeping: BTreeSet<(u64, usize)>,
+    ids: IdentityBook,
+    in_flight: HashMap<RequestId, InFlight>,
+    next_req: RequestId,
+    unsent: usize,
+    since_build: usize,
+    tick_at: Option<u64>,
+    flush_pending: bool,
+    flushing: bool,
+    stopped: Option<String>,
+    last_sweep: u64,
+    effects: Vec<Effect>,
+    stats: CoreStats,
+}
+
+impl Core {
+    /// A core with `cfg`; `batch_size` and `max_body_bytes` are clamped to the endpoint's
+    /// documented limits (spec §3.4).
+    pub fn new(mut cfg: CoreConfig) -> Self {
+        cfg.batch_size = cfg.batch_size.clamp(1, cfg.endpoint.max_events());
+        cfg.max_body_bytes = cfg.max_body_bytes.min(cfg.endpoint.max_body_bytes());
+        cfg.max_in_flight = cfg.max_in_flight.max(1);
+        let ids = IdentityBook::new(
+            cfg.identity_eps_limit,
+            cfg.eps_window_ms,
+            cfg.property_updates_per_window,
+            cfg.property_window_ms,
+            cfg.property_warn_ratio,
+        );
+        Self {
+            body: BodyBuilder::new(&cfg.api_key, cfg.min_id_length),
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            cfg,
+            events: HashMap::new(),
+            parts: Vec::new(),
+            part_ids: HashMap::new(),
+            free_parts: Vec::new(),
+            ready: VecDeque::new(),
+            sleeping: BTreeSet::new(),
+            ids,
+            in_flight: HashMap::new(),
+            next_req: 1,
+            unsent: 0,
+            since_build: 0,
+            tick_at: None,
+            flush_pending: false,
+            flushing: false,
+            stopped: None,
+            last_sweep: 0,
+            effects: Vec::new(),
+            stats: CoreStats::default(),
+        }
+    }
+
+    /// The configuration in force (after clamping).
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Adds an accepted (already persisted) event at `now` ms. An event that cannot fit any
+    /// request (spec §3.4) or arrives after the project stopped is dead-lettered at once.
+    pub fn enqueue(&mut self, ev: QueuedEvent, now: u64) {
+        self.stats.accepted += 1;
+        if let Some(reason) = self.stopped.clone() {
+            self.stats.dead_lettered += 1;
+            self.effects.push(Effect::DeadLettered(vec![(ev, reason)]));
+            return;
+        }
+        let single = self.body.body_len(1, ev.json.len());
+        if single > self.cfg.max_body_bytes {
+            let reason = format!(
+                "event needs a {single}-byte request, over the {}-byte limit of {} (spec §3.4)",
+                self.cfg.max_body_bytes,
+                self.cfg.endpoint.path()
+            );
+            self.stats.dead_lettered += 1;
+            self.effects.push(Effect::DeadLettered(vec![(ev, reason)]));
+            return;
+        }
+        if self.events.contains_key(&ev.key) {
+            self.effects
+                .push(Effect::Warning(format!("event key {} enqueued twice; ignored", ev.key)));
+            return;
+        }
+        let pid = self.partition_for(ev.partition_key());
+        let key = ev.key;
+        self.parts[pid].queue.push_back(key);
+        self.events.insert(
+            key,
+            Slot {
+                ev,
+                part: pid,
+                enqueued_at: now,
+                attempts: 0,
+                max_events: usize::MAX,
+            },
+        );
+        self.unsent += 1;
+        self.since_build += 1;
+        self.schedule(pid);
+        if self.since_build >= self.cfg.batch_size || self.flushing {
+            self.flush_pending = true;
+        }
+        self.arm_tick(now.saturating_add(self.cfg.flush_interval_ms));
+    }
+
+    /// Flush mode (end of input, shutdown): send everything sendable without waiting for the
+    /// flush interval. Pauses and pacing still hold.
+    pub fn set_flushing(&mut self) {
+        self.flushing = true;
+        self.flush_pending = true;
+    }
+
+    /// The next request to post at `now`, if one is due: several can be in flight, over
+    /// disjoint partitions, up to `max_in_flight`. Call until it returns `None`.
+    pub fn poll_send(&mut self, now: u64) -> Option<OutRequest> {
+        self.advance(now);
+        if self.stopped.is_some()
+            || !self.flush_pending
+            || self.in_flight.len() >= self.cfg.max_in_flight
+        {
+            return None;
+        }
+        let req = self.next_req;
+        let max_bytes = self.cfg.max_body_bytes;
+        let mut cap = self.cfg.batch_size;
+        let mut keys: Vec<EventKey> = Vec::new();
+        let mut taken_parts = Vec::new();
+        let mut bytes = 0usize;
+        let mut deferred = None;
+        let mut warnings = Vec::new();
+        let mut visits = self.ready.len();
+        let mut full = false;
+        while visits > 0 && !full {
+            visits -= 1;
+            let Some(pid) = self.ready.pop_front() else {
+                break;
+            };
+            self.parts[pid].scheduled = false;
+            if self.parts[pid].busy || self.parts[pid].queue.is_empty() {
+                self.maybe_free(pid);
+                continue;
+            }
+            if self.parts[pid].retry_at > now {
+                let t = self.parts[pid].retry_at;
+                self.sleep(pid, t);
+                continue;
+            }
+            let mut taken = 0usize;
+            let mut stop = None;
+            for &k in self.parts[pid].queue.iter() {
+                let Some(slot) = self.events.get(&k) else {
+                    continue;
+                };
+                let blocked = self.ids.blocked_until(&slot.ev, now);
+                if blocked > now {
+                    stop = Some(Stop::Blocked(blocked));
+                    break;
+                }
+                let n = keys.len() + 1;
+                let c = cap.min(slot.max_events);
+                let len = self.body.body_len(n, bytes + slot.ev.json.len());
+                if !keys.is_empty() && (n > c || len > max_bytes) {
+                    stop = Some(Stop::Full);
+                    break;
+                }
+                if let Some(w) = self.ids.reserve(&slot.ev, req, now) {
+                    warnings.push(w);
+                }
+                keys.push(k);
+                bytes += slot.ev.json.len();
+                cap = c.max(1);
+                taken += 1;
+                if keys.len() >= cap {
+                    stop = Some(Stop::Full);
+                    break;
+                }
+            }
+            if taken == 0 {
+                match stop {
+                    Some(Stop::Blocked(t)) => self.sleep(pid, t),
+                    _ => {
+                        deferred = Some(pid);
+                        full = true;
+                    }
+                }
+                continue;
+            }
+            let part = &mut self.parts[pid];
+            part.queue.drain(..taken);
+            part.busy = true;
+            taken_parts.push(pid);
+            if stop == Some(Stop::Full) {
+                full = true;
+            }
+        }
+        if let Some(pid) = deferred {
+            self.parts[pid].scheduled = true;
+            self.ready.push_front(pid);
+        }
+        for w in warnings {
+            self.stats.property_budget_warnings += 1;
+            self.effects.push(Effect::Warning(format!(
+                "user-property updates of {} reached {} of the {} allowed per window (spec §8.1); further updates are held back",
+                w.owner, w.used, w.budget
+            )));
+        }
+        if keys.is_empty() {
+            self.flush_pending = false;
+            return None;
+        }
+        self.next_req += 1;
+        for k in &keys {
+            if let Some(s) = self.events.get_mut(k) {
+                s.attempts += 1;
+            }
+        }
+        let len = self.body.body_len(keys.len(), bytes);
+        let body = self.body.build(
+            keys.iter()
+                .filter_map(|k| self.events.get(k))
+                .map(|s| s.ev.json.as_slice()),
+            len,
+        );
+        self.unsent -= keys.len();
+        self.since_build = 0;
+        self.stats.requests += 1;
+        self.in_flight.insert(
+            req,
+            InFlight {
+                keys: keys.clone(),
+                parts: taken_parts,
+            },
+        );
+        Some(OutRequest { id: req, body, keys })
+    }
+
+    /// Feeds back what the transport got for request `req` at `now` (spec §4-§7).
+    pub fn on_response(&mut self, req: RequestId, result: &HttpResult, now: u64) {
+        self.on_verdict(req, classify(result), now);
+    }
+
+    /// Applies an already classified response to request `req` at `now`.
+    pub fn on_verdict(&mut self, req: RequestId, verdict: Verdict, now: u64) {
+        let Some(fl) = self.in_flight.remove(&req) else {
+            return;
+        };
+        self.ids.settle(req, verdict == Verdict::Delivered, now);
+        match verdict {
+            Verdict::Delivered => {
+                let evs: Vec<QueuedEvent> = fl
+                    .keys
+                    .iter()
+                    .filter_map(|k| self.events.remove(k))
+                    .map(|s| s.ev)
+                    .collect();
+                self.stats.delivered += evs.len() as u64;
+                self.stats.delivered_requests += 1;
+                self.effects.push(Effect::Delivered(evs));
+                for &p in &fl.parts {
+                    self.parts[p].failures = 0;
+                    self.parts[p].retry_at = 0;
+                }
+                self.release(&fl.parts, now, false);
+            }
+            Verdict::StopProject(reason) => {
+                let reason = format!("project stopped: {reason}");
+                self.stopped = Some(reason.clone());
+                self.effects.push(Effect::ProjectStopped(reason.clone()));
+                let dead = fl.keys.iter().map(|&k| (k, reason.clone())).collect();
+                self.dead_letter(dead);
+                self.release(&fl.parts, now, false);
+                self.drop_all_unsent(&reason);
+            }
+            Verdict::DropEvents(reasons) => {
+                let mut dead = Vec::new();
+                let mut keep = Vec::new();
+                for (i, &k) in fl.keys.iter().enumerate() {
+                    match reasons.get(&i) {
+                        Some(r) => dead.push((k, r.clone())),
+                        None => keep.push(k),
+                    }
+                }
+                if dead.is_empty() {
+                    self.split(fl, "400 naming indexes outside the request".into(), now);
+                    return;
+                }
+                self.stats.rejected_requests += 1;
+                self.dead_letter(dead);
+                self.requeue(&keep);
+                self.release(&fl.parts, now, true);
+            }
+            Verdict::TooLarge => self.split(fl, "413 Payload too large".into(), now),
+            Verdict::Bisect(reason) => self.split(fl, reason, now),
+            Verdict::Throttled(t) => self.throttle(fl, &t, now),
+            Verdict::Retry(reason) => self.retry(fl, &reason, now),
+        }
+    }
+
+    /// Takes the effects decided since the last call, in order.
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Earliest future time (ms) at which [`Core::poll_send`] may have something new to do
+    /// without any input: a flush tick or the end of a pause, backoff or pacing window.
+    /// Meaningful after [`Core::poll_send`] returned `None` (it files blocked partitions).
+    pub fn next_wakeup(&self) -> Option<u64> {
+        let sleep = self.sleeping.first().map(|&(t, _)| t);
+        match (self.tick_at.filter(|_| self.unsent > 0), sleep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True when nothing is queued or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.events.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Events accepted and not yet delivered or dead-lettered (queued or in flight).
+    pub fn pending(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Why the project stopped, if it did (spec §5.1).
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    /// Identities (devices, users, property owners) with a live pause or window.
+    pub fn tracked_identities(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Current per-identity pacing rate, events/s (lowered by a 429's `eps_threshold`).
+    pub fn eps_limit(&self) -> Option<u32> {
+        self.ids.eps_limit()
+    }
+
+    // ---- internals ----
+
+    fn partition_for(&mut self, key: &str) -> usize {
+        if let Some(&p) = self.part_ids.get(key) {
+            return p;
+        }
+        let p = match self.free_parts.pop() {
+            Some(p) => p,
+            None => {
+                self.parts.push(Partition::default());
+                self.parts.len() - 1
+            }
+        };
+        self.parts[p] = Partition {
+            key: key.to_owned(),
+            ..Partition::default()
+        };
+        self.part_ids.insert(key.to_owned(), p);
+        p
+    }
+
+    fn maybe_free(&mut self, pid: usize) {
+        let p = &self.parts[pid];
+        if p.queue.is_empty() && !p.busy && !p.scheduled && p.retry_at == 0 {
+            let key = std::mem::take(&mut self.parts[pid].key);
+            self.part_ids.remove(&key);
+            self.free_parts.push(pid);
+        }
+    }
+
+    fn schedule(&mut self, pid: usize) {
+        let p = &mut self.parts[pid];
+        if !p.busy && !p.scheduled && !p.queue.is_empty() {
+            p.scheduled = true;
+            self.ready.push_back(pid);
+        }
+    }
+
+    fn sleep(&mut self, pid: usize, until: u64) {
+        self.parts[pid].scheduled = true;
+        self.sleeping.insert((until, pid));
+    }
+
+    fn arm_tick(&mut self, at: u64) {
+        self.tick_at = Some(self.tick_at.map_or(at, |t| t.min(at)));
+    }
+
+    fn advance(&mut self, now: u64) {
+        if self.tick_at.is_some_and(|t| t <= now) {
+            self.tick_at = None;
+            if self.unsent > 0 {
+                self.flush_pending = true;
+            }
+        }
+        while let Some(&(t, pid)) = self.sleeping.first() {
+            if t > now {
+                break;
+            }
+            self.sleeping.pop_first();
+            self.ready.push_back(pid);
+            self.flush_pending = true;
+        }
+        if self.flushing && self.unsent > 0 && !self.ready.is_empty() {
+            self.flush_pending = true;
+        }
+        if now >= self.last_sweep.saturating_add(60_000) {
+            self.ids.sweep(now);
+            self.last_sweep = now;
+        }
+    }
+
+    /// Partitions of a finished request become free; their remaining events are due now
+    /// (`urgent`), or when full or old enough, else at their flush tick.
+    fn release(&mut self, parts: &[usize], now: u64, urgent: bool) {
+        for &pid in parts {
+            self.parts[pid].busy = false;
+            if self.parts[pid].queue.is_empty() {
+                if self.parts[pid].retry_at <= now {
+                    self.parts[pid].retry_at = 0;
+                }
+                self.maybe_free(pid);
+                continue;
+            }
+            let retry_at = self.parts[pid].retry_at;
+            if retry_at > now {
+                if !self.parts[pid].scheduled {
+                    self.sleep(pid, retry_at);
+                }
+                continue;
+            }
+            self.schedule(pid);
+            let head_at = self.parts[pid]
+                .queue
+                .front()
+                .and_then(|k| self.events.get(k))
+                .map_or(now, |s| s.enqueued_at);
+            let due = head_at.saturating_add(self.cfg.flush_interval_ms);
+            if urgent
+                || self.flushing
+                || due <= now
+                || self.parts[pid].queue.len() >= self.cfg.batch_size
+            {
+                self.flush_pending = true;
+            } else {
+                self.arm_tick(due);
+            }
+        }
+    }
+
+    /// Puts the events of a failed request back at the front of their partitions, in order.
+    fn requeue(&mut self, keys: &[EventKey]) {
+        if let Some(reason) = self.stopped.clone() {
+            let dead = keys.iter().map(|&k| (k, reason.clone())).collect();
+            self.dead_letter(dead);
+            return;
+        }
+        for &k in keys.iter().rev() {
+            if let Some(slot) = self.events.get(&k) {
+                self.parts[slot.part].queue.push_front(k);
+                self.unsent += 1;
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, list: Vec<(EventKey, String)>) {
+        let out: Vec<(QueuedEvent, String)> = list
+            .into_iter()
+            .filter_map(|(k, r)| self.events.remove(&k).map(|s| (s.ev, r)))
+            .collect();
+        if !out.is_empty() {
+            self.stats.dead_lettered += out.len() as u64;
+            self.effects.push(Effect::DeadLettered(out));
+        }
+    }
+
+    fn drop_all_unsent(&mut self, reason: &str) {
+        let mut dead = Vec::new();
+        for p in &mut self.parts {
+            dead.extend(p.queue.drain(..).map(|k| (k, reason.to_owned())));
+            p.scheduled = false;
+        }
+        self.unsent = 0;
+        self.ready.clear();
+        self.sleeping.clear();
+        self.dead_letter(dead);
+    }
+
+    /// 413 or an unreadable 4xx: halve the batch (spec §5.3); a lone event is dead-lettered.
+    fn split(&mut self, fl: InFlight, reason: String, now: u64) {
+        self.stats.splits += 1;
+        if fl.keys.len() == 1 {
+            let dead = fl
+                .keys
+                .iter()
+                .map(|&k| (k, format!("{reason}; a single event, not retried")))
+                .collect();
+            self.dead_letter(dead);
+        } else {
+            let half = (fl.keys.len() / 2).max(1);
+            for k in &fl.keys {
+                if let Some(s) = self.events.get_mut(k) {
+                    s.max_events = s.max_events.min(half);
+                }
+            }
+            self.requeue(&fl.keys);
+        }
+        self.release(&fl.parts, now, true);
+    }
+
+    /// 429: pause the named identities from now, resend the others at once (spec §5.4, §6).
+    fn throttle(&mut self, fl: InFlight, t: &Throttle, now: u64) {
+        self.stats.throttled_requests += 1;
+        let pause_until = now.saturating_add(self.cfg.throttle_pause_ms);
+        let quota_until = now.saturating_add(self.cfg.daily_quota_pause_ms);
+        for d in &t.devices {
+            self.ids.pause_device(d, pause_until);
+        }
+        for u in &t.users {
+            self.ids.pause_user(u, pause_until);
+        }
+        for d in &t.quota_devices {
+            self.ids.pause_device(d, quota_until);
+        }
+        for u in &t.quota_users {
+            self.ids.pause_user(u, quota_until);
+        }
+        if !t.quota_devices.is_empty() || !t.quota_users.is_empty() {
+            self.effects.push(Effect::Warning(format!(
+                "daily quota exceeded (spec §8.1) by devices {:?} users {:?}; their events wait {} ms",
+                t.quota_devices, t.quota_users, self.cfg.daily_quota_pause_ms
+            )));
+        }
+        let devices: HashSet<&str> = t
+            .devices
+            .iter()
+            .chain(&t.quota_devices)
+            .map(String::as_str)
+            .collect();
+        let users: HashSet<&str> = t
+            .users
+            .iter()
+            .chain(&t.quota_users)
+            .map(String::as_str)
+            .collect();
+        let listed: HashSet<usize> = t.events.iter().copied().collect();
+        let mut held = 0u64;
+        let mut unnamed_parts = Vec::new();
+        for (i, k) in fl.keys.iter().enumerate() {
+            let Some(s) = self.events.get(k) else {
+                continue;
+            };
+            let by_id = s.ev.device_id.as_deref().is_some_and(|d| devices.contains(d))
+                || s.ev.user_id.as_deref().is_some_and(|u| users.contains(u));
+            if by_id || listed.contains(&i) {
+                held += 1;
+            }
+            if listed.contains(&i) && !by_id {
+                unnamed_parts.push(s.part);
+            }
+        }
+        if held == 0 {
+            // A 429 naming nothing: hold the whole request back (spec §7: Go loops otherwise).
+            unnamed_parts.extend(fl.parts.iter().copied());
+            held = fl.keys.len() as u64;
+        }
+        for p in unnamed_parts {
+            self.parts[p].retry_at = self.parts[p].retry_at.max(pause_until);
+        }
+        // Learn the project's threshold (spec §8.2): pace at it from now on, even if pacing
+        // was off (else a request over the window's budget would be throttled forever).
+        let learned = t
+            .eps_threshold
+            .and_then(|e| u32::try_from(e).ok())
+            .filter(|&e| e > 0);
+        match (learned, self.ids.eps_limit()) {
+            (Some(e), Some(cur)) if e < cur => self.ids.set_eps_limit(Some(e)),
+            (Some(e), None) => self.ids.set_eps_limit(Some(e)),
+            (None, None) => self
+                .ids
+                .set_eps_limit(Some(self.cfg.endpoint.eps_threshold())),
+            _ => {}
+        }
+        self.stats.throttled_events += held;
+        self.requeue(&fl.keys);
+        self.release(&fl.parts, now, true);
+    }
+
+    /// 5xx, timeouts, resets, bad bodies: same events, backoff with full jitter (spec §5.5).
+    fn retry(&mut self, fl: InFlight, reason: &str, now: u64) {
+        self.stats.retries += 1;
+        let failures = fl
+            .parts
+            .iter()
+            .map(|&p| self.parts[p].failures)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let delay = self.cfg.backoff.delay_ms(failures, &mut self.rng);
+        for &p in &fl.parts {
+            self.parts[p].failures = failures;
+            self.parts[p].retry_at = now.saturating_add(delay).max(1);
+        }
+        let mut dead = Vec::new();
+        let mut keep = Vec::new();
+        for &k in &fl.keys {
+            let attempts = self.events.get(&k).map_or(0, |s| s.attempts);
+            match self.cfg.max_attempts {
+                Some(m) if attempts >= m => dead.push((
+                    k,
+                    format!("gave up after {attempts} attempts; last failure: {reason}"),
+                )),
+                _ => keep.push(k),
+            }
+        }
+        self.dead_letter(dead);
+        self.requeue(&keep);
+        self.release(&fl.parts, now, true);
+    }
+}

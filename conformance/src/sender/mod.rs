@@ -1,0 +1,30 @@
+//! The reference sender: durable, per-identity batching and backoff that loses nothing.
+//!
+//! - [`Core`] is the pure state machine (batching per endpoint, response handling, pauses,
+//!   pacing, backoff) driven by an injected clock (ms) and a seeded RNG.
+//! - [`Sender`] is the async shell: durable queue (ADR 002), keep-alive HTTP, several
+//!   requests in flight across identities, dead letters, drain on shutdown.
+//! - [`run_jsonl`] speaks the third-party sender contract (architecture.md).
+
+mod backoff;
+mod batcher;
+mod command;
+mod config;
+mod core;
+mod event;
+mod outcome;
+mod pacing;
+pub mod queue;
+mod response;
+mod runtime;
+
+pub use backoff::BackoffConfig;
+pub use batcher::BodyBuilder;
+pub use command::run_jsonl;
+pub use config::{CoreConfig, Endpoint, Region, SenderConfig};
+pub use self::core::{Core, CoreStats, Effect, OutRequest};
+pub use event::{EventKey, QueuedEvent};
+pub use outcome::{Outcome, OutcomeKind};
+pub use pacing::RequestId;
+pub use response::{classify, HttpResult, Throttle, Verdict};
+pub use runtime::{Sender, SenderError, SenderReport};

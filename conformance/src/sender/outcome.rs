@@ -1,0 +1,54 @@
+//! Per-event outcomes the sender reports, and their JSON Lines form of the third-party sender
+//! contract (architecture.md): `{"seq":N,"outcome":"delivered"|"dropped","reason":"..."}`.
+
+use super::event::EventKey;
+use serde_json::json;
+
+/// What finally happened to one accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// A 200 covered it (spec §4).
+    Delivered,
+    /// Dead-lettered, with the reason (spec §5).
+    Dropped(String),
+}
+
+/// The final outcome of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Queue key; `None` for an input line that never became an event.
+    pub key: Option<EventKey>,
+    /// `event_properties.conformance_seq`, if the event had one.
+    pub seq: Option<i64>,
+    /// The event's `insert_id` (empty for unparsable input).
+    pub insert_id: String,
+    /// Delivered or dropped.
+    pub kind: OutcomeKind,
+}
+
+impl Outcome {
+    /// The contract's stdout line (with a trailing newline), or `None` without a `seq`.
+    pub fn to_line(&self) -> Option<String> {
+        let seq = self.seq?;
+        let v = match &self.kind {
+            OutcomeKind::Delivered => json!({"seq": seq, "outcome": "delivered"}),
+            OutcomeKind::Dropped(r) => json!({"seq": seq, "outcome": "dropped", "reason": r}),
+        };
+        Some(format!("{v}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_contract() {
+        let d = Outcome { key: Some(1), seq: Some(4), insert_id: "i".into(), kind: OutcomeKind::Delivered };
+        assert_eq!(d.to_line().as_deref(), Some("{\"outcome\":\"delivered\",\"seq\":4}\n"));
+        let x = Outcome { key: None, seq: Some(5), insert_id: String::new(), kind: OutcomeKind::Dropped("bad".into()) };
+        let v: serde_json::Value = serde_json::from_str(&x.to_line().unwrap()).unwrap();
+        assert_eq!(v, json!({"seq":5,"outcome":"dropped","reason":"bad"}));
+        assert_eq!(Outcome { seq: None, ..d }.to_line(), None);
+    }
+}

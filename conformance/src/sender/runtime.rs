@@ -1,0 +1,326 @@
+//! The async I/O shell around [`Core`]: persists accepted events, posts the core's requests
+//! over a keep-alive HTTP client with several in flight, feeds responses back, writes
+//! confirmations and dead letters, and drains on shutdown.
+
+use super::config::SenderConfig;
+use super::core::{Core, CoreStats, Effect};
+use super::event::{EventKey, QueuedEvent};
+use super::outcome::{Outcome, OutcomeKind};
+use super::pacing::RequestId;
+use super::queue::{DurableQueue, QueueError};
+use super::response::HttpResult;
+use amplitude_wire::Event;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Errors of the sender library.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    /// The state directory could not be read or written.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// An event could not be serialized.
+    #[error("event serialization: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The sender's engine task is gone (it was shut down or panicked).
+    #[error("the sender has stopped")]
+    Stopped,
+}
+
+/// What a sender did, returned by [`Sender::shutdown`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderReport {
+    /// Events found pending in the state directory at start (resent with their `insert_id`).
+    pub recovered: usize,
+    /// Events still pending at exit: persisted, resent by the next start on the same state
+    /// directory (never lost).
+    pub left_in_queue: usize,
+    /// Why the project stopped (invalid API key, `missing_field`), if it did (spec §5.1).
+    pub stopped: Option<String>,
+    /// The core's counters (delivered, dead-lettered, 429s, splits, retries, ...).
+    pub stats: CoreStats,
+}
+
+enum Cmd {
+    Enqueue(Vec<QueuedEvent>),
+    Reject(Vec<u8>, Option<i64>, String),
+    Close(Duration),
+}
+
+/// A running reference sender for one project. Create with [`Sender::start`], feed with
+/// [`Sender::send`], finish with [`Sender::shutdown`].
+#[derive(Debug)]
+pub struct Sender {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    queue: Arc<DurableQueue>,
+    next_key: Mutex<EventKey>,
+    engine: JoinHandle<SenderReport>,
+    recovered: usize,
+}
+
+impl Sender {
+    /// Opens `config.state_dir`, re-enqueues every event pending there (same `insert_id`,
+    /// original order), and starts sending. The receiver yields one [`Outcome`] per event,
+    /// when it is delivered or dead-lettered.
+    pub async fn start(
+        config: SenderConfig,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Outcome>), SenderError> {
+        let (queue, pending, next_key) = DurableQueue::open(&config.state_dir)?;
+        let queue = Arc::new(queue);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .pool_max_idle_per_host(config.core.max_in_flight.max(1) * 2)
+            .tcp_nodelay(true)
+            .build()?;
+        let mut core = Core::new(config.core.clone());
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let start = Instant::now();
+        let recovered = pending.len();
+        let mut unreadable = Vec::new();
+        for (key, json) in pending {
+            match QueuedEvent::from_json(key, json.clone()) {
+                Ok(ev) => core.enqueue(ev, 0),
+                Err(e) => unreadable.push((Some(key), json, format!("unreadable after restart: {e}"))),
+            }
+        }
+        if !unreadable.is_empty() {
+            queue.dead_letter(unreadable);
+        }
+        if recovered > 0 {
+            tracing::info!(recovered, "resending events pending in the state directory");
+        }
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let engine = Engine {
+            core,
+            queue: queue.clone(),
+            client,
+            url: config.url.clone(),
+            outcomes: out_tx,
+            start,
+            recovered,
+        };
+        let engine = tokio::spawn(engine.run(cmd_rx));
+        Ok((
+            Self {
+                cmd: cmd_tx,
+                queue,
+                next_key: Mutex::new(next_key),
+                engine,
+                recovered,
+            },
+            out_rx,
+        ))
+    }
+
+    /// Accepts `events` in order: gives each an `insert_id` (kept if present, spec §9),
+    /// persists them with one fsync, then queues them for sending. Returns once they are
+    /// durable: from then on they are delivered or dead-lettered, across crashes.
+    pub async fn send(&self, events: Vec<Event>) -> Result<(), SenderError> {
+        let mut next = self.next_key.lock().await;
+        let mut prepared = Vec::with_capacity(events.len());
+        for e in events {
+            prepared.push(QueuedEvent::prepare(*next, e)?);
+            *next += 1;
+        }
+        let persisted = self.queue.append(prepared).await?;
+        self.cmd
+            .send(Cmd::Enqueue(persisted))
+            .map_err(|_| SenderError::Stopped)
+    }
+
+    /// Dead-letters an input that is not a usable event (`raw`: its JSON, or a JSON string of
+    /// the raw line) with `reason`, reporting `seq` if known. Nothing is dropped silently.
+    pub fn reject(&self, raw: Vec<u8>, seq: Option<i64>, reason: String) -> Result<(), SenderError> {
+        self.cmd
+            .send(Cmd::Reject(raw, seq, reason))
+            .map_err(|_| SenderError::Stopped)
+    }
+
+    /// Events found pending in the state directory at start.
+    pub fn recovered(&self) -> usize {
+        self.recovered
+    }
+
+    /// Drains: sends everything still queued (pauses and pacing still hold) until all is
+    /// delivered or dead-lettered, or until `deadline` passes; what is left stays in the
+    /// state directory for the next start. Never loses an accepted event.
+    pub async fn shutdown(self, deadline: Duration) -> Result<SenderReport, SenderError> {
+        let _ = self.cmd.send(Cmd::Close(deadline));
+        let report = self.engine.await.map_err(|_| SenderError::Stopped)?;
+        self.queue.sync().await?;
+        Ok(report)
+    }
+}
+
+struct Engine {
+    core: Core,
+    queue: Arc<DurableQueue>,
+    client: reqwest::Client,
+    url: String,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    start: Instant,
+    recovered: usize,
+}
+
+impl Engine {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) -> SenderReport {
+        let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<(RequestId, HttpResult)>();
+        let mut tasks: HashMap<RequestId, JoinHandle<()>> = HashMap::new();
+        let mut deadline: Option<Instant> = None;
+        let mut input_open = true;
+        loop {
+            let now = self.now_ms();
+            while let Some(req) = self.core.poll_send(now) {
+                let (client, url, tx) = (self.client.clone(), self.url.clone(), resp_tx.clone());
+                let id = req.id;
+                tasks.insert(
+                    id,
+                    tokio::spawn(async move {
+                        let result = post(&client, &url, req.body).await;
+                        let _ = tx.send((id, result));
+                    }),
+                );
+            }
+            self.apply_effects();
+            let closing = deadline.is_some() || !input_open;
+            if closing && self.core.is_idle() {
+                break;
+            }
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    break;
+                }
+            }
+            let wake = self
+                .core
+                .next_wakeup()
+                .map(|t| self.start + Duration::from_millis(t));
+            tokio::select! {
+                cmd = cmds.recv(), if input_open => match cmd {
+                    Some(Cmd::Enqueue(evs)) => {
+                        let now = self.now_ms();
+                        for e in evs {
+                            self.core.enqueue(e, now);
+                        }
+                    }
+                    Some(Cmd::Reject(raw, seq, reason)) => {
+                        let _ = self.outcomes.send(Outcome { key: None, seq, insert_id: String::new(), kind: OutcomeKind::Dropped(reason.clone()) });
+                        self.queue.dead_letter(vec![(None, raw, reason)]);
+                    }
+                    Some(Cmd::Close(d)) => {
+                        deadline = Some(Instant::now() + d);
+                        self.core.set_flushing();
+                    }
+                    None => {
+                        input_open = false;
+                        if deadline.is_none() {
+                            deadline = Some(Instant::now() + Duration::from_secs(30));
+                        }
+                        self.core.set_flushing();
+                    }
+                },
+                Some((id, result)) = resp_rx.recv() => {
+                    tasks.remove(&id);
+                    let now = self.now_ms();
+                    self.core.on_response(id, &result, now);
+                }
+                _ = sleep_until_opt(wake) => {}
+                _ = sleep_until_opt(deadline) => {}
+            }
+        }
+        for (_, t) in tasks.drain() {
+            t.abort();
+        }
+        self.apply_effects();
+        let stats = self.core.stats().clone();
+        let left = self.core.pending();
+        if left > 0 {
+            tracing::warn!(left, "drain deadline passed; pending events stay in the state directory for the next start");
+        }
+        SenderReport {
+            recovered: self.recovered,
+            left_in_queue: left,
+            stopped: self.core.stopped().map(str::to_owned),
+            stats,
+        }
+    }
+
+    fn apply_effects(&mut self) {
+        for effect in self.core.drain_effects() {
+            match effect {
+                Effect::Delivered(evs) => {
+                    let keys = evs.iter().map(|e| e.key).collect();
+                    self.queue.delivered(keys);
+                    for e in evs {
+                        let _ = self.outcomes.send(Outcome {
+                            key: Some(e.key),
+                            seq: e.seq,
+                            insert_id: e.insert_id,
+                            kind: OutcomeKind::Delivered,
+                        });
+                    }
+                }
+                Effect::DeadLettered(list) => {
+                    let mut items = Vec::with_capacity(list.len());
+                    for (e, reason) in list {
+                        tracing::warn!(insert_id = %e.insert_id, %reason, "dead-lettered");
+                        let _ = self.outcomes.send(Outcome {
+                            key: Some(e.key),
+                            seq: e.seq,
+                            insert_id: e.insert_id,
+                            kind: OutcomeKind::Dropped(reason.clone()),
+                        });
+                        items.push((Some(e.key), e.json, reason));
+                    }
+                    self.queue.dead_letter(items);
+                }
+                Effect::ProjectStopped(reason) => {
+                    tracing::error!(%reason, "STOPPED SENDING FOR THIS PROJECT; every pending and new event is dead-lettered");
+                }
+                Effect::Warning(w) => tracing::warn!("{w}"),
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Posts one body; any failure to get a complete response is a transport error (spec §5.6).
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> HttpResult {
+    let sent = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.bytes().await {
+                Ok(b) => HttpResult::Response {
+                    status,
+                    body: b.to_vec(),
+                },
+                Err(e) => HttpResult::Transport(format!("HTTP {status}, body cut short: {e}")),
+            }
+        }
+        Err(e) if e.is_timeout() => HttpResult::Transport(format!("timeout: {e}")),
+        Err(e) => HttpResult::Transport(format!("transport: {e}")),
+    }
+}

@@ -1,0 +1,185 @@
+//! Crash test: the `amplitude-conformance sender` binary runs as a child process under load,
+//! is killed with SIGKILL at seeded points, and is restarted on the same state directory. In
+//! the end every event reached the server, and every re-send carried the original
+//! `insert_id` (spec §9: a duplicate is only a deduplicated re-send).
+
+use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
+use amplitude_conformance::sender::queue::log::{scan, LOG_FILE};
+use amplitude_wire::UploadRequest;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const EVENTS: i64 = 2_000;
+
+/// 200 for most requests, 503 for every 7th (retry path under crashes), after 3 ms.
+struct Flaky(AtomicUsize);
+
+impl Respond for Flaky {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let events = serde_json::from_slice::<UploadRequest>(&req.body)
+            .ok()
+            .and_then(|r| r.events)
+            .map_or(0, |e| e.len());
+        let t = if n % 7 == 6 {
+            ResponseTemplate::new(503).set_body_json(json!({"code":503}))
+        } else {
+            ResponseTemplate::new(200).set_body_json(json!({"code":200,"events_ingested":events,"payload_size_bytes":req.body.len(),"server_upload_time":1}))
+        };
+        t.set_delay(Duration::from_millis(3))
+    }
+}
+
+fn line(seq: i64) -> String {
+    format!(
+        "{}\n",
+        json!({"event_type":"crash-test","device_id":format!("device-{:02}", seq % 17),
+               "event_properties":{"conformance_seq":seq}})
+    )
+}
+
+/// seq -> insert_ids of every copy the server received.
+async fn received(server: &MockServer) -> BTreeMap<i64, BTreeSet<String>> {
+    let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    for r in server.received_requests().await.unwrap_or_default() {
+        let Ok(u) = serde_json::from_slice::<UploadRequest>(&r.body) else { continue };
+        for e in u.events.unwrap_or_default() {
+            let seq = e.event_properties.as_ref().and_then(|p| p["conformance_seq"].as_i64()).unwrap();
+            out.entry(seq).or_default().insert(e.insert_id.unwrap());
+        }
+    }
+    out
+}
+
+fn pending_in_log(dir: &Path) -> BTreeSet<i64> {
+    let bytes = std::fs::read(dir.join(LOG_FILE)).unwrap_or_default();
+    scan(&bytes)
+        .pending
+        .iter()
+        .map(|(_, json)| {
+            let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+            v["event_properties"]["conformance_seq"].as_i64().unwrap()
+        })
+        .collect()
+}
+
+/// Runs one child on `dir` fed with `seqs`. With `kill_after = Some(k)`, SIGKILLs it once k
+/// outcome lines were printed (or all fed events are out); else closes stdin and waits.
+fn round(url: &str, dir: &Path, seqs: &[i64], kill_after: Option<usize>) -> usize {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+        .args(["sender", "--state-dir"])
+        .arg(dir)
+        .args(["--batch-size", "40", "--flush-interval-ms", "5", "--max-in-flight", "3"])
+        .args(["--eps-limit", "0", "--backoff-base-ms", "5", "--backoff-cap-ms", "20"])
+        .env("AMPLITUDE_API_KEY", "KEY")
+        .env("AMPLITUDE_SERVER_URL", url)
+        .env("AMPLITUDE_BATCH_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let Ok(l) = l else { break };
+            if l.contains("\"delivered\"") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let body: String = seqs.iter().map(|s| line(*s)).collect();
+    let final_round = kill_after.is_none();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(body.as_bytes());
+        if final_round {
+            drop(stdin);
+        } else {
+            // keep stdin open until the kill
+            std::thread::park_timeout(Duration::from_secs(60));
+        }
+    });
+    let mut outcomes = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let target = kill_after.unwrap_or(usize::MAX).min(seqs.len());
+    while outcomes < target {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(()) => outcomes += 1,
+            Err(_) => break,
+        }
+    }
+    if final_round {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > give_up {
+                let _ = child.kill();
+                panic!("final run did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "final run exited with {status}");
+    } else {
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        writer.thread().unpark();
+    }
+    let _ = writer.join();
+    let _ = reader.join();
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(Flaky(AtomicUsize::new(0))).mount(&server).await;
+    let url = format!("{}/2/httpapi", server.uri());
+    let dir = std::env::temp_dir().join(format!("sender-crash-{}", uuid::Uuid::new_v4()));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
+    let mut accepted: BTreeSet<i64> = BTreeSet::new();
+    let mut kills = 0;
+    for _ in 0..4 {
+        let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
+        if todo.is_empty() {
+            break;
+        }
+        let k = rng.random_range(1..400usize);
+        let url2 = url.clone();
+        let dir2 = dir.clone();
+        let todo2 = todo.clone();
+        tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo2, Some(k))).await.unwrap();
+        kills += 1;
+        // what the sender had accepted before it died: persisted (pending), or already sent
+        accepted.extend(pending_in_log(&dir));
+        accepted.extend(received(&server).await.keys());
+        accepted.extend(
+            read_dead_letters(&dir).unwrap().iter().filter_map(|(e, _)| e["event_properties"]["conformance_seq"].as_i64()),
+        );
+    }
+    assert!(kills >= 3, "the seeded schedule kills several times");
+    let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
+    let url2 = url.clone();
+    let dir2 = dir.clone();
+    tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo, None)).await.unwrap();
+
+    let got = received(&server).await;
+    let missing: Vec<i64> = (0..EVENTS).filter(|s| !got.contains_key(s)).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let reinvented: Vec<(&i64, &BTreeSet<String>)> = got.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(reinvented.is_empty(), "re-sent with a new insert_id: {reinvented:?}");
+    assert!(read_dead_letters(&dir).unwrap().is_empty());
+    assert!(pending_in_log(&dir).is_empty(), "the final run drained the queue");
+}

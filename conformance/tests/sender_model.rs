@@ -1,0 +1,355 @@
+//! Model tests of the sender's core in virtual time: random response sequences never lose or
+//! duplicate an event, and a throttled burst drains as fast as Amplitude's limits allow.
+
+use amplitude_conformance::sender::{Core, CoreConfig, Effect, Endpoint, HttpResult, OutRequest, QueuedEvent};
+use amplitude_wire::{Event, UploadRequest};
+use proptest::prelude::*;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+#[derive(Debug, Clone)]
+enum Resp {
+    Ok,
+    BadIndexes(Vec<u8>),
+    EmptyBad,
+    TooLarge,
+    Throttle(Vec<u8>, bool),
+    DailyQuota(u8),
+    ServerError(u16),
+    Reset,
+    Truncated200,
+    InvalidKey,
+}
+
+fn resp_strategy() -> impl Strategy<Value = Resp> {
+    prop_oneof![
+        6 => Just(Resp::Ok),
+        2 => proptest::collection::vec(any::<u8>(), 1..4).prop_map(Resp::BadIndexes),
+        1 => Just(Resp::EmptyBad),
+        2 => Just(Resp::TooLarge),
+        2 => (proptest::collection::vec(any::<u8>(), 0..4), any::<bool>()).prop_map(|(v, b)| Resp::Throttle(v, b)),
+        1 => any::<u8>().prop_map(Resp::DailyQuota),
+        2 => prop_oneof![Just(500u16), Just(502), Just(503), Just(504), Just(408)].prop_map(Resp::ServerError),
+        2 => Just(Resp::Reset),
+        1 => Just(Resp::Truncated200),
+        1 => (0u8..20).prop_filter_map("rare", |x| (x == 0).then_some(Resp::InvalidKey)),
+    ]
+}
+
+fn events_of(req: &OutRequest) -> Vec<Event> {
+    let r: UploadRequest = serde_json::from_slice(&req.body).unwrap();
+    r.events.unwrap()
+}
+
+fn render(r: &Resp, req: &OutRequest) -> HttpResult {
+    let n = req.keys.len();
+    let evs = events_of(req);
+    let out = |status: u16, v: serde_json::Value| HttpResult::Response { status, body: v.to_string().into_bytes() };
+    match r {
+        Resp::Ok => out(200, json!({"code":200,"events_ingested":n,"payload_size_bytes":req.body.len(),"server_upload_time":1})),
+        Resp::BadIndexes(sel) => {
+            let idx: Vec<usize> = sel.iter().map(|s| *s as usize % n).collect();
+            out(400, json!({"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":idx}}))
+        }
+        Resp::EmptyBad => out(400, json!({})),
+        Resp::TooLarge => out(413, json!({"code":413,"error":"Payload too large"})),
+        Resp::Throttle(sel, by_user) => {
+            let idx: Vec<usize> = sel.iter().map(|s| *s as usize % n).collect();
+            let mut devices = serde_json::Map::new();
+            let mut users = serde_json::Map::new();
+            for &i in &idx {
+                if *by_user {
+                    if let Some(u) = &evs[i].user_id {
+                        users.insert(u.clone(), json!(31));
+                    }
+                } else if let Some(d) = &evs[i].device_id {
+                    devices.insert(d.clone(), json!(31));
+                }
+            }
+            out(429, json!({"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,
+                "throttled_devices":devices,"throttled_users":users,"throttled_events":idx,
+                "exceeded_daily_quota_users":{},"exceeded_daily_quota_devices":{}}))
+        }
+        Resp::DailyQuota(s) => {
+            let i = *s as usize % n;
+            let d = evs[i].device_id.clone().unwrap_or_default();
+            out(429, json!({"code":429,"eps_threshold":30,"throttled_devices":{},"throttled_users":{},
+                "exceeded_daily_quota_devices":{d: 500_100},"exceeded_daily_quota_users":{},"throttled_events":[i]}))
+        }
+        Resp::ServerError(s) => out(*s, json!({"code":s})),
+        Resp::Reset => HttpResult::Transport("connection reset by peer".into()),
+        Resp::Truncated200 => HttpResult::Response { status: 200, body: b"{\"code\":200,\"ev".to_vec() },
+        Resp::InvalidKey => out(400, json!({"code":400,"error":"Invalid API key: KEY"})),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Setup {
+    events: Vec<(u8, Option<u8>)>,
+    batch_size: usize,
+    max_in_flight: usize,
+    flush_ms: u64,
+    eps: Option<u32>,
+    max_attempts: Option<u32>,
+    seed: u64,
+}
+
+fn setup_strategy() -> impl Strategy<Value = Setup> {
+    (
+        proptest::collection::vec((0u8..6, proptest::option::of(0u8..4)), 1..120),
+        1usize..40,
+        1usize..5,
+        0u64..300,
+        proptest::option::of(1u32..40),
+        proptest::option::of(2u32..8),
+        any::<u64>(),
+    )
+        .prop_map(|(events, batch_size, max_in_flight, flush_ms, eps, max_attempts, seed)| Setup {
+            events, batch_size, max_in_flight, flush_ms, eps, max_attempts, seed,
+        })
+}
+
+/// Runs `setup` against `script` (then all 200s); returns delivered keys in delivery order and
+/// dead-lettered keys, after checking the invariants that must hold at every step.
+fn run(setup: &Setup, script: &[(Resp, u8, u16)]) -> (Vec<u64>, Vec<u64>, HashMap<u64, String>) {
+    let mut cfg = CoreConfig::new("KEY", Endpoint::HttpV2);
+    cfg.batch_size = setup.batch_size;
+    cfg.max_in_flight = setup.max_in_flight;
+    cfg.flush_interval_ms = setup.flush_ms;
+    cfg.identity_eps_limit = setup.eps;
+    cfg.max_attempts = setup.max_attempts;
+    cfg.seed = setup.seed;
+    let mut core = Core::new(cfg);
+    let mut partition = HashMap::new();
+    for (k, (d, u)) in setup.events.iter().enumerate() {
+        let mut e = Event::new("A").with_device_id(format!("device-{d}"));
+        if let Some(u) = u {
+            e = e.with_user_id(format!("user-{u}"));
+        }
+        let q = QueuedEvent::prepare(k as u64, e).unwrap();
+        partition.insert(k as u64, q.partition_key().to_owned());
+        core.enqueue(q, 0);
+    }
+    core.set_flushing();
+    let mut inflight: Vec<OutRequest> = Vec::new();
+    let mut in_flight_keys: HashSet<u64> = HashSet::new();
+    let mut script = script.iter();
+    let (mut delivered, mut dead) = (Vec::new(), Vec::new());
+    let mut reasons = HashMap::new();
+    let mut now = 0u64;
+    for _step in 0..200_000 {
+        while let Some(r) = core.poll_send(now) {
+            assert!(r.keys.len() <= setup.batch_size.min(2_000), "spec §3.4 count limit");
+            assert!(r.body.len() < 1_000_000, "spec §3.4 size limit");
+            for k in &r.keys {
+                assert!(in_flight_keys.insert(*k), "event {k} in two requests at once");
+            }
+            let sent: Vec<String> = events_of(&r).into_iter().map(|e| e.insert_id.unwrap()).collect();
+            assert_eq!(sent.len(), r.keys.len());
+            inflight.push(r);
+        }
+        for e in core.drain_effects() {
+            match e {
+                Effect::Delivered(v) => delivered.extend(v.iter().map(|q| q.key)),
+                Effect::DeadLettered(v) => {
+                    for (q, r) in v {
+                        assert!(!r.is_empty());
+                        reasons.insert(q.key, r);
+                        dead.push(q.key);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if inflight.is_empty() {
+            if core.is_idle() {
+                return (delivered, dead, reasons);
+            }
+            let next = core.next_wakeup().expect("queued events but nothing scheduled: deadlock");
+            assert!(next > now, "time must move forward ({next} <= {now})");
+            now = next;
+            continue;
+        }
+        let (resp, pick, dt) = script.next().cloned().unwrap_or((Resp::Ok, 0, 1));
+        let req = inflight.remove(pick as usize % inflight.len());
+        for k in &req.keys {
+            in_flight_keys.remove(k);
+        }
+        now += u64::from(dt);
+        core.on_response(req.id, &render(&resp, &req), now);
+    }
+    panic!("did not finish");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_responses_never_lose_or_duplicate_an_event(
+        setup in setup_strategy(),
+        script in proptest::collection::vec((resp_strategy(), any::<u8>(), 0u16..2_000), 0..60),
+    ) {
+        // spec §5-§7: every branch; issue: nothing lost, nothing duplicated, order per device
+        let (delivered, dead, _) = run(&setup, &script);
+        let n = setup.events.len();
+        let mut all: Vec<u64> = delivered.iter().chain(&dead).copied().collect();
+        all.sort_unstable();
+        prop_assert_eq!(all, (0..n as u64).collect::<Vec<_>>(), "each event exactly once");
+        // spec §9: per-partition delivery order = acceptance order
+        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        for k in &delivered {
+            let (d, u) = setup.events[*k as usize];
+            let _ = u;
+            let p = format!("device-{d}");
+            if let Some(prev) = last.insert(p.clone(), *k) {
+                prop_assert!(prev < *k, "{} delivered {} after {}", p, k, prev);
+            }
+        }
+    }
+}
+
+#[test]
+fn with_only_successes_nothing_is_dead_lettered() {
+    let setup = Setup { events: (0..50).map(|i| (i % 3, Some(i % 2))).collect(), batch_size: 7, max_in_flight: 2, flush_ms: 10, eps: None, max_attempts: None, seed: 1 };
+    let (delivered, dead, _) = run(&setup, &[]);
+    assert_eq!(delivered.len(), 50);
+    assert!(dead.is_empty());
+}
+
+#[test]
+fn retries_without_limit_never_dead_letter_and_a_limit_gives_reasons() {
+    // spec §5.5: no retry limit that loses events
+    let setup = Setup { events: vec![(0, None); 5], batch_size: 5, max_in_flight: 1, flush_ms: 0, eps: None, max_attempts: None, seed: 3 };
+    let script: Vec<_> = (0..40).map(|_| (Resp::ServerError(503), 0u8, 10u16)).collect();
+    let (delivered, dead, _) = run(&setup, &script);
+    assert_eq!((delivered.len(), dead.len()), (5, 0));
+    let limited = Setup { max_attempts: Some(4), ..setup };
+    let (delivered, dead, reasons) = run(&limited, &script);
+    assert_eq!((delivered.len(), dead.len()), (0, 5));
+    assert!(reasons.values().all(|r| r.contains("gave up after 4 attempts")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Throttling: a simulated Amplitude enforcing spec §8.3 (30 events/s per device and per user,
+// averaged over a sliding 30 s window, counted on accepted events), 20 ms each way.
+
+struct SimAmplitude {
+    window: HashMap<String, VecDeque<(u64, usize)>>,
+    throttled: u64,
+}
+
+impl SimAmplitude {
+    fn used(&mut self, id: &str, now: u64) -> usize {
+        let w = self.window.entry(id.to_owned()).or_default();
+        while w.front().is_some_and(|(t, _)| t + 30_000 <= now) {
+            w.pop_front();
+        }
+        w.iter().map(|(_, n)| n).sum()
+    }
+
+    fn handle(&mut self, req: &OutRequest, now: u64) -> HttpResult {
+        let evs = events_of(req);
+        let mut per_id: HashMap<String, usize> = HashMap::new();
+        for e in &evs {
+            for id in e.device_id.iter().map(|d| format!("d:{d}")).chain(e.user_id.iter().map(|u| format!("u:{u}"))) {
+                *per_id.entry(id).or_default() += 1;
+            }
+        }
+        let over: HashSet<String> = per_id.iter().filter(|(id, n)| self.used(id, now) + **n > 900).map(|(id, _)| id.clone()).collect();
+        if over.is_empty() {
+            for (id, n) in per_id {
+                self.window.entry(id).or_default().push_back((now, n));
+            }
+            return HttpResult::Response { status: 200, body: json!({"code":200,"events_ingested":evs.len(),"payload_size_bytes":1,"server_upload_time":now}).to_string().into_bytes() };
+        }
+        self.throttled += 1;
+        let idx: Vec<usize> = evs.iter().enumerate().filter(|(_, e)| e.device_id.as_ref().is_some_and(|d| over.contains(&format!("d:{d}")))).map(|(i, _)| i).collect();
+        let devices: serde_json::Map<String, serde_json::Value> = over.iter().filter_map(|id| id.strip_prefix("d:")).map(|d| (d.to_owned(), json!(31))).collect();
+        HttpResult::Response { status: 429, body: json!({"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,"throttled_devices":devices,"throttled_users":{},"throttled_events":idx}).to_string().into_bytes() }
+    }
+}
+
+/// Returns (time the last hot event was confirmed, worst cold latency, 429s seen), ms.
+fn drain(cfg: CoreConfig, hot: usize) -> (u64, u64, u64) {
+    let mut core = Core::new(cfg);
+    let mut sim = SimAmplitude { window: HashMap::new(), throttled: 0 };
+    for k in 0..hot {
+        core.enqueue(QueuedEvent::prepare(k as u64, Event::new("burst").with_device_id("hot-device")).unwrap(), 0);
+    }
+    // a cold device: one event every 2 s while the burst drains
+    let cold: Vec<(u64, u64)> = (0..60).map(|i| ((hot + i) as u64, 500 + i as u64 * 2_000)).collect();
+    let mut cold_at: HashMap<u64, u64> = HashMap::new();
+    let mut next_cold = 0;
+    let mut pending: Vec<(u64, u64, HttpResult)> = Vec::new(); // (deliver at, req id, result)
+    let (mut now, mut hot_done, mut worst_cold, mut hot_left) = (0u64, 0u64, 0u64, hot);
+    while hot_left > 0 || next_cold < cold.len() || !core.is_idle() {
+        while next_cold < cold.len() && cold[next_cold].1 <= now {
+            let (k, t) = cold[next_cold];
+            core.enqueue(QueuedEvent::prepare(k, Event::new("cold").with_device_id("cold-device")).unwrap(), t);
+            cold_at.insert(k, t);
+            next_cold += 1;
+        }
+        while let Some(r) = core.poll_send(now) {
+            let result = sim.handle(&r, now + 20);
+            pending.push((now + 40, r.id, result));
+        }
+        pending.sort_by_key(|p| p.0);
+        while pending.first().is_some_and(|p| p.0 <= now) {
+            let (_, id, result) = pending.remove(0);
+            core.on_response(id, &result, now);
+        }
+        for e in core.drain_effects() {
+            if let Effect::Delivered(v) = e {
+                for q in v {
+                    if let Some(t) = cold_at.get(&q.key) {
+                        worst_cold = worst_cold.max(now - t);
+                    } else {
+                        hot_left -= 1;
+                        hot_done = now;
+                    }
+                }
+            }
+        }
+        let next = [core.next_wakeup(), pending.first().map(|p| p.0), cold.get(next_cold).map(|c| c.1)]
+            .into_iter()
+            .flatten()
+            .filter(|&t| t > now)
+            .min();
+        match next {
+            Some(t) => now = t,
+            None if core.poll_send(now).is_none() && pending.is_empty() && core.is_idle() => break,
+            None => now += 1,
+        }
+        assert!(now < 10_000_000, "drain did not finish");
+    }
+    (hot_done, worst_cold, sim.throttled)
+}
+
+#[test]
+fn a_throttled_burst_drains_at_the_rate_the_limits_allow_while_a_cold_device_stays_fast() {
+    // spec §8.1 / §8.3: 30 events/s per device; a burst of 3,000 for one device
+    let mut cfg = CoreConfig::new("KEY", Endpoint::HttpV2);
+    cfg.batch_size = 2_000;
+    let (hot_done, worst_cold, throttled) = drain(cfg, 3_000);
+    let at_30_eps = 3_000 * 1_000 / 30; // 100 s
+    // the sliding window lets 900 through at t=0, 30 s, 60 s and the last 300 at 90 s
+    let fastest_allowed = 90_000;
+    assert!(hot_done <= at_30_eps * 110 / 100, "hot drained in {hot_done} ms");
+    assert!(hot_done <= fastest_allowed * 105 / 100, "hot drained in {hot_done} ms, limits allow {fastest_allowed}");
+    assert!(hot_done >= fastest_allowed, "faster than the limits allow?");
+    assert_eq!(throttled, 0, "pacing keeps under the limit: no 429 needed");
+    assert!(worst_cold <= 1_000 + 40, "cold device latency {worst_cold} ms (flush interval 1 s + RTT)");
+}
+
+#[test]
+fn without_pacing_a_429_teaches_the_threshold_and_the_burst_still_drains() {
+    // spec §5.4 / §8.2: pause 30 s after a 429, then pace at its eps_threshold
+    let mut cfg = CoreConfig::new("KEY", Endpoint::HttpV2);
+    cfg.batch_size = 2_000;
+    cfg.identity_eps_limit = None;
+    let (hot_done, worst_cold, throttled) = drain(cfg, 3_000);
+    assert_eq!(throttled, 1);
+    // one lost 30 s pause, then the paced drain
+    assert!(hot_done <= 30_000 + 90_000 + 1_000, "hot drained in {hot_done} ms");
+    assert!(worst_cold <= 1_040, "cold latency {worst_cold} ms");
+}

@@ -1,0 +1,338 @@
+//! The run report: what was offered, sent, dropped and answered, latency in HdrHistogram
+//! summaries (corrected from the intended start time and uncorrected from the actual send),
+//! a per-second time series and the threshold verdicts.
+//!
+//! Its JSON shape is `loadgen/schema/report.schema.json` (checked in the tests).
+
+use crate::thresholds::Thresholds;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Version of the report's JSON shape; bumped on incompatible changes.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The JSON Schema of [`Report`] (draft 2020-12).
+pub const REPORT_SCHEMA: &str = include_str!("../schema/report.schema.json");
+
+/// A distribution summary, ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    /// Smallest sample, ms.
+    pub min: f64,
+    /// Mean, ms.
+    pub mean: f64,
+    /// Median, ms.
+    pub p50: f64,
+    /// 90th percentile, ms.
+    pub p90: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// 99.9th percentile, ms.
+    pub p999: f64,
+    /// Largest sample, ms.
+    pub max: f64,
+}
+
+impl LatencySummary {
+    /// Summarizes a histogram of µs values (all zeros when empty).
+    pub fn from_us(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |v: u64| v as f64 / 1_000.0;
+        Self {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / 1_000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Requests and the events they carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// HTTP requests.
+    pub requests: u64,
+    /// Events in them.
+    pub events: u64,
+}
+
+/// What the scenario was.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Scenario name.
+    pub name: String,
+    /// Scenario file.
+    pub source: String,
+    /// Seed used.
+    pub seed: u64,
+    /// `http_v2` or `batch`.
+    pub endpoint: String,
+    /// `us` or `eu`.
+    pub region: String,
+    /// Scheduled length of the run, ms.
+    pub duration_ms: u64,
+    /// Phases: name and `[start_ms, end_ms)`.
+    pub phases: Vec<PhaseInfo>,
+    /// Most events per request.
+    pub batch_size: u64,
+    /// Most requests in flight.
+    pub max_in_flight: u64,
+}
+
+/// One phase of the schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseInfo {
+    /// Phase name (`phase-N` when unnamed).
+    pub name: String,
+    /// Start, ms after the run start.
+    pub start_ms: u64,
+    /// End, ms after the run start.
+    pub end_ms: u64,
+}
+
+/// Identities named in 429 bodies (spec §5.4), with how many 429 responses named each.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throttled {
+    /// Requests answered 429.
+    pub responses: u64,
+    /// Events listed in `throttled_events` across those responses.
+    pub events: u64,
+    /// `device_id` -> 429 responses naming it in `throttled_devices`.
+    pub devices: BTreeMap<String, u64>,
+    /// `user_id` -> 429 responses naming it in `throttled_users`.
+    pub users: BTreeMap<String, u64>,
+}
+
+/// Latency distributions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Per request, from its intended start time to the end of the response
+    /// (coordinated-omission corrected), ms. Transport errors are included at the time they
+    /// failed.
+    pub corrected: LatencySummary,
+    /// Per request, from the actual send to the end of the response, ms.
+    pub uncorrected: LatencySummary,
+    /// Per event answered 2xx, from the event's intended arrival to the response, ms
+    /// (includes time spent waiting for its batch to fill).
+    pub delivery: LatencySummary,
+    /// Per sent request, how late the send was relative to the intended time, ms.
+    pub schedule_lag: LatencySummary,
+}
+
+/// One second of the run (by intended time for offered/dropped/latency, by actual time
+/// for sent and responses).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// Second since the run start.
+    pub t_s: u64,
+    /// Events whose intended arrival fell in this second.
+    pub offered_events: u64,
+    /// Events sent in this second.
+    pub sent_events: u64,
+    /// Events of this second's arrivals that were dropped (generator could not keep up).
+    pub dropped_events: u64,
+    /// Events answered 2xx in this second.
+    pub ok_events: u64,
+    /// Responses completed in this second, by HTTP status.
+    pub responses: BTreeMap<String, u64>,
+    /// Requests that failed without a response in this second.
+    pub transport_errors: u64,
+    /// Corrected latency p50 of requests intended in this second, ms.
+    pub latency_p50_ms: Option<f64>,
+    /// Corrected latency p99 of requests intended in this second, ms.
+    pub latency_p99_ms: Option<f64>,
+    /// Uncorrected latency p99 of requests intended in this second, ms.
+    pub latency_p99_uncorrected_ms: Option<f64>,
+}
+
+/// The verdict on one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// Metric name.
+    pub metric: String,
+    /// The criterion, e.g. `< 60000`.
+    pub criterion: String,
+    /// The measured value; `null` when loadgen does not measure this metric (e.g. `lost`).
+    pub actual: Option<f64>,
+    /// Pass/fail; `null` when not evaluated.
+    pub passed: Option<bool>,
+}
+
+/// The report of one direct-mode run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `amplitude-loadgen <version>`.
+    pub tool: String,
+    /// The scenario.
+    pub scenario: ScenarioInfo,
+    /// Full URL requests went to.
+    pub target: String,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub started_at_ms: i64,
+    /// Wall time from start to the last response, ms.
+    pub elapsed_ms: f64,
+    /// What the scenario scheduled.
+    pub offered: Volume,
+    /// What was sent.
+    pub sent: Volume,
+    /// Arrivals not sent because the generator could not keep up (open model, as k6's
+    /// `dropped_iterations`).
+    pub dropped: Volume,
+    /// Scheduled events per second of scheduled duration.
+    pub offered_rate_eps: f64,
+    /// Sent events per second of the sending window (at least the scheduled duration).
+    pub achieved_rate_eps: f64,
+    /// `|achieved - offered| / offered` (0 when nothing was offered).
+    pub achieved_rate_error: f64,
+    /// Responses by HTTP status (requests).
+    pub status_counts: BTreeMap<String, u64>,
+    /// Events in requests answered 2xx.
+    pub events_2xx: u64,
+    /// Requests without a response, by kind (`timeout`, `connect`, `io`).
+    pub transport_errors: BTreeMap<String, u64>,
+    /// Identities throttled by 429s.
+    pub throttled: Throttled,
+    /// Latency distributions.
+    pub latency_ms: Latencies,
+    /// Per-second time series.
+    pub series: Vec<SeriesPoint>,
+    /// Threshold verdicts, in metric-name order.
+    pub thresholds: Vec<ThresholdResult>,
+    /// False when any evaluated threshold failed.
+    pub passed: bool,
+}
+
+/// Metric names [`Report::metric`] knows (thresholds on other names are left to the
+/// conformance suite).
+pub const METRICS: &[&str] = &[
+    "achieved_rate", "achieved_rate_error", "offered_rate", "dropped_events", "dropped_requests",
+    "transport_errors", "non_2xx_requests", "status_2xx", "status_400", "status_413", "status_429",
+    "status_5xx", "p50_latency_ms", "p90_latency_ms", "p99_latency_ms", "p999_latency_ms",
+    "max_latency_ms", "p99_latency_uncorrected_ms", "p50_delivery_ms", "p99_delivery_ms",
+    "max_delivery_ms", "max_schedule_lag_ms",
+];
+
+impl Report {
+    fn status_sum(&self, f: impl Fn(u16) -> bool) -> u64 {
+        self.status_counts
+            .iter()
+            .filter(|(k, _)| k.parse::<u16>().is_ok_and(&f))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// The value of a named metric (see [`METRICS`]; units: events/s, ratio, count, ms), or
+    /// `None` when loadgen does not measure it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let l = &self.latency_ms;
+        Some(match name {
+            "achieved_rate" => self.achieved_rate_eps,
+            "achieved_rate_error" => self.achieved_rate_error,
+            "offered_rate" => self.offered_rate_eps,
+            "dropped_events" => self.dropped.events as f64,
+            "dropped_requests" => self.dropped.requests as f64,
+            "transport_errors" => self.transport_errors.values().sum::<u64>() as f64,
+            "non_2xx_requests" => self.status_sum(|s| !(200..300).contains(&s)) as f64,
+            "status_2xx" => self.status_sum(|s| (200..300).contains(&s)) as f64,
+            "status_400" => self.status_sum(|s| s == 400) as f64,
+            "status_413" => self.status_sum(|s| s == 413) as f64,
+            "status_429" => self.status_sum(|s| s == 429) as f64,
+            "status_5xx" => self.status_sum(|s| s >= 500) as f64,
+            "p50_latency_ms" => l.corrected.p50,
+            "p90_latency_ms" => l.corrected.p90,
+            "p99_latency_ms" => l.corrected.p99,
+            "p999_latency_ms" => l.corrected.p999,
+            "max_latency_ms" => l.corrected.max,
+            "p99_latency_uncorrected_ms" => l.uncorrected.p99,
+            "p50_delivery_ms" => l.delivery.p50,
+            "p99_delivery_ms" => l.delivery.p99,
+            "max_delivery_ms" => l.delivery.max,
+            "max_schedule_lag_ms" => l.schedule_lag.max,
+            _ => return None,
+        })
+    }
+
+    /// Evaluates `thresholds` against this report, filling [`Report::thresholds`] and
+    /// [`Report::passed`]. Thresholds on metrics loadgen does not measure are listed with
+    /// `passed: null` and do not fail the run.
+    pub fn evaluate(&mut self, thresholds: &Thresholds) {
+        self.thresholds = thresholds
+            .iter()
+            .map(|(name, t)| {
+                let actual = self.metric(name);
+                ThresholdResult {
+                    metric: name.clone(),
+                    criterion: t.to_string(),
+                    actual,
+                    passed: actual.map(|a| t.check(a)),
+                }
+            })
+            .collect();
+        self.passed = self.thresholds.iter().all(|t| t.passed != Some(false));
+    }
+
+    /// A human summary for the terminal.
+    pub fn to_terminal(&self) -> String {
+        let mut s = String::new();
+        let sc = &self.scenario;
+        let _ = writeln!(s, "scenario  {} (seed {}, {} {}, {:.1} s)", sc.name, sc.seed, sc.endpoint, sc.region, sc.duration_ms as f64 / 1e3);
+        let _ = writeln!(s, "target    {}", self.target);
+        let _ = writeln!(
+            s,
+            "offered   {} events in {} requests ({:.1} events/s)",
+            self.offered.events, self.offered.requests, self.offered_rate_eps
+        );
+        let _ = writeln!(
+            s,
+            "sent      {} events in {} requests ({:.1} events/s, rate error {:.2}%)",
+            self.sent.events, self.sent.requests, self.achieved_rate_eps, self.achieved_rate_error * 100.0
+        );
+        let _ = writeln!(s, "dropped   {} events in {} requests", self.dropped.events, self.dropped.requests);
+        let statuses: Vec<String> = self.status_counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let _ = writeln!(s, "responses {}", if statuses.is_empty() { "none".into() } else { statuses.join(", ") });
+        if !self.transport_errors.is_empty() {
+            let errs: Vec<String> = self.transport_errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let _ = writeln!(s, "errors    {}", errs.join(", "));
+        }
+        if self.throttled.responses > 0 {
+            let mut top: Vec<(&String, &u64)> = self.throttled.devices.iter().chain(self.throttled.users.iter()).collect();
+            top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let names: Vec<String> = top.iter().take(5).map(|(k, v)| format!("{k} ({v})")).collect();
+            let _ = writeln!(s, "throttled {} responses; top identities: {}", self.throttled.responses, names.join(", "));
+        }
+        let _ = writeln!(s, "latency ms        p50      p90      p99    p99.9      max");
+        for (label, l) in [
+            ("corrected", &self.latency_ms.corrected),
+            ("uncorrected", &self.latency_ms.uncorrected),
+            ("delivery", &self.latency_ms.delivery),
+        ] {
+            let _ = writeln!(s, "  {label:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}", l.p50, l.p90, l.p99, l.p999, l.max);
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(s, "thresholds");
+            for t in &self.thresholds {
+                let verdict = match t.passed {
+                    Some(true) => "PASS",
+                    Some(false) => "FAIL",
+                    None => "n/a ",
+                };
+                let actual = t.actual.map_or_else(|| "not measured by loadgen".to_owned(), |a| format!("{a:.3}"));
+                let _ = writeln!(s, "  {verdict} {} {} (actual {actual})", t.metric, t.criterion);
+            }
+        }
+        let _ = writeln!(s, "result    {}", if self.passed { "PASS" } else { "FAIL" });
+        s
+    }
+}

@@ -1,0 +1,667 @@
+//! Direct mode: send a scenario's events straight to an Amplitude-compatible endpoint.
+//!
+//! Open model: a generator thread turns the event stream into request bodies ahead of time;
+//! a scheduler sends each request at its intended time, never waiting for earlier
+//! responses. At most `max_in_flight` requests are outstanding (the connection pool). A
+//! request that cannot start within `max_lag` of its intended time is counted as dropped
+//! (as k6 counts `dropped_iterations`), never silently delayed. Latency is recorded in
+//! HdrHistogram both from the intended start time (coordinated-omission corrected) and from
+//! the actual send.
+//!
+//! Batching: consecutive events form one request until it holds `batch_size` events, its
+//! body would exceed the endpoint's limit, or its first event has waited `max_batch_wait`.
+//! The request's intended start is the arrival of its last event, or the first event's
+//! arrival plus `max_batch_wait` when the wait ran out first.
+
+use crate::error::RunError;
+use crate::report::{
+    Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, Throttled, Volume,
+    REPORT_SCHEMA_VERSION,
+};
+use crate::scenario::{Region, Scenario};
+use amplitude_wire::ResponseBody;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+/// How progress is shown while running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// A progress bar when stderr is a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// Always an indicatif progress bar on stderr.
+    Bar,
+    /// One plain line per second on stderr.
+    Lines,
+    /// Nothing.
+    Off,
+}
+
+/// Options of a direct-mode run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Base URL, e.g. `http://127.0.0.1:8080`; the scenario's endpoint path is appended.
+    pub target: String,
+    /// Project API key put into every request body.
+    pub api_key: String,
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Overrides `run.max_in_flight`.
+    pub max_in_flight: Option<usize>,
+}
+
+/// One request, ready to send.
+struct Planned {
+    intended_us: u64,
+    body: Bytes,
+    /// Intended arrival of each event, µs.
+    event_offsets_us: Vec<u64>,
+}
+
+enum Msg {
+    Dropped { intended_us: u64, events: u64 },
+    Sent { sent_us: u64, events: u64, lag_us: u64 },
+    Done(Box<Done>),
+}
+
+struct Done {
+    intended_us: u64,
+    sent_us: u64,
+    done_us: u64,
+    event_offsets_us: Vec<u64>,
+    outcome: Result<(u16, Bytes), &'static str>,
+}
+
+#[derive(Default)]
+struct Live {
+    sent_events: AtomicU64,
+    ok_events: AtomicU64,
+    non_2xx: AtomicU64,
+    errors: AtomicU64,
+    dropped_events: AtomicU64,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+/// Runs `scenario` against `opts.target` and returns the report (thresholds evaluated).
+///
+/// Must be called inside a multi-threaded tokio runtime.
+///
+/// # Errors
+/// [`RunError::Target`] for a bad URL, [`RunError::Scenario`] when a trace fails to load,
+/// [`RunError::Internal`] if the generator thread fails. HTTP failures are not errors: they
+/// are counted in the report.
+pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunError> {
+    let seed = opts.seed.unwrap_or(scenario.seed);
+    let url = target_url(&opts.target, scenario.endpoint.path())?;
+    let stream = scenario.events(seed)?;
+    let duration_ms = stream.total_duration_ms();
+    let phases: Vec<PhaseInfo> = stream
+        .phase_bounds_ms()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (start_ms, end_ms))| PhaseInfo {
+            name: scenario.phases.get(i).and_then(|p| p.name.clone()).unwrap_or_else(|| format!("phase-{i}")),
+            start_ms,
+            end_ms,
+        })
+        .collect();
+    let settings = scenario.run.clone();
+    let max_in_flight = opts.max_in_flight.unwrap_or(settings.max_in_flight).max(1);
+
+    // Generator thread: events -> request bodies, ahead of time.
+    let (plan_tx, mut plan_rx) = mpsc::channel::<Planned>(4_096);
+    let api_key = opts.api_key.clone();
+    let max_body = scenario.endpoint.max_body_bytes();
+    let batch_size = settings.batch_size;
+    let wait_us = settings.max_batch_wait.ms() * 1_000;
+    let producer = std::thread::Builder::new()
+        .name("loadgen-generator".into())
+        .spawn(move || plan_requests(stream, &api_key, batch_size, wait_us, max_body, &plan_tx))
+        .map_err(|e| RunError::Internal(format!("cannot start generator thread: {e}")))?;
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(max_in_flight)
+        .build(connector);
+    let host_header = match scenario.region {
+        Region::Eu => Some(Region::Eu.host()),
+        Region::Us => None,
+    };
+
+    let (msg_tx, msg_rx) = mpsc::unbounded_channel::<Msg>();
+    let live = Arc::new(Live::default());
+    let collector = tokio::spawn(collect(msg_rx, Arc::clone(&live), Aggregate::new()?));
+    let started_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let start = Instant::now();
+    let progress = spawn_progress(opts.progress, start, duration_ms, Arc::clone(&live));
+
+    let sem = Arc::new(Semaphore::new(max_in_flight));
+    let max_lag = Duration::from_millis(settings.max_lag.ms());
+    let timeout = Duration::from_millis(settings.request_timeout.ms());
+    let mut offered = Volume::default();
+    let mut offered_series: BTreeMap<u64, u64> = BTreeMap::new();
+    while let Some(p) = plan_rx.recv().await {
+        let events = p.event_offsets_us.len() as u64;
+        offered.requests += 1;
+        offered.events += events;
+        for o in &p.event_offsets_us {
+            *offered_series.entry(o / 1_000_000).or_default() += 1;
+        }
+        let due = start + Duration::from_micros(p.intended_us);
+        tokio::time::sleep_until(due).await;
+        let permit = match Arc::clone(&sem).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let budget = max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
+                match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => None,
+                }
+            }
+        };
+        let now = Instant::now();
+        let lag = now.saturating_duration_since(due);
+        let Some(permit) = permit.filter(|_| lag <= max_lag) else {
+            let _ = msg_tx.send(Msg::Dropped { intended_us: p.intended_us, events });
+            continue;
+        };
+        let sent_us = micros(now, start);
+        let _ = msg_tx.send(Msg::Sent { sent_us, events, lag_us: lag.as_micros() as u64 });
+        let request = build_request(&url, host_header, p.body.clone());
+        let client = client.clone();
+        let tx = msg_tx.clone();
+        tokio::spawn(async move {
+            let outcome = match request {
+                Ok(req) => send(&client, req, timeout).await,
+                Err(()) => Err("io"),
+            };
+            let done_us = micros(Instant::now(), start);
+            let _ = tx.send(Msg::Done(Box::new(Done {
+                intended_us: p.intended_us,
+                sent_us,
+                done_us,
+                event_offsets_us: p.event_offsets_us,
+                outcome,
+            })));
+            drop(permit);
+        });
+    }
+    // Wait for every in-flight request.
+    let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
+    let _ = sem.acquire_many(all).await;
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1_000.0;
+    drop(msg_tx);
+    live.finished.store(true, Ordering::Relaxed);
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    let produced = producer
+        .join()
+        .map_err(|_| RunError::Internal("generator thread panicked".into()))?;
+    produced?;
+    let mut agg = collector
+        .await
+        .map_err(|e| RunError::Internal(format!("collector failed: {e}")))?;
+
+    let duration_s = duration_ms as f64 / 1_000.0;
+    let offered_rate = if duration_s > 0.0 { offered.events as f64 / duration_s } else { 0.0 };
+    // The sending window is the schedule, stretched by how late the last request went out
+    // (a generator that falls behind finishes late and so achieves a lower rate).
+    let window_s = duration_s + agg.last_lag_us as f64 / 1e6;
+    let achieved_rate = if window_s > 0.0 { agg.sent.events as f64 / window_s } else { 0.0 };
+    let achieved_rate_error = if offered_rate > 0.0 { (achieved_rate - offered_rate).abs() / offered_rate } else { 0.0 };
+    for (s, n) in offered_series {
+        agg.bucket(s).offered_events += n;
+    }
+    let series = agg.series();
+    let mut report = Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        tool: format!("amplitude-loadgen {}", env!("CARGO_PKG_VERSION")),
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            source: scenario.source.display().to_string(),
+            seed,
+            endpoint: scenario.endpoint.as_str().into(),
+            region: scenario.region.as_str().into(),
+            duration_ms,
+            phases,
+            batch_size: batch_size as u64,
+            max_in_flight: max_in_flight as u64,
+        },
+        target: url,
+        started_at_ms,
+        elapsed_ms,
+        offered,
+        sent: agg.sent,
+        dropped: agg.dropped,
+        offered_rate_eps: offered_rate,
+        achieved_rate_eps: achieved_rate,
+        achieved_rate_error,
+        status_counts: agg.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        events_2xx: agg.events_2xx,
+        transport_errors: agg.errors.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        throttled: agg.throttled.clone(),
+        latency_ms: Latencies {
+            corrected: LatencySummary::from_us(&agg.corrected),
+            uncorrected: LatencySummary::from_us(&agg.uncorrected),
+            delivery: LatencySummary::from_us(&agg.delivery),
+            schedule_lag: LatencySummary::from_us(&agg.lag),
+        },
+        series,
+        thresholds: Vec::new(),
+        passed: true,
+    };
+    report.evaluate(&scenario.thresholds);
+    Ok(report)
+}
+
+fn micros(t: Instant, start: Instant) -> u64 {
+    t.saturating_duration_since(start).as_micros() as u64
+}
+
+/// `base` + `path`, checked to be an `http://host[:port]` URL.
+fn target_url(base: &str, path: &str) -> Result<String, RunError> {
+    let bad = |m: &str| RunError::Target { url: base.to_owned(), message: m.to_owned() };
+    let uri: http::Uri = base.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(bad("https is not supported; use the mock's http listener")),
+        _ => return Err(bad("expected http://HOST:PORT")),
+    }
+    if uri.authority().is_none() {
+        return Err(bad("missing host"));
+    }
+    Ok(format!("{}{}", base.trim_end_matches('/'), path))
+}
+
+fn build_request(url: &str, host: Option<&str>, body: Bytes) -> Result<hyper::Request<Full<Bytes>>, ()> {
+    let mut b = hyper::Request::builder()
+        .method(hyper::Method::POST)
+        .uri(url)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::ACCEPT, "*/*");
+    if let Some(h) = host {
+        b = b.header(hyper::header::HOST, h);
+    }
+    b.body(Full::new(body)).map_err(|_| ())
+}
+
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(u16, Bytes), &'static str> {
+    let fut = async {
+        let resp = client.request(req).await.map_err(|e| if e.is_connect() { "connect" } else { "io" })?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.map_err(|_| "io")?.to_bytes();
+        Ok((status, body))
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err("timeout"),
+    }
+}
+
+/// Turns the event stream into requests; runs on its own thread.
+fn plan_requests(
+    stream: crate::EventStream,
+    api_key: &str,
+    batch_size: usize,
+    wait_us: u64,
+    max_body: usize,
+    tx: &mpsc::Sender<Planned>,
+) -> Result<(), RunError> {
+    let prefix = format!(
+        "{{\"api_key\":{},\"events\":[",
+        serde_json::to_string(api_key).map_err(|e| RunError::Internal(e.to_string()))?
+    );
+    let suffix = "]}";
+    let mut body = Vec::<u8>::with_capacity(64 * 1024);
+    let mut offsets: Vec<u64> = Vec::new();
+    let flush = |body: &mut Vec<u8>, offsets: &mut Vec<u64>, intended_us: u64| -> bool {
+        if offsets.is_empty() {
+            return true;
+        }
+        body.extend_from_slice(suffix.as_bytes());
+        let planned = Planned {
+            intended_us,
+            body: Bytes::from(std::mem::take(body)),
+            event_offsets_us: std::mem::take(offsets),
+        };
+        tx.blocking_send(planned).is_ok()
+    };
+    for ev in stream {
+        let json = serde_json::to_vec(&ev.event).map_err(|e| RunError::Internal(e.to_string()))?;
+        if let Some(first) = offsets.first().copied() {
+            if ev.offset_us > first + wait_us {
+                if !flush(&mut body, &mut offsets, first + wait_us) {
+                    return Ok(());
+                }
+            } else if body.len() + json.len() + 1 + suffix.len() > max_body {
+                let last = offsets.last().copied().unwrap_or(first);
+                if !flush(&mut body, &mut offsets, last) {
+                    return Ok(());
+                }
+            }
+        }
+        if offsets.is_empty() {
+            body.extend_from_slice(prefix.as_bytes());
+        } else {
+            body.push(b',');
+        }
+        body.extend_from_slice(&json);
+        offsets.push(ev.offset_us);
+        if offsets.len() >= batch_size && !flush(&mut body, &mut offsets, ev.offset_us) {
+            return Ok(());
+        }
+    }
+    if let Some(first) = offsets.first().copied() {
+        let _ = flush(&mut body, &mut offsets, first + wait_us);
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Bucket {
+    sent_events: u64,
+    dropped_events: u64,
+    ok_events: u64,
+    offered_events: u64,
+    responses: BTreeMap<u16, u64>,
+    errors: u64,
+    corrected: Option<Histogram<u64>>,
+    uncorrected: Option<Histogram<u64>>,
+}
+
+struct Aggregate {
+    sent: Volume,
+    dropped: Volume,
+    last_sent_us: u64,
+    last_lag_us: u64,
+    status: BTreeMap<u16, u64>,
+    events_2xx: u64,
+    errors: BTreeMap<&'static str, u64>,
+    throttled: Throttled,
+    corrected: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    delivery: Histogram<u64>,
+    lag: Histogram<u64>,
+    buckets: Vec<Bucket>,
+}
+
+/// Most distinct throttled identities kept in the report.
+const MAX_THROTTLED_IDS: usize = 10_000;
+
+fn hist(sigfig: u8) -> Result<Histogram<u64>, RunError> {
+    Histogram::new(sigfig).map_err(|e| RunError::Internal(format!("histogram: {e:?}")))
+}
+
+/// Records `v` into an auto-resizing histogram (`saturating_record` would clamp instead of
+/// resizing, hiding exactly the outliers this tool exists to show).
+fn rec(h: &mut Histogram<u64>, v: u64) {
+    if h.record(v).is_err() {
+        h.saturating_record(v);
+    }
+}
+
+fn record(h: &mut Option<Histogram<u64>>, v: u64) {
+    if h.is_none() {
+        *h = Histogram::new(2).ok();
+    }
+    if let Some(h) = h.as_mut() {
+        rec(h, v);
+    }
+}
+
+impl Aggregate {
+    fn new() -> Result<Self, RunError> {
+        Ok(Self {
+            sent: Volume::default(),
+            dropped: Volume::default(),
+            last_sent_us: 0,
+            last_lag_us: 0,
+            status: BTreeMap::new(),
+            events_2xx: 0,
+            errors: BTreeMap::new(),
+            throttled: Throttled::default(),
+            corrected: hist(3)?,
+            uncorrected: hist(3)?,
+            delivery: hist(3)?,
+            lag: hist(3)?,
+            buckets: Vec::new(),
+        })
+    }
+
+    fn bucket(&mut self, second: u64) -> &mut Bucket {
+        let i = second as usize;
+        if self.buckets.len() <= i {
+            self.buckets.resize_with(i + 1, Bucket::default);
+        }
+        &mut self.buckets[i]
+    }
+
+    fn series(&self) -> Vec<SeriesPoint> {
+        let q = |h: &Option<Histogram<u64>>, p: f64| {
+            h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(p) as f64 / 1_000.0)
+        };
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| SeriesPoint {
+                t_s: i as u64,
+                offered_events: b.offered_events,
+                sent_events: b.sent_events,
+                dropped_events: b.dropped_events,
+                ok_events: b.ok_events,
+                responses: b.responses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                transport_errors: b.errors,
+                latency_p50_ms: q(&b.corrected, 0.5),
+                latency_p99_ms: q(&b.corrected, 0.99),
+                latency_p99_uncorrected_ms: q(&b.uncorrected, 0.99),
+            })
+            .collect()
+    }
+
+    fn done(&mut self, d: Done) {
+        let corrected = d.done_us.saturating_sub(d.intended_us);
+        let uncorrected = d.done_us.saturating_sub(d.sent_us);
+        rec(&mut self.corrected, corrected);
+        rec(&mut self.uncorrected, uncorrected);
+        let b = self.bucket(d.intended_us / 1_000_000);
+        record(&mut b.corrected, corrected);
+        record(&mut b.uncorrected, uncorrected);
+        let events = d.event_offsets_us.len() as u64;
+        let done_s = d.done_us / 1_000_000;
+        match d.outcome {
+            Ok((status, body)) => {
+                *self.status.entry(status).or_default() += 1;
+                *self.bucket(done_s).responses.entry(status).or_default() += 1;
+                if (200..300).contains(&status) {
+                    self.events_2xx += events;
+                    self.bucket(done_s).ok_events += events;
+                    for o in &d.event_offsets_us {
+                        rec(&mut self.delivery, d.done_us.saturating_sub(*o));
+                    }
+                } else if status == 429 {
+                    self.throttled.responses += 1;
+                    if let Ok(rb) = serde_json::from_slice::<ResponseBody>(&body) {
+                        self.throttled.events += rb.throttled_events.as_ref().map_or(0, |v| v.len() as u64);
+                        for (map, out) in [
+                            (&rb.throttled_devices, &mut self.throttled.devices),
+                            (&rb.throttled_users, &mut self.throttled.users),
+                        ] {
+                            for id in map.iter().flat_map(|m| m.keys()) {
+                                if out.len() < MAX_THROTTLED_IDS || out.contains_key(id) {
+                                    *out.entry(id.clone()).or_default() += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Err(kind) => {
+                *self.errors.entry(kind).or_default() += 1;
+                self.bucket(done_s).errors += 1;
+            }
+        }
+    }
+}
+
+async fn collect(mut rx: mpsc::UnboundedReceiver<Msg>, live: Arc<Live>, mut agg: Aggregate) -> Aggregate {
+    while let Some(m) = rx.recv().await {
+        match m {
+            Msg::Dropped { intended_us, events } => {
+                agg.dropped.requests += 1;
+                agg.dropped.events += events;
+                agg.bucket(intended_us / 1_000_000).dropped_events += events;
+                live.dropped_events.fetch_add(events, Ordering::Relaxed);
+            }
+            Msg::Sent { sent_us, events, lag_us } => {
+                agg.sent.requests += 1;
+                agg.sent.events += events;
+                if sent_us >= agg.last_sent_us {
+                    agg.last_sent_us = sent_us;
+                    agg.last_lag_us = lag_us;
+                }
+                rec(&mut agg.lag, lag_us);
+                agg.bucket(sent_us / 1_000_000).sent_events += events;
+                live.sent_events.fetch_add(events, Ordering::Relaxed);
+            }
+            Msg::Done(d) => {
+                match &d.outcome {
+                    Ok((s, _)) if (200..300).contains(s) => {
+                        live.ok_events.fetch_add(d.event_offsets_us.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(_) => {
+                        live.non_2xx.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                agg.done(*d);
+            }
+        }
+    }
+    agg
+}
+
+fn spawn_progress(
+    mode: ProgressMode,
+    start: Instant,
+    duration_ms: u64,
+    live: Arc<Live>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let bar = match mode {
+        ProgressMode::Off => return None,
+        ProgressMode::Bar => true,
+        ProgressMode::Lines => false,
+        ProgressMode::Auto => std::io::stderr().is_terminal(),
+    };
+    Some(tokio::spawn(async move {
+        let status = |live: &Live| {
+            format!(
+                "sent {} ok {} non-2xx req {} errors {} dropped {}",
+                live.sent_events.load(Ordering::Relaxed),
+                live.ok_events.load(Ordering::Relaxed),
+                live.non_2xx.load(Ordering::Relaxed),
+                live.errors.load(Ordering::Relaxed),
+                live.dropped_events.load(Ordering::Relaxed),
+            )
+        };
+        if bar {
+            let pb = indicatif::ProgressBar::new(duration_ms.max(1));
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}",
+            ) {
+                pb.set_style(style);
+            }
+            while !live.finished.load(Ordering::Relaxed) {
+                pb.set_position((start.elapsed().as_millis() as u64).min(duration_ms));
+                pb.set_message(status(&live));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            pb.finish_and_clear();
+        } else {
+            let mut next_s = 1.0;
+            while !live.finished.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let e = start.elapsed().as_secs_f64();
+                if e >= next_s {
+                    eprintln!("t={e:>4.0}s {}", status(&live));
+                    next_s += 1.0;
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(wait: &str, batch: usize) -> Vec<(u64, Vec<u64>, amplitude_wire::UploadRequest)> {
+        let sc = Scenario::from_toml_str(
+            &format!("duration = \"1s\"\narrival = {{ kind = \"constant\", rate = 10.0 }}\n[run]\nbatch_size = {batch}\nmax_batch_wait = \"{wait}\"\n"),
+            "p.toml",
+        )
+        .unwrap();
+        let (tx, mut rx) = mpsc::channel(100);
+        plan_requests(sc.events(1).unwrap(), "KEY", sc.run.batch_size, sc.run.max_batch_wait.ms() * 1_000, 1_000_000, &tx).unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            let req: amplitude_wire::UploadRequest = serde_json::from_slice(&p.body).unwrap();
+            out.push((p.intended_us / 1_000, p.event_offsets_us.iter().map(|o| o / 1_000).collect(), req));
+        }
+        out
+    }
+
+    #[test]
+    fn batches_close_when_full_or_when_the_first_event_waited_long_enough() {
+        // Arrivals at 50, 150, ..., 950 ms.
+        let full = plan("250ms", 3);
+        let shape: Vec<(u64, Vec<u64>)> = full.iter().map(|(t, o, _)| (*t, o.clone())).collect();
+        assert_eq!(
+            shape,
+            vec![(250, vec![50, 150, 250]), (550, vec![350, 450, 550]), (850, vec![650, 750, 850]), (1_200, vec![950])]
+        );
+        let timed = plan("150ms", 10);
+        let shape: Vec<(u64, Vec<u64>)> = timed.iter().map(|(t, o, _)| (*t, o.clone())).collect();
+        assert_eq!(
+            shape,
+            vec![(200, vec![50, 150]), (400, vec![250, 350]), (600, vec![450, 550]), (800, vec![650, 750]), (1_000, vec![850, 950])]
+        );
+        // Bodies are upload requests with the key and the events in order.
+        let req = &timed[1].2;
+        assert_eq!(req.api_key.as_deref(), Some("KEY"));
+        let seqs: Vec<u64> = req.events.as_ref().unwrap().iter()
+            .map(|e| e.event_properties.as_ref().unwrap()["conformance_seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, vec![2, 3]);
+    }
+
+    #[test]
+    fn target_urls_are_checked() {
+        assert_eq!(target_url("http://127.0.0.1:8080/", "/batch").unwrap(), "http://127.0.0.1:8080/batch");
+        assert!(matches!(target_url("127.0.0.1:8080", "/batch"), Err(RunError::Target { .. })));
+        assert!(matches!(target_url("https://x", "/batch"), Err(RunError::Target { .. })));
+    }
+}

@@ -1,0 +1,881 @@
+//! Seeded fault injection (spec §5.2, §5.5, §5.6; prior art: WireMock faults, MockServer
+//! chaos). A [`Fault`] says what goes wrong (a status, an HTML error page, a stall, a reset
+//! connection, ...) and for which requests (a route filter, the next `count` requests, a
+//! `probability` drawn from the mock's seed, a window of the mock clock).
+//!
+//! # Matching rule
+//!
+//! Faults are kept in scheduling order. For each request on an ingestion route (never
+//! `/__mock/`, `/metrics` or a CORS preflight) the mock walks the list and the **first**
+//! fault that is active takes the request:
+//!
+//! 1. a fault whose `count` is used up is gone;
+//! 2. its `route` (exact path, e.g. `/2/httpapi`) must equal the request's path, when set;
+//! 3. the mock clock must be within `[from_ms, until_ms)`, when set;
+//! 4. a `probability` fault draws one number from the seeded generator (ChaCha8 seeded with
+//!    `--seed`): it takes the request when the draw is below `probability`, otherwise the walk
+//!    goes on to the next fault;
+//! 5. the fault that takes the request uses up one of its `count`.
+//!
+//! So one JSON array `[503 x2, committed 500, reset, 3 s delay]`, each with a `count`, plays
+//! in that order on the next five requests; the same seed and the same request sequence give
+//! the same pattern of probabilistic faults. A fault with neither `count` nor `probability`
+//! takes every matching request (an outage, usually with a time window).
+//!
+//! # What a fault does to the ledger (spec §5.5, §6)
+//!
+//! * Uncommitted (`committed: false`, the default for `status`, `html`, `empty_400`, `reset`,
+//!   `close`, `hang`): the body is read, nothing is stored; the request's events count as
+//!   received and rejected with reason `fault`.
+//! * Committed (`committed: true`; always for `delay`, and for `truncate`/`dribble` without a
+//!   `status`): the request runs through the normal pipeline first (stored, deduplicated,
+//!   rejected as usual), then the response is replaced, held, cut or trickled.
+//!
+//! Every injected fault is journaled (`fault` = kind) and counted in `/__mock/stats`
+//! `faults` by kind, with how many were committed (the pipeline answered 200).
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::Distribution;
+use serde::{Deserialize, Serialize};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// What a fault does (the `kind` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer `status` with a JSON body (`{"code":N,"error":"..."}`; 403 is the WAF body of
+    /// spec §5.2). `committed` (default false) stores the events first (spec §5.5: a
+    /// 500/502/504 may have been committed; a 503 never is, so `committed: true` with 503 is
+    /// refused, as with any 4xx, spec §6).
+    Status,
+    /// An HTML error page as a load balancer sends it (spec §2 "Non-JSON error bodies");
+    /// `status` defaults to 502.
+    Html,
+    /// 400 with body `{}`.
+    #[serde(rename = "empty_400")]
+    Empty400,
+    /// Process the request normally (events stored), then hold the response for a delay:
+    /// `ms` (fixed), `min_ms`+`max_ms` (uniform) or `median_ms`+`sigma` (log-normal). Sleeps
+    /// on tokio time, not the mock clock.
+    Delay,
+    /// Reset the connection (TCP RST, `SO_LINGER` 0) before any response.
+    Reset,
+    /// Close the connection (FIN) without a response.
+    Close,
+    /// Send the response's head and half its body, then cut the connection.
+    Truncate,
+    /// Trickle the response in `chunks` pieces (default 10) over `ms` milliseconds.
+    Dribble,
+    /// Never answer: the connection stays open until the client gives up, `ms` passes (when
+    /// set), or the mock shuts down.
+    Hang,
+}
+
+impl FaultKind {
+    /// The snake_case name (stats keys, the journal's `fault`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Html => "html",
+            Self::Empty400 => "empty_400",
+            Self::Delay => "delay",
+            Self::Reset => "reset",
+            Self::Close => "close",
+            Self::Truncate => "truncate",
+            Self::Dribble => "dribble",
+            Self::Hang => "hang",
+        }
+    }
+}
+
+/// One fault, as `POST /__mock/faults`, the config file's `[[faults]]` and
+/// [`crate::MockServerBuilder::fault`] take it. JSON examples (spec §5.2, §5.5):
+///
+/// ```json
+/// {"kind":"status","status":503,"count":3}
+/// {"kind":"status","status":500,"committed":true,"count":1}
+/// {"kind":"html","status":502,"count":1}
+/// {"kind":"delay","ms":2500,"count":1}
+/// {"kind":"delay","median_ms":200,"sigma":0.5,"probability":0.1,"route":"/batch"}
+/// {"kind":"dribble","ms":3000,"chunks":10,"count":1}
+/// {"kind":"reset","probability":0.05,"from_ms":1700000000000,"until_ms":1700000060000}
+/// ```
+///
+/// Fields that do not apply to the kind are refused ([`Fault::validate`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// HTTP status (`status`: required; `html`: default 502; `truncate`/`dribble`: answer
+    /// this status instead of the pipeline's response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Store the request's events before answering (spec §5.5). Defaults: false, except
+    /// `delay` and `truncate`/`dribble` without `status` (always the pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<bool>,
+    /// Response body replacing the default one (`status`, `html`), UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Milliseconds: the fixed delay (`delay`), the trickle duration (`dribble`), the most a
+    /// `hang` lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+    /// Uniform delay: lower bound, ms (with `max_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<u64>,
+    /// Uniform delay: upper bound, ms, inclusive (with `min_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<u64>,
+    /// Log-normal delay: median, ms (with `sigma`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_ms: Option<f64>,
+    /// Log-normal delay: standard deviation of the log (with `median_ms`; 0 = always the
+    /// median).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+    /// `dribble`: number of pieces (default 10, at most the body length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u32>,
+    /// Only requests to this exact path (e.g. `/2/httpapi`, `/batch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The next `count` matching requests (with `probability`: at most `count` times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Each matching request with this probability (0..=1), drawn from the seeded generator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Active from this mock-clock time, ms since the epoch (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    /// Active until this mock-clock time, ms since the epoch (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+/// A fault that cannot be scheduled; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} fault: {message}")]
+pub struct FaultError {
+    /// The fault's kind.
+    pub kind: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Fault {
+    fn new(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            status: None,
+            committed: None,
+            body: None,
+            ms: None,
+            min_ms: None,
+            max_ms: None,
+            median_ms: None,
+            sigma: None,
+            chunks: None,
+            route: None,
+            count: None,
+            probability: None,
+            from_ms: None,
+            until_ms: None,
+        }
+    }
+
+    /// `{"kind":"status","status":N}`: answer `status` with a JSON body (spec §5.2, §5.5).
+    pub fn status(status: u16) -> Self {
+        Self { status: Some(status), ..Self::new(FaultKind::Status) }
+    }
+
+    /// `{"kind":"html","status":N}`: a load balancer's HTML error page (spec §2).
+    pub fn html(status: u16) -> Self {
+        Self { status: Some(status), ..Self::new(FaultKind::Html) }
+    }
+
+    /// `{"kind":"empty_400"}`: 400 with body `{}`.
+    pub fn empty_400() -> Self {
+        Self::new(FaultKind::Empty400)
+    }
+
+    /// `{"kind":"delay","ms":N}`: hold the response `ms` milliseconds.
+    pub fn delay_ms(ms: u64) -> Self {
+        Self { ms: Some(ms), ..Self::new(FaultKind::Delay) }
+    }
+
+    /// `{"kind":"delay","min_ms":A,"max_ms":B}`: a delay uniform in `[min_ms, max_ms]` ms.
+    pub fn delay_uniform(min_ms: u64, max_ms: u64) -> Self {
+        Self { min_ms: Some(min_ms), max_ms: Some(max_ms), ..Self::new(FaultKind::Delay) }
+    }
+
+    /// `{"kind":"delay","median_ms":M,"sigma":S}`: a log-normal delay, median `M` ms.
+    pub fn delay_lognormal(median_ms: f64, sigma: f64) -> Self {
+        Self { median_ms: Some(median_ms), sigma: Some(sigma), ..Self::new(FaultKind::Delay) }
+    }
+
+    /// `{"kind":"reset"}`: TCP reset before any response.
+    pub fn reset() -> Self {
+        Self::new(FaultKind::Reset)
+    }
+
+    /// `{"kind":"close"}`: close the connection without a response.
+    pub fn close() -> Self {
+        Self::new(FaultKind::Close)
+    }
+
+    /// `{"kind":"truncate"}`: a response cut in the middle of its body.
+    pub fn truncate() -> Self {
+        Self::new(FaultKind::Truncate)
+    }
+
+    /// `{"kind":"dribble","ms":N}`: the response trickled over `ms` milliseconds.
+    pub fn dribble(ms: u64) -> Self {
+        Self { ms: Some(ms), ..Self::new(FaultKind::Dribble) }
+    }
+
+    /// `{"kind":"hang"}`: never answer (until the client gives up or the mock stops).
+    pub fn hang() -> Self {
+        Self::new(FaultKind::Hang)
+    }
+
+    /// Sets `committed` (spec §5.5).
+    pub fn committed(mut self, committed: bool) -> Self {
+        self.committed = Some(committed);
+        self
+    }
+
+    /// Sets `count`: the next `n` matching requests.
+    pub fn count(mut self, n: u64) -> Self {
+        self.count = Some(n);
+        self
+    }
+
+    /// Sets `probability` (0..=1), drawn from the mock's seed.
+    pub fn probability(mut self, p: f64) -> Self {
+        self.probability = Some(p);
+        self
+    }
+
+    /// Sets the `route` filter (exact path, e.g. `/batch`).
+    pub fn route(mut self, path: impl Into<String>) -> Self {
+        self.route = Some(path.into());
+        self
+    }
+
+    /// Sets the mock-clock window `[from_ms, until_ms)`, ms since the epoch.
+    pub fn window(mut self, from_ms: Option<i64>, until_ms: Option<i64>) -> Self {
+        self.from_ms = from_ms;
+        self.until_ms = until_ms;
+        self
+    }
+
+    /// Sets the response body (`status`, `html`).
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Sets `chunks` (`dribble`).
+    pub fn chunks(mut self, n: u32) -> Self {
+        self.chunks = Some(n);
+        self
+    }
+
+    fn err(&self, message: impl Into<String>) -> FaultError {
+        FaultError { kind: self.kind.as_str(), message: message.into() }
+    }
+
+    /// Checks the fault: required fields present, fields of other kinds absent, values in
+    /// range, and spec §5.5/§6 respected (a 503 or a 4xx is never committed).
+    pub fn validate(&self) -> Result<(), FaultError> {
+        use FaultKind as K;
+        let present: [(&str, bool); 9] = [
+            ("status", self.status.is_some()),
+            ("committed", self.committed.is_some()),
+            ("body", self.body.is_some()),
+            ("ms", self.ms.is_some()),
+            ("min_ms", self.min_ms.is_some()),
+            ("max_ms", self.max_ms.is_some()),
+            ("median_ms", self.median_ms.is_some()),
+            ("sigma", self.sigma.is_some()),
+            ("chunks", self.chunks.is_some()),
+        ];
+        let allowed: &[&str] = match self.kind {
+            K::Status | K::Html => &["status", "committed", "body"],
+            K::Empty400 => &["status", "committed"],
+            K::Delay => &["ms", "min_ms", "max_ms", "median_ms", "sigma"],
+            K::Reset | K::Close => &["committed"],
+            K::Hang => &["committed", "ms"],
+            K::Truncate => &["status", "committed"],
+            K::Dribble => &["status", "committed", "ms", "chunks"],
+        };
+        if let Some((name, _)) = present.iter().find(|(n, p)| *p && !allowed.contains(n)) {
+            return Err(self.err(format!("field `{name}` does not apply to this kind")));
+        }
+        match self.status {
+            Some(s) if !(200..=599).contains(&s) => {
+                return Err(self.err(format!("status {s} is not in 200..=599")))
+            }
+            None if self.kind == K::Status => return Err(self.err("`status` is required")),
+            _ => {}
+        }
+        if self.committed == Some(true) {
+            let status = match self.kind {
+                K::Empty400 => Some(400),
+                K::Html => Some(self.status.unwrap_or(502)),
+                _ => self.status,
+            };
+            if status == Some(503) {
+                return Err(self.err("a 503 is never committed (spec §5.5)"));
+            }
+            if status.is_some_and(|s| (400..500).contains(&s)) {
+                return Err(self.err("a 4xx is never committed (spec §6)"));
+            }
+        }
+        if self.kind == K::Empty400 && self.status.is_some_and(|s| s != 400) {
+            return Err(self.err("empty_400 answers 400"));
+        }
+        if matches!(self.kind, K::Truncate | K::Dribble) && self.status.is_none() && self.committed == Some(false) {
+            return Err(self.err(
+                "without `status` it cuts or trickles the real response, which commits; give a `status` for an uncommitted one",
+            ));
+        }
+        if self.kind == K::Delay {
+            let forms = [
+                self.ms.is_some(),
+                self.min_ms.is_some() || self.max_ms.is_some(),
+                self.median_ms.is_some() || self.sigma.is_some(),
+            ];
+            if forms.iter().filter(|f| **f).count() != 1 {
+                return Err(self.err("give exactly one of `ms`, `min_ms`+`max_ms`, `median_ms`+`sigma`"));
+            }
+            if forms[1] {
+                match (self.min_ms, self.max_ms) {
+                    (Some(a), Some(b)) if a <= b => {}
+                    _ => return Err(self.err("`min_ms` and `max_ms` are both required, min_ms <= max_ms")),
+                }
+            }
+            if forms[2] {
+                match (self.median_ms, self.sigma) {
+                    (Some(m), Some(s)) if m.is_finite() && m > 0.0 && s.is_finite() && s >= 0.0 => {}
+                    _ => return Err(self.err("`median_ms` > 0 and `sigma` >= 0 are both required")),
+                }
+            }
+        }
+        if self.kind == K::Dribble && self.ms.is_none() {
+            return Err(self.err("`ms` (the trickle duration) is required"));
+        }
+        if self.chunks == Some(0) {
+            return Err(self.err("`chunks` must be at least 1"));
+        }
+        if self.count == Some(0) {
+            return Err(self.err("`count` must be at least 1"));
+        }
+        if let Some(p) = self.probability {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(self.err("`probability` must be within 0..=1"));
+            }
+        }
+        if let (Some(a), Some(b)) = (self.from_ms, self.until_ms) {
+            if a > b {
+                return Err(self.err("`from_ms` is after `until_ms`"));
+            }
+        }
+        if self.route.as_deref().is_some_and(|r| !r.starts_with('/')) {
+            return Err(self.err("`route` is a path starting with `/`"));
+        }
+        Ok(())
+    }
+
+    fn matches(&self, path: &str, now_ms: i64) -> bool {
+        self.route.as_deref().is_none_or(|r| r == path)
+            && self.from_ms.is_none_or(|f| now_ms >= f)
+            && self.until_ms.is_none_or(|u| now_ms < u)
+    }
+
+    /// Whether the request's events go through the pipeline first.
+    fn runs_pipeline(&self) -> bool {
+        match self.kind {
+            FaultKind::Delay => true,
+            FaultKind::Truncate | FaultKind::Dribble if self.status.is_none() => true,
+            _ => self.committed.unwrap_or(false),
+        }
+    }
+
+    fn synthetic(&self) -> Option<Synthetic> {
+        let json = |status: u16, default: String| Synthetic {
+            status,
+            body: Bytes::from(self.body.clone().unwrap_or(default)),
+            content_type: "application/json",
+        };
+        match self.kind {
+            FaultKind::Empty400 => Some(json(400, "{}".to_owned())),
+            FaultKind::Html => {
+                let status = self.status.unwrap_or(502);
+                Some(Synthetic {
+                    status,
+                    body: Bytes::from(self.body.clone().unwrap_or_else(|| html_page(status))),
+                    content_type: "text/html",
+                })
+            }
+            FaultKind::Status | FaultKind::Truncate | FaultKind::Dribble => {
+                self.status.map(|s| json(s, json_error(s)))
+            }
+            _ => None,
+        }
+    }
+
+    fn delivery(&self, rng: &mut ChaCha8Rng) -> Delivery {
+        match self.kind {
+            FaultKind::Status | FaultKind::Html | FaultKind::Empty400 => Delivery::Normal,
+            FaultKind::Delay => Delivery::Delay(Duration::from_millis(self.draw_delay_ms(rng))),
+            FaultKind::Reset => Delivery::Reset,
+            FaultKind::Close => Delivery::Close,
+            FaultKind::Hang => Delivery::Hang(self.ms.map(Duration::from_millis)),
+            FaultKind::Truncate => Delivery::Truncate,
+            FaultKind::Dribble => Delivery::Dribble {
+                total: Duration::from_millis(self.ms.unwrap_or(0)),
+                chunks: self.chunks.unwrap_or(10),
+            },
+        }
+    }
+
+    fn draw_delay_ms(&self, rng: &mut ChaCha8Rng) -> u64 {
+        if let Some(ms) = self.ms {
+            return ms;
+        }
+        if let (Some(a), Some(b)) = (self.min_ms, self.max_ms) {
+            return rng.random_range(a..=b.max(a));
+        }
+        if let (Some(m), Some(s)) = (self.median_ms, self.sigma) {
+            if let Ok(d) = rand_distr::LogNormal::new(m.max(f64::MIN_POSITIVE).ln(), s) {
+                let v: f64 = d.sample(rng);
+                // At most 10 minutes: a heavy tail must not hold a connection forever.
+                return v.clamp(0.0, 600_000.0).round() as u64;
+            }
+        }
+        0
+    }
+}
+
+/// The JSON error body of a synthetic status: the WAF body for 403 (spec §5.2), otherwise
+/// `{"code":N,"error":"<reason phrase>"}` (5xx bodies are undocumented, spec §5.5).
+fn json_error(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    serde_json::json!({"code": status, "error": reason}).to_string()
+}
+
+/// An nginx-style error page, as a load balancer in front of Amplitude sends (spec §2).
+fn html_page(status: u16) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    format!(
+        "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    )
+}
+
+/// A response that replaces the pipeline's.
+#[derive(Debug, Clone)]
+pub(crate) struct Synthetic {
+    pub status: u16,
+    pub body: Bytes,
+    pub content_type: &'static str,
+}
+
+/// How the response reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Normal,
+    Delay(Duration),
+    Reset,
+    Close,
+    Hang(Option<Duration>),
+    Truncate,
+    Dribble { total: Duration, chunks: u32 },
+}
+
+/// What to do with one request, decided by [`Faults::pick`].
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub kind: FaultKind,
+    pub run_pipeline: bool,
+    pub synthetic: Option<Synthetic>,
+    pub delivery: Delivery,
+}
+
+/// A scheduled fault as `GET /__mock/faults` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduledFault {
+    /// Id, from 1, in scheduling order.
+    pub id: u64,
+    /// Requests it can still take (`None`: unlimited).
+    pub remaining: Option<u64>,
+    /// Times it took a request.
+    pub injected: u64,
+    /// The fault.
+    pub fault: Fault,
+}
+
+struct Inner {
+    list: Vec<ScheduledFault>,
+    rng: ChaCha8Rng,
+    next_id: u64,
+}
+
+/// The mock's fault schedule. `Send + Sync`; every method takes `&self`. When nothing is
+/// scheduled a request costs one relaxed atomic load.
+pub struct Faults {
+    armed: AtomicBool,
+    seed: u64,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults").field("seed", &self.seed).finish_non_exhaustive()
+    }
+}
+
+impl Faults {
+    /// An empty schedule whose probabilities and delay distributions draw from ChaCha8
+    /// seeded with `seed` (the mock's `--seed`).
+    pub fn new(seed: u64) -> Self {
+        Self {
+            armed: AtomicBool::new(false),
+            seed,
+            inner: Mutex::new(Inner {
+                list: Vec::new(),
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                next_id: 1,
+            }),
+        }
+    }
+
+    /// Schedules `fault` after the ones already scheduled; returns its id.
+    pub fn push(&self, fault: Fault) -> Result<u64, FaultError> {
+        self.push_all(vec![fault]).map(|ids| ids.first().copied().unwrap_or(0))
+    }
+
+    /// Schedules `faults` in order, all or none (the first invalid one is returned with
+    /// nothing scheduled); returns their ids.
+    pub fn push_all(&self, faults: Vec<Fault>) -> Result<Vec<u64>, FaultError> {
+        for f in &faults {
+            f.validate()?;
+        }
+        let mut g = self.inner.lock();
+        let mut ids = Vec::with_capacity(faults.len());
+        for fault in faults {
+            let id = g.next_id;
+            g.next_id += 1;
+            ids.push(id);
+            g.list.push(ScheduledFault { id, remaining: fault.count, injected: 0, fault });
+        }
+        self.armed.store(!g.list.is_empty(), Ordering::Release);
+        Ok(ids)
+    }
+
+    /// Removes every fault and re-seeds the generator, so a script replayed after `clear`
+    /// gives the same pattern as on a fresh mock. Returns how many were removed.
+    pub fn clear(&self) -> usize {
+        let mut g = self.inner.lock();
+        let n = g.list.len();
+        g.list.clear();
+        g.rng = ChaCha8Rng::seed_from_u64(self.seed);
+        self.armed.store(false, Ordering::Release);
+        n
+    }
+
+    /// The faults still scheduled, in scheduling order.
+    pub fn list(&self) -> Vec<ScheduledFault> {
+        self.inner.lock().list.clone()
+    }
+
+    /// The seed in force.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Picks the fault for a request to `path` at mock time `now_ms` (see the module docs
+    /// for the rule), using it up; `None` when no fault takes it.
+    pub(crate) fn pick(&self, path: &str, now_ms: i64) -> Option<Plan> {
+        if !self.armed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut g = self.inner.lock();
+        let Inner { list, rng, .. } = &mut *g;
+        let mut plan = None;
+        for slot in list.iter_mut() {
+            if slot.remaining == Some(0) || !slot.fault.matches(path, now_ms) {
+                continue;
+            }
+            if let Some(p) = slot.fault.probability {
+                let u: f64 = rng.random();
+                if u >= p {
+                    continue;
+                }
+            }
+            if let Some(r) = &mut slot.remaining {
+                *r -= 1;
+            }
+            slot.injected += 1;
+            let f = &slot.fault;
+            plan = Some(Plan {
+                kind: f.kind,
+                run_pipeline: f.runs_pipeline(),
+                synthetic: f.synthetic(),
+                delivery: f.delivery(rng),
+            });
+            break;
+        }
+        if plan.is_some() {
+            list.retain(|s| s.remaining != Some(0));
+            self.armed.store(!list.is_empty(), Ordering::Release);
+        }
+        plan
+    }
+}
+
+/// Body of `POST /__mock/faults`: one fault or an array.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FaultsBody {
+    Many(Vec<Fault>),
+    One(Box<Fault>),
+}
+
+/// Parses `POST /__mock/faults` JSON (one fault object or an array of them).
+pub fn parse_faults_json(bytes: &[u8]) -> Result<Vec<Fault>, String> {
+    // Try the precise forms first so that serde's message names the bad field.
+    let trimmed = bytes.iter().skip_while(|b| b.is_ascii_whitespace()).copied().next();
+    let parsed = if trimmed == Some(b'[') {
+        serde_json::from_slice::<Vec<Fault>>(bytes).map(FaultsBody::Many)
+    } else {
+        serde_json::from_slice::<Fault>(bytes).map(|f| FaultsBody::One(Box::new(f)))
+    };
+    match parsed.map_err(|e| format!("invalid fault JSON: {e}"))? {
+        FaultsBody::Many(v) => Ok(v),
+        FaultsBody::One(f) => Ok(vec![*f]),
+    }
+}
+
+/// `GET|POST|DELETE /__mock/faults`.
+pub(crate) async fn admin_route(
+    state: &crate::state::MockState,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<crate::server::ResponseBodyType> {
+    use crate::server::json_response;
+    let reply = |status: u16, v: serde_json::Value| json_response(status, v.to_string().into_bytes());
+    match *req.method() {
+        http::Method::GET => reply(200, serde_json::json!({"seed": state.faults.seed(), "faults": state.faults.list()})),
+        http::Method::DELETE => reply(200, serde_json::json!({"cleared": state.faults.clear()})),
+        http::Method::POST => {
+            let bytes = match http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) => return reply(400, serde_json::json!({"code": 400, "error": format!("reading body: {e}")})),
+            };
+            let faults = match parse_faults_json(&bytes) {
+                Ok(f) => f,
+                Err(e) => return reply(400, serde_json::json!({"code": 400, "error": e})),
+            };
+            match state.faults.push_all(faults) {
+                Ok(ids) => reply(200, serde_json::json!({"scheduled": ids, "faults": state.faults.list()})),
+                Err(e) => reply(400, serde_json::json!({"code": 400, "error": e.to_string()})),
+            }
+        }
+        _ => reply(405, serde_json::json!({"code": 405, "error": "GET, POST or DELETE"})),
+    }
+}
+
+/// A response body that is cut (`truncate`) or trickled (`dribble`).
+pub struct FaultBody {
+    chunks: std::collections::VecDeque<Bytes>,
+    interval: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Wait one interval before the next frame.
+    wait_next: bool,
+    /// After the chunks: fail (truncate) instead of ending (dribble).
+    cut: bool,
+}
+
+impl std::fmt::Debug for FaultBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultBody").field("chunks", &self.chunks.len()).field("cut", &self.cut).finish()
+    }
+}
+
+impl FaultBody {
+    /// The first half of `body` at once, then (after 20 ms, so hyper flushes what it has) an
+    /// error that makes hyper drop the connection. The response's `Content-Length` is the
+    /// whole body, so the client sees the body cut.
+    pub(crate) fn truncate(body: Bytes) -> Self {
+        let half = body.slice(..body.len() / 2);
+        let chunks: std::collections::VecDeque<Bytes> = std::iter::once(half).filter(|b| !b.is_empty()).collect();
+        Self {
+            wait_next: chunks.is_empty(),
+            chunks,
+            interval: Duration::from_millis(20),
+            sleep: None,
+            cut: true,
+        }
+    }
+
+    /// `body` in `chunks` pieces (at most one per byte), one every `total / pieces`, the first
+    /// after one interval: the last byte arrives after about `total`.
+    pub(crate) fn dribble(body: Bytes, total: Duration, chunks: u32) -> Self {
+        let n = (chunks.max(1) as usize).min(body.len().max(1));
+        let size = body.len().div_ceil(n).max(1);
+        let pieces: std::collections::VecDeque<Bytes> =
+            (0..body.len()).step_by(size).map(|i| body.slice(i..(i + size).min(body.len()))).collect();
+        let interval = total / u32::try_from(pieces.len().max(1)).unwrap_or(1);
+        Self { chunks: pieces, interval, sleep: None, wait_next: true, cut: false }
+    }
+}
+
+impl Body for FaultBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        if this.wait_next {
+            let interval = this.interval;
+            let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+            this.wait_next = false;
+        }
+        match this.chunks.pop_front() {
+            Some(c) => {
+                this.wait_next = this.cut || !this.chunks.is_empty();
+                Poll::Ready(Some(Ok(Frame::data(c))))
+            }
+            None if this.cut => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "response truncated by an injected fault",
+            )))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        !self.cut && !self.wait_next && self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_json_forms_parse_and_validate() {
+        // spec §5.2, §5.5: the exact forms of the issue
+        for text in [
+            r#"{"kind":"status","status":503,"count":3}"#,
+            r#"{"kind":"status","status":500,"committed":true,"count":1}"#,
+            r#"{"kind":"status","status":500,"committed":false,"count":1}"#,
+            r#"{"kind":"html","status":502,"count":1}"#,
+            r#"{"kind":"status","status":403,"count":1}"#,
+            r#"{"kind":"empty_400","count":1}"#,
+            r#"{"kind":"delay","ms":2500,"count":1}"#,
+            r#"{"kind":"delay","min_ms":10,"max_ms":20,"probability":0.5}"#,
+            r#"{"kind":"delay","median_ms":200,"sigma":0.5}"#,
+            r#"{"kind":"reset","count":1}"#,
+            r#"{"kind":"close","count":1}"#,
+            r#"{"kind":"truncate","count":1}"#,
+            r#"{"kind":"dribble","ms":3000,"count":1}"#,
+            r#"{"kind":"hang","count":1}"#,
+        ] {
+            let f = parse_faults_json(text.as_bytes()).unwrap();
+            assert_eq!(f.len(), 1, "{text}");
+            f[0].validate().unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let many = parse_faults_json(br#"[{"kind":"status","status":503,"count":2},{"kind":"reset","count":1}]"#).unwrap();
+        assert_eq!(many.len(), 2);
+    }
+
+    #[test]
+    fn refuses_what_the_spec_forbids() {
+        // spec §5.5: 503 is never committed; spec §6: 4xx never commit
+        assert!(Fault::status(503).committed(true).validate().is_err());
+        assert!(Fault::status(403).committed(true).validate().is_err());
+        assert!(Fault::status(502).committed(true).validate().is_ok());
+        let e = Fault { ms: Some(5), ..Fault::status(500) }.validate().unwrap_err();
+        assert!(e.to_string().contains("`ms`"), "{e}");
+        assert!(parse_faults_json(br#"{"kind":"status","status":500,"cuont":1}"#).unwrap_err().contains("cuont"));
+        assert!(Fault::delay_uniform(5, 1).validate().is_err());
+        assert!(Fault::status(503).probability(1.5).validate().is_err());
+    }
+
+    #[test]
+    fn count_faults_play_in_scheduling_order() {
+        let f = Faults::new(1);
+        f.push_all(vec![
+            Fault::status(503).count(2),
+            Fault::status(500).committed(true).count(1),
+            Fault::reset().count(1),
+            Fault::delay_ms(3000).count(1),
+        ])
+        .unwrap();
+        let kinds: Vec<_> = (0..6)
+            .map(|_| f.pick("/2/httpapi", 0).map(|p| (p.kind, p.run_pipeline, p.synthetic.map(|s| s.status))))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Some((FaultKind::Status, false, Some(503))),
+                Some((FaultKind::Status, false, Some(503))),
+                Some((FaultKind::Status, true, Some(500))),
+                Some((FaultKind::Reset, false, None)),
+                Some((FaultKind::Delay, true, None)),
+                None,
+            ]
+        );
+        assert!(f.list().is_empty());
+    }
+
+    #[test]
+    fn route_and_window_filter() {
+        let f = Faults::new(1);
+        f.push(Fault::close().route("/batch").window(Some(100), Some(200))).unwrap();
+        assert!(f.pick("/2/httpapi", 150).is_none());
+        assert!(f.pick("/batch", 99).is_none());
+        assert!(f.pick("/batch", 200).is_none());
+        assert!(f.pick("/batch", 150).is_some());
+        assert!(f.pick("/batch", 150).is_some(), "no count: every matching request");
+    }
+
+    #[test]
+    fn lognormal_with_zero_sigma_is_the_median() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(Fault::delay_lognormal(250.0, 0.0).draw_delay_ms(&mut rng), 250);
+        let d = Fault::delay_uniform(10, 20).draw_delay_ms(&mut rng);
+        assert!((10..=20).contains(&d));
+    }
+}

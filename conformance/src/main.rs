@@ -227,7 +227,11 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
             Duration::from_millis(a.drain_deadline_ms),
         )
         .await
-    })?;
+    });
+    // tokio's stdin reads on a blocking thread that cannot be cancelled: after SIGTERM with
+    // stdin still open, do not wait for it (everything is persisted by now).
+    rt.shutdown_background();
+    let report = report?;
     let s = &report.stats;
     eprintln!(
         "sender: accepted {} (recovered {}), delivered {}, dead-lettered {}, left in queue {}, requests {}, 429s {}, splits {}, retries {}, state dir {}",

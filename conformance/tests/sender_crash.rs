@@ -151,25 +151,27 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
     let mut accepted: BTreeSet<i64> = BTreeSet::new();
     let mut kills = 0;
-    for _ in 0..4 {
-        let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
-        if todo.is_empty() {
-            break;
-        }
-        let k = rng.random_range(1..400usize);
+    let mut interrupted = 0;
+    for round_no in 0..4i64 {
+        // each round brings 400 new events plus whatever the last one had not accepted
+        let todo: Vec<i64> = (0..(round_no + 1) * 400).filter(|s| !accepted.contains(s)).collect();
+        let k = rng.random_range(1..300usize);
         let url2 = url.clone();
         let dir2 = dir.clone();
         let todo2 = todo.clone();
         tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo2, Some(k))).await.unwrap();
         kills += 1;
         // what the sender had accepted before it died: persisted (pending), or already sent
-        accepted.extend(pending_in_log(&dir));
+        let pending = pending_in_log(&dir);
+        interrupted += pending.len();
+        accepted.extend(pending);
         accepted.extend(received(&server).await.keys());
         accepted.extend(
             read_dead_letters(&dir).unwrap().iter().filter_map(|(e, _)| e["event_properties"]["conformance_seq"].as_i64()),
         );
     }
-    assert!(kills >= 3, "the seeded schedule kills several times");
+    assert_eq!(kills, 4, "the seeded schedule kills four times");
+    assert!(interrupted > 0, "some kills left unconfirmed events in the queue");
     let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
     let url2 = url.clone();
     let dir2 = dir.clone();
@@ -182,4 +184,47 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
     assert!(reinvented.is_empty(), "re-sent with a new insert_id: {reinvented:?}");
     assert!(read_dead_letters(&dir).unwrap().is_empty());
     assert!(pending_in_log(&dir).is_empty(), "the final run drained the queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_into_the_mock_stores_every_event_exactly_once() {
+    // the project's mock: faults (503, committed 500) and insert_id dedup (spec §5.5, §9)
+    use amplitude_mock::{Fault, MockServer as Amp};
+    let mock = Amp::builder()
+        .api_key("KEY")
+        .seed(3)
+        .fault(Fault::status(503).probability(0.1))
+        .fault(Fault::status(500).committed(true).probability(0.1))
+        .start()
+        .await
+        .unwrap();
+    let stored = |mock: &Amp| -> BTreeMap<i64, usize> {
+        let mut out = BTreeMap::new();
+        for e in mock.events() {
+            let v: serde_json::Value = serde_json::from_str(e.event.get()).unwrap();
+            *out.entry(v["event_properties"]["conformance_seq"].as_i64().unwrap()).or_default() += 1;
+        }
+        out
+    };
+    let url = format!("{}/2/httpapi", mock.uri());
+    let dir = std::env::temp_dir().join(format!("sender-crash-mock-{}", uuid::Uuid::new_v4()));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut accepted: BTreeSet<i64> = BTreeSet::new();
+    for round_no in 0..4i64 {
+        let todo: Vec<i64> = (0..(round_no + 1) * 400).filter(|s| !accepted.contains(s)).collect();
+        let k = rng.random_range(1..300usize);
+        let (u, d) = (url.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || round(&u, &d, &todo, Some(k))).await.unwrap();
+        accepted.extend(pending_in_log(&dir));
+        accepted.extend(stored(&mock).keys());
+    }
+    let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
+    let (u, d) = (url.clone(), dir.clone());
+    tokio::task::spawn_blocking(move || round(&u, &d, &todo, None)).await.unwrap();
+    let got = stored(&mock);
+    let missing: Vec<i64> = (0..EVENTS).filter(|s| !got.contains_key(s)).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let twice: Vec<(&i64, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored twice: {twice:?}");
+    assert!(read_dead_letters(&dir).unwrap().is_empty());
 }

@@ -630,7 +630,7 @@ impl EventFilter {
         };
         let eq = |want: &Option<String>, got: &Option<std::borrow::Cow<'_, str>>| {
             want.as_deref()
-                .is_none_or(|w| got.as_deref() == Some(w))
+                .map_or(true, |w| got.as_deref() == Some(w))
         };
         eq(&self.user_id, &ids.user_id)
             && eq(&self.device_id, &ids.device_id)

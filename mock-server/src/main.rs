@@ -1,6 +1,9 @@
 //! `amplitude-mock`: the mock as a standalone server.
 
-use amplitude_mock::{serve, MockClock, MockConfig, MockState, ProjectConfig, Region};
+use amplitude_mock::{
+    parse_faults_json, serve_with, MockClock, MockConfig, MockState, ProjectConfig, Region, ServeOptions,
+    TlsIdentity,
+};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use std::io::Write;
@@ -42,9 +45,37 @@ struct Args {
     /// Freeze time at this many ms since the epoch; move it with POST /__mock/clock.
     #[arg(long, value_name = "MS")]
     virtual_clock: Option<i64>,
-    /// Log format on stderr.
+    /// Log format on stderr (`RUST_LOG` sets the level; API keys are always redacted).
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// Also serve HTTPS here with a self-signed certificate generated at start (spec §2: the
+    /// Java SDK needs https).
+    #[arg(long, value_name = "BIND")]
+    tls: Option<SocketAddr>,
+    /// Write the HTTPS certificate (PEM) to this file, for clients to trust.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_cert_out: Option<PathBuf>,
+    /// Write the HTTPS private key (PKCS#8 PEM) to this file.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_key_out: Option<PathBuf>,
+    /// A DNS name or IP address the certificate covers (repeatable; default localhost,
+    /// 127.0.0.1, ::1).
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    tls_names: Vec<String>,
+    /// Most time a request head, a request body or a TLS handshake may take, ms.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    read_timeout_ms: u64,
+    /// Most connections served at once per listener; more wait in the accept queue.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Token non-loopback clients must send as `x-mock-admin-token` to use /__mock/ and
+    /// /metrics (without it those routes serve loopback clients only).
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
+    /// A fault to schedule at start, JSON (one object or an array; repeatable; after the
+    /// config file's), e.g. '{"kind":"status","status":503,"count":2}'. See docs/faults.md.
+    #[arg(long = "fault", value_name = "JSON")]
+    faults: Vec<String>,
 }
 
 async fn shutdown_signal() {
@@ -93,11 +124,24 @@ async fn main() -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    if let Some(token) = &args.admin_token {
+        config.admin_token = Some(token.clone());
+    }
+    for text in &args.faults {
+        let faults = parse_faults_json(text.as_bytes()).map_err(anyhow::Error::msg).context("--fault")?;
+        config.faults.extend(faults);
+    }
     if config.projects.is_empty() {
         tracing::info!("no --api-key given: any API key is accepted as a US project");
     }
     let clock = args.virtual_clock.map_or_else(MockClock::system, MockClock::virtual_at);
-    let state = Arc::new(MockState::new(config, clock));
+    let state = Arc::new(MockState::try_new(config, clock).context("scheduling faults")?);
+    let options = ServeOptions {
+        region: None,
+        read_timeout_ms: args.read_timeout_ms,
+        max_connections: args.max_connections,
+        tls: None,
+    };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -111,8 +155,31 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(addr = %eu_listener.local_addr()?, "EU listener");
         let mut rx = stop_rx.clone();
         let st = state.clone();
+        let opts = ServeOptions { region: Some(Region::Eu), ..options.clone() };
         eu_task = Some(tokio::spawn(async move {
-            serve(eu_listener, st, Some(Region::Eu), async move {
+            serve_with(eu_listener, st, opts, async move {
+                let _ = rx.changed().await;
+            })
+            .await
+        }));
+    }
+    let mut tls_task = None;
+    if let Some(bind) = args.tls {
+        let identity = TlsIdentity::self_signed(&args.tls_names)?;
+        for (path, pem) in [(&args.tls_cert_out, &identity.cert_pem), (&args.tls_key_out, &identity.key_pem)] {
+            if let Some(path) = path {
+                std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        let tls_listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        tracing::info!(addr = %tls_listener.local_addr()?, cert = ?args.tls_cert_out, "HTTPS listener");
+        let mut rx = stop_rx.clone();
+        let st = state.clone();
+        let opts = ServeOptions { tls: Some(identity), ..options.clone() };
+        tls_task = Some(tokio::spawn(async move {
+            serve_with(tls_listener, st, opts, async move {
                 let _ = rx.changed().await;
             })
             .await
@@ -124,14 +191,14 @@ async fn main() -> anyhow::Result<()> {
         out.flush()?;
     }
     let mut rx = stop_rx.clone();
-    let main = tokio::spawn(serve(listener, state, None, async move {
+    let main = tokio::spawn(serve_with(listener, state, options, async move {
         let _ = rx.changed().await;
     }));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     main.await??;
-    if let Some(t) = eu_task {
+    for t in [eu_task, tls_task].into_iter().flatten() {
         t.await??;
     }
     Ok(())

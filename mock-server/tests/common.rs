@@ -1,11 +1,13 @@
 //! Helpers shared by the integration tests: a mock on port 0 and a plain HTTP client.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers: failing loudly is the point
 
 use amplitude_mock::{MockServer, MockServerBuilder};
 use serde_json::Value;
 
+/// The API key of the test project.
 pub const KEY: &str = "0123456789abcdef0123456789abcdef";
+/// Virtual start time, ms since the epoch (2023-11-14T22:13:20Z; second-aligned).
 pub const T0: i64 = 1_700_000_000_000;
 
 /// A mock with project `KEY`, virtual time frozen at `T0`.
@@ -13,6 +15,7 @@ pub async fn mock() -> MockServer {
     builder().start().await.unwrap()
 }
 
+/// A builder with project `KEY` and virtual time frozen at `T0`.
 pub fn builder() -> MockServerBuilder {
     MockServer::builder().api_key(KEY).virtual_clock(T0)
 }
@@ -34,19 +37,25 @@ pub async fn post_raw(mock: &MockServer, path: &str, body: Vec<u8>, headers: &[(
     (status, v)
 }
 
+/// POSTs `body` as JSON; returns (HTTP status, parsed body).
 pub async fn post(mock: &MockServer, path: &str, body: &Value) -> (u16, Value) {
     post_raw(mock, path, serde_json::to_vec(body).unwrap(), &[]).await
 }
 
+/// `n` events of `device`, with `insert_id`s `"{device}-{i}"`.
 pub fn events(n: usize, device: &str) -> Vec<Value> {
     (0..n)
         .map(|i| serde_json::json!({"device_id": device, "event_type": "tick", "insert_id": format!("{device}-{i}")}))
         .collect()
 }
 
+/// One second, ms.
 pub const SEC: i64 = 1_000;
+/// One hour, ms.
 pub const HOUR: i64 = 3_600_000;
+/// One day, ms.
 pub const DAY: i64 = 24 * HOUR;
+/// Seven days (the dedup window, spec §9), ms.
 pub const WEEK: i64 = 7 * DAY;
 
 /// `{"api_key": KEY, "events": events}`.

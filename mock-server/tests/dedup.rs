@@ -1,5 +1,6 @@
 //! 7-day `insert_id` deduplication over real HTTP (spec §6, §9, §14.1 #13), in virtual time
 //! and once with the system clock plus an offset.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod common;
 use amplitude_mock::{DedupKey, FidelityProfile, MockServer};

@@ -1,6 +1,7 @@
 //! Identify, Group Identify and Attribution over real HTTP (spec §10-§12): form-encoded or
 //! query parameters, text bodies (spec §10 "Response bodies", UNCERTAIN), the V2 limits and
 //! the shared property cap (spec §8.1).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod common;
 use amplitude_mock::Limits;

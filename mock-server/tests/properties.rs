@@ -1,6 +1,7 @@
 //! User and group properties over real HTTP: server order of operations (spec §3.3), the
 //! silent 1,800/hour cap per Amplitude ID (spec §8.1, §6), `$skip_user_properties_sync`
 //! (spec §3.2) and `$groupidentify` (spec §3.2, §11). Virtual time; no sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod common;
 use amplitude_mock::Limits;

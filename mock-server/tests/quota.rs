@@ -1,5 +1,6 @@
 //! The daily quota and silenced devices over real HTTP (spec §5.1, §5.4, §8.1, §14.1 #12),
 //! in virtual time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod common;
 use amplitude_mock::{FidelityProfile, Limits, MockConfig, MockServer};

@@ -1,5 +1,6 @@
 //! Per-identity EPS throttling over real HTTP (spec §5.4, §6, §8.1-§8.3, §14.1 #11), in
 //! virtual time: no test sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod common;
 use amplitude_mock::{FidelityProfile, Limits, MockServer, ProjectConfig, Region};

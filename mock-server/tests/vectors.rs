@@ -1,4 +1,5 @@
 //! Spec §14.1 vectors #1-10 over real HTTP, plus the transport rules of §2.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
 mod common;
 use common::*;

@@ -196,16 +196,12 @@ pub async fn run_sender(
     })
 }
 
-/// SIGKILLs the process group `pgid` (the sender and anything it started).
+/// SIGKILLs the process group `pgid` (the sender and anything it started). Never signals
+/// group 0 or 1 (ourselves / everything).
 async fn kill_group(pgid: Option<u32>) {
     #[cfg(unix)]
-    if let Some(pgid) = pgid {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{pgid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
+    if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
+        use nix::sys::signal::{killpg, Signal};
+        let _ = killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
     }
 }

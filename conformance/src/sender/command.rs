@@ -3,7 +3,6 @@
 
 use super::config::SenderConfig;
 use super::runtime::{Sender, SenderError, SenderReport};
-use amplitude_wire::Event;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -44,12 +43,11 @@ where
     });
     let mut reader = BufReader::with_capacity(1 << 20, input);
     tokio::pin!(shutdown);
-    let mut line = String::new();
     loop {
-        let mut group: Vec<Event> = Vec::new();
+        let mut group: Vec<String> = Vec::new();
         let mut eof = false;
         // Wait for one line (or SIGTERM), then take every complete line already buffered.
-        line.clear();
+        let mut line = String::new();
         let read = tokio::select! {
             r = reader.read_line(&mut line) => r,
             () = &mut shutdown => {
@@ -59,22 +57,24 @@ where
         };
         match read {
             Ok(0) => eof = true,
-            Ok(_) => accept_line(&sender, &line, &mut group)?,
+            Ok(_) => keep(line, &mut group),
             Err(e) => {
                 tracing::error!("reading input: {e}");
                 eof = true;
             }
         }
         while !eof && group.len() < MAX_GROUP && reader.buffer().contains(&b'\n') {
-            line.clear();
+            let mut line = String::new();
             match reader.read_line(&mut line).await {
                 Ok(0) => eof = true,
-                Ok(_) => accept_line(&sender, &line, &mut group)?,
+                Ok(_) => keep(line, &mut group),
                 Err(_) => eof = true,
             }
         }
         if !group.is_empty() {
-            sender.send(group).await?;
+            for (line, err) in sender.send_lines(group).await? {
+                reject(&sender, &line, &err)?;
+            }
         }
         if eof {
             break;
@@ -85,25 +85,25 @@ where
     Ok(report)
 }
 
-fn accept_line(sender: &Sender, line: &str, group: &mut Vec<Event>) -> Result<(), SenderError> {
+fn keep(line: String, group: &mut Vec<String>) {
+    if !line.trim().is_empty() {
+        group.push(line);
+    }
+}
+
+/// Dead-letters a line that is not an event object, with its seq when one can be read.
+fn reject(sender: &Sender, line: &str, err: &serde_json::Error) -> Result<(), SenderError> {
     let text = line.trim();
-    if text.is_empty() {
-        return Ok(());
-    }
-    match serde_json::from_str::<Event>(text) {
-        Ok(e) => group.push(e),
-        Err(err) => {
-            let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
-            let seq = value
-                .as_ref()
-                .and_then(|v| v.pointer("/event_properties/conformance_seq"))
-                .and_then(serde_json::Value::as_i64);
-            let raw = match value {
-                Some(v) => v.to_string().into_bytes(),
-                None => serde_json::Value::String(text.to_owned()).to_string().into_bytes(),
-            };
-            sender.reject(raw, seq, format!("input line is not an Amplitude event: {err}"))?;
-        }
-    }
-    Ok(())
+    let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let seq = value
+        .as_ref()
+        .and_then(|v| v.pointer("/event_properties/conformance_seq"))
+        .and_then(serde_json::Value::as_i64);
+    let raw = match value {
+        Some(v) => v.to_string().into_bytes(),
+        None => serde_json::Value::String(text.to_owned())
+            .to_string()
+            .into_bytes(),
+    };
+    sender.reject(raw, seq, format!("input line is not an Amplitude event: {err}"))
 }

@@ -2,7 +2,10 @@
 //! identities it is partitioned and paced by (spec §3.2, §9).
 
 use amplitude_wire::Event;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Position of an event in the durable queue; increases in acceptance order and survives
 /// restarts (it is written in the log).
@@ -30,6 +33,29 @@ pub struct QueuedEvent {
     pub property_update: bool,
 }
 
+/// Just the fields the sender reads, borrowed from the line (see [`QueuedEvent::from_line`]).
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    device_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    insert_id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    event_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user_properties: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    event_properties: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct PeekProps {
+    #[serde(default)]
+    conformance_seq: Option<i64>,
+}
+
 /// The error of [`QueuedEvent::prepare`] and [`QueuedEvent::from_json`].
 pub type PrepareError = serde_json::Error;
 
@@ -46,8 +72,60 @@ impl QueuedEvent {
 
     /// Rebuilds the entry of an event read back from the durable log (already prepared).
     pub fn from_json(key: EventKey, json: Vec<u8>) -> Result<Self, PrepareError> {
-        let event: Event = serde_json::from_slice(&json)?;
-        Ok(Self::describe(key, &event, json))
+        let text = std::str::from_utf8(&json).map_err(serde::de::Error::custom)?;
+        match Self::from_line(key, text)? {
+            q if q.json == json => Ok(q),
+            // no usable insert_id was stored (cannot happen for prepared events): keep it
+            _ => Self::prepare(key, serde_json::from_slice(&json)?),
+        }
+    }
+
+    /// The fast path for one input line holding an event object: the event is kept
+    /// byte-for-byte as given (unknown keys, number formats), only `"insert_id"` is
+    /// prepended when it is absent (spec §9). Only the fields the sender needs are decoded;
+    /// the whole line must still be valid JSON.
+    pub fn from_line(key: EventKey, line: &str) -> Result<Self, PrepareError> {
+        let text = line.trim();
+        let peek: Peek<'_> = serde_json::from_str(text)?;
+        let kept = match peek.insert_id {
+            None => None,
+            Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+                Ok(id) if !id.is_empty() => Some(id.into_owned()),
+                // null, "" or not a string: rebuild through the typed event
+                _ => return Self::prepare(key, serde_json::from_str(text)?),
+            },
+        };
+        let (json, insert_id) = match kept {
+            Some(id) => (text.as_bytes().to_vec(), id),
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let rest = text.get(1..).unwrap_or("").trim_start();
+                let json = if rest.starts_with('}') {
+                    format!("{{\"insert_id\":\"{id}\"}}")
+                } else {
+                    format!("{{\"insert_id\":\"{id}\",{rest}")
+                };
+                (json.into_bytes(), id)
+            }
+        };
+        let seq = peek
+            .event_properties
+            .filter(|r| r.get().starts_with('{'))
+            .and_then(|r| serde_json::from_str::<PeekProps>(r.get()).ok())
+            .and_then(|p| p.conformance_seq);
+        let props = peek
+            .user_properties
+            .map(|r| r.get().trim())
+            .filter(|r| r.starts_with('{') && r[1..].trim_start() != "}");
+        Ok(Self {
+            key,
+            json,
+            insert_id,
+            device_id: peek.device_id.map(Cow::into_owned),
+            user_id: peek.user_id.map(Cow::into_owned),
+            seq,
+            property_update: peek.event_type.as_deref() == Some("$identify") || props.is_some(),
+        })
     }
 
     fn describe(key: EventKey, event: &Event, json: Vec<u8>) -> Self {
@@ -108,6 +186,33 @@ mod tests {
         let kept = QueuedEvent::prepare(2, Event::new("B").with_user_id("user-1").with_insert_id("ins-1")).unwrap();
         assert_eq!(kept.insert_id, "ins-1");
         assert_eq!(kept.partition_key(), "user-1");
+    }
+
+    #[test]
+    fn lines_are_kept_byte_for_byte_with_an_insert_id_added_once() {
+        // spec §9: insert_id added before the first persist, kept if present
+        let line = r#" {"event_type":"A","device_id":"dev-1","price":1.50,"x":{"y":[1]},"event_properties":{"conformance_seq":3}} "#;
+        let q = QueuedEvent::from_line(4, line).unwrap();
+        let text = String::from_utf8(q.json.clone()).unwrap();
+        assert!(text.starts_with(&format!("{{\"insert_id\":\"{}\",", q.insert_id)));
+        assert!(text.ends_with(r#""price":1.50,"x":{"y":[1]},"event_properties":{"conformance_seq":3}}"#));
+        assert_eq!((q.seq, q.partition_key()), (Some(3), "dev-1"));
+        let again = QueuedEvent::from_json(4, q.json.clone()).unwrap();
+        assert_eq!(again, q);
+        let kept = QueuedEvent::from_line(5, r#"{"insert_id":"ins-1","user_id":"user-1","event_type":"$identify"}"#).unwrap();
+        assert_eq!((kept.insert_id.as_str(), kept.property_update), ("ins-1", true));
+        let empty = QueuedEvent::from_line(6, "{}").unwrap();
+        let v: Value = serde_json::from_slice(&empty.json).unwrap();
+        assert_eq!(v["insert_id"].as_str(), Some(empty.insert_id.as_str()));
+        // null insert_id: rebuilt, one key only
+        let n = QueuedEvent::from_line(7, r#"{"insert_id":null,"device_id":"dev-9"}"#).unwrap();
+        let v: Value = serde_json::from_slice(&n.json).unwrap();
+        assert_eq!(v["insert_id"].as_str(), Some(n.insert_id.as_str()));
+        assert_eq!(String::from_utf8(n.json).unwrap().matches("insert_id").count(), 1);
+        assert!(QueuedEvent::from_line(8, "[1,2]").is_err());
+        assert!(QueuedEvent::from_line(8, "{\"device_id\":").is_err());
+        let up = QueuedEvent::from_line(9, r#"{"user_id":"u-12345","user_properties":{ }}"#).unwrap();
+        assert!(!up.property_update);
     }
 
     #[test]

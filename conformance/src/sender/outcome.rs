@@ -2,7 +2,6 @@
 //! contract (architecture.md): `{"seq":N,"outcome":"delivered"|"dropped","reason":"..."}`.
 
 use super::event::EventKey;
-use serde_json::json;
 
 /// What finally happened to one accepted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +29,25 @@ impl Outcome {
     /// The contract's stdout line (with a trailing newline), or `None` without a `seq`.
     pub fn to_line(&self) -> Option<String> {
         let seq = self.seq?;
-        let v = match &self.kind {
-            OutcomeKind::Delivered => json!({"seq": seq, "outcome": "delivered"}),
-            OutcomeKind::Dropped(r) => json!({"seq": seq, "outcome": "dropped", "reason": r}),
-        };
-        Some(format!("{v}\n"))
+        Some(match &self.kind {
+            OutcomeKind::Delivered => format!("{{\"seq\":{seq},\"outcome\":\"delivered\"}}\n"),
+            OutcomeKind::Dropped(r) => format!(
+                "{{\"seq\":{seq},\"outcome\":\"dropped\",\"reason\":{}}}\n",
+                serde_json::Value::String(r.clone())
+            ),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn lines_follow_the_contract() {
         let d = Outcome { key: Some(1), seq: Some(4), insert_id: "i".into(), kind: OutcomeKind::Delivered };
-        assert_eq!(d.to_line().as_deref(), Some("{\"outcome\":\"delivered\",\"seq\":4}\n"));
+        assert_eq!(d.to_line().as_deref(), Some("{\"seq\":4,\"outcome\":\"delivered\"}\n"));
         let x = Outcome { key: None, seq: Some(5), insert_id: String::new(), kind: OutcomeKind::Dropped("bad".into()) };
         let v: serde_json::Value = serde_json::from_str(&x.to_line().unwrap()).unwrap();
         assert_eq!(v, json!({"seq":5,"outcome":"dropped","reason":"bad"}));

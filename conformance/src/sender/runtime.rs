@@ -135,6 +135,34 @@ impl Sender {
             .map_err(|_| SenderError::Stopped)
     }
 
+    /// Like [`Sender::send`] for raw JSON lines (one event object each), kept byte-for-byte
+    /// ([`QueuedEvent::from_line`]): the fast path of the command. Lines that are not JSON
+    /// objects are returned with their error (not accepted); the rest are durable on return.
+    pub async fn send_lines(
+        &self,
+        lines: Vec<String>,
+    ) -> Result<Vec<(String, serde_json::Error)>, SenderError> {
+        let mut next = self.next_key.lock().await;
+        let mut prepared = Vec::with_capacity(lines.len());
+        let mut rejected = Vec::new();
+        for line in lines {
+            match QueuedEvent::from_line(*next, &line) {
+                Ok(q) => {
+                    prepared.push(q);
+                    *next += 1;
+                }
+                Err(e) => rejected.push((line, e)),
+            }
+        }
+        if !prepared.is_empty() {
+            let persisted = self.queue.append(prepared).await?;
+            self.cmd
+                .send(Cmd::Enqueue(persisted))
+                .map_err(|_| SenderError::Stopped)?;
+        }
+        Ok(rejected)
+    }
+
     /// Dead-letters an input that is not a usable event (`raw`: its JSON, or a JSON string of
     /// the raw line) with `reason`, reporting `seq` if known. Nothing is dropped silently.
     pub fn reject(&self, raw: Vec<u8>, seq: Option<i64>, reason: String) -> Result<(), SenderError> {

@@ -118,6 +118,10 @@ struct SenderArgs {
     /// Seed of the backoff jitter.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Merge consecutive `$set`-only `$identify` events of one user that are still queued
+    /// (saves user-property budget; the merged-away events are reported as dropped).
+    #[arg(long)]
+    coalesce_set: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -187,6 +191,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     };
     core.max_attempts = a.max_attempts;
     core.seed = a.seed;
+    core.coalesce_set_identify = a.coalesce_set;
     let config = SenderConfig {
         core,
         url,

@@ -1,5 +1,7 @@
 //! The sender's pure state machine, one test per response branch, in virtual time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_conformance::sender::{
     Core, CoreConfig, Effect, Endpoint, HttpResult, OutRequest, QueuedEvent,
 };
@@ -18,11 +20,17 @@ fn cfg() -> CoreConfig {
 }
 
 fn resp(status: u16, body: serde_json::Value) -> HttpResult {
-    HttpResult::Response { status, body: body.to_string().into_bytes() }
+    HttpResult::Response {
+        status,
+        body: body.to_string().into_bytes(),
+    }
 }
 
 fn ok() -> HttpResult {
-    resp(200, json!({"code":200,"events_ingested":1,"payload_size_bytes":1,"server_upload_time":1}))
+    resp(
+        200,
+        json!({"code":200,"events_ingested":1,"payload_size_bytes":1,"server_upload_time":1}),
+    )
 }
 
 fn parsed(req: &OutRequest) -> UploadRequest {
@@ -30,19 +38,41 @@ fn parsed(req: &OutRequest) -> UploadRequest {
 }
 
 fn devices(req: &OutRequest) -> Vec<String> {
-    parsed(req).events.unwrap().into_iter().map(|e| e.device_id.unwrap()).collect()
+    parsed(req)
+        .events
+        .unwrap()
+        .into_iter()
+        .map(|e| e.device_id.unwrap())
+        .collect()
 }
 
 fn insert_ids(req: &OutRequest) -> Vec<String> {
-    parsed(req).events.unwrap().into_iter().map(|e| e.insert_id.unwrap()).collect()
+    parsed(req)
+        .events
+        .unwrap()
+        .into_iter()
+        .map(|e| e.insert_id.unwrap())
+        .collect()
 }
 
 fn delivered(effects: &[Effect]) -> Vec<u64> {
-    effects.iter().flat_map(|e| match e { Effect::Delivered(v) => v.iter().map(|q| q.key).collect(), _ => vec![] }).collect()
+    effects
+        .iter()
+        .flat_map(|e| match e {
+            Effect::Delivered(v) => v.iter().map(|q| q.key).collect(),
+            _ => vec![],
+        })
+        .collect()
 }
 
 fn dead(effects: &[Effect]) -> Vec<(u64, String)> {
-    effects.iter().flat_map(|e| match e { Effect::DeadLettered(v) => v.iter().map(|(q, r)| (q.key, r.clone())).collect(), _ => vec![] }).collect()
+    effects
+        .iter()
+        .flat_map(|e| match e {
+            Effect::DeadLettered(v) => v.iter().map(|(q, r)| (q.key, r.clone())).collect(),
+            _ => vec![],
+        })
+        .collect()
 }
 
 #[test]
@@ -90,7 +120,11 @@ fn batches_respect_the_count_and_byte_limits_of_the_endpoint() {
     }
     let r = core.poll_send(0).unwrap();
     assert!(r.body.len() < 1_000_000, "{}", r.body.len());
-    assert!(r.body.len() > 990_000, "batch should be nearly full: {}", r.body.len());
+    assert!(
+        r.body.len() > 990_000,
+        "batch should be nearly full: {}",
+        r.body.len()
+    );
     assert_eq!(parsed(&r).events.unwrap().len(), r.keys.len());
     // the same events on /batch fit 2,000 per request (under 20 MB)
     let mut b = CoreConfig::new("KEY", Endpoint::Batch);
@@ -111,7 +145,8 @@ fn an_event_too_large_for_any_request_is_dead_lettered_unsent() {
     // spec §3.4: never post a body of 1 MB or more
     let mut core = Core::new(cfg());
     let mut e = Event::new("A").with_device_id("dev-1");
-    e.event_properties = Some(serde_json::from_value(json!({ "pad": "y".repeat(1_000_000) })).unwrap());
+    e.event_properties =
+        Some(serde_json::from_value(json!({ "pad": "y".repeat(1_000_000) })).unwrap());
     core.enqueue(QueuedEvent::prepare(9, e).unwrap(), 0);
     let d = dead(&core.drain_effects());
     assert_eq!(d.len(), 1);
@@ -129,9 +164,15 @@ fn invalid_api_key_stops_the_project_and_dead_letters_everything() {
         core.enqueue(ev(k, &format!("dev-{k}")), 0);
     }
     let req = core.poll_send(0).unwrap();
-    core.on_response(req.id, &resp(400, json!({"code":400,"error":"Invalid API key: KEY"})), 10);
+    core.on_response(
+        req.id,
+        &resp(400, json!({"code":400,"error":"Invalid API key: KEY"})),
+        10,
+    );
     let effects = core.drain_effects();
-    assert!(effects.iter().any(|e| matches!(e, Effect::ProjectStopped(r) if r.contains("Invalid API key"))));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::ProjectStopped(r) if r.contains("Invalid API key"))));
     let d = dead(&effects);
     assert_eq!(d.len(), 5, "the request's and the queued events");
     assert!(d.iter().all(|(_, r)| r.contains("Invalid API key: KEY")));
@@ -148,7 +189,14 @@ fn missing_field_stops_the_project() {
     let mut core = Core::new(cfg());
     core.enqueue(ev(0, "dev-1"), 0);
     let req = core.poll_send(100).unwrap();
-    core.on_response(req.id, &resp(400, json!({"code":400,"error":"Request missing required field","missing_field":"api_key"})), 110);
+    core.on_response(
+        req.id,
+        &resp(
+            400,
+            json!({"code":400,"error":"Request missing required field","missing_field":"api_key"}),
+        ),
+        110,
+    );
     let d = dead(&core.drain_effects());
     assert_eq!(d.len(), 1);
     assert!(d[0].1.contains("missing_field api_key"));
@@ -180,7 +228,10 @@ fn a_400_with_indexes_dead_letters_exactly_those_and_resends_the_rest_at_once() 
     keys.sort();
     assert_eq!(keys, vec![0, 2, 3]);
     for id in insert_ids(&again) {
-        assert!(ids_before.contains(&id), "same insert_id on resend (spec §9)");
+        assert!(
+            ids_before.contains(&id),
+            "same insert_id on resend (spec §9)"
+        );
     }
 }
 
@@ -214,7 +265,11 @@ fn a_413_halves_the_batch_and_a_lone_event_is_dead_lettered() {
     assert_eq!(r.keys, vec![3], "event 3 kept its halved cap");
     core.on_response(r.id, &ok(), 160);
     let r = core.poll_send(160).unwrap();
-    assert_eq!(r.keys, vec![4, 5, 6, 7], "events never split keep the full cap");
+    assert_eq!(
+        r.keys,
+        vec![4, 5, 6, 7],
+        "events never split keep the full cap"
+    );
     assert_eq!(core.stats().splits, 4);
 }
 
@@ -223,10 +278,25 @@ fn a_429_pauses_only_the_throttled_identity_and_resends_the_others_at_once() {
     // spec §5.4 / §6: throttled_events wait 30 s from the identity's last 429; others resend now
     let mut core = Core::new(cfg());
     for k in 0..4 {
-        core.enqueue(ev(k, if k % 2 == 0 { "hot-device" } else { "cold-device" }), 0);
+        core.enqueue(
+            ev(
+                k,
+                if k % 2 == 0 {
+                    "hot-device"
+                } else {
+                    "cold-device"
+                },
+            ),
+            0,
+        );
     }
     let r = core.poll_send(100).unwrap();
-    let hot_idx: Vec<usize> = devices(&r).iter().enumerate().filter(|(_, d)| *d == "hot-device").map(|(i, _)| i).collect();
+    let hot_idx: Vec<usize> = devices(&r)
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| *d == "hot-device")
+        .map(|(i, _)| i)
+        .collect();
     let mut body = json!({"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,
         "throttled_devices":{"hot-device":31},"throttled_users":{},"throttled_events":hot_idx,
         "exceeded_daily_quota_users":{},"exceeded_daily_quota_devices":{}});
@@ -253,7 +323,9 @@ fn a_429_pauses_only_the_throttled_identity_and_resends_the_others_at_once() {
 fn a_429_by_user_pauses_that_users_events_on_every_device() {
     // spec §5.4: throttled_users keys are raw user_ids
     let mut core = Core::new(cfg());
-    let mk = |k: u64, dev: &str, user: &str| QueuedEvent::prepare(k, Event::new("A").with_device_id(dev).with_user_id(user)).unwrap();
+    let mk = |k: u64, dev: &str, user: &str| {
+        QueuedEvent::prepare(k, Event::new("A").with_device_id(dev).with_user_id(user)).unwrap()
+    };
     core.enqueue(mk(0, "dev-a", "user-hot"), 0);
     core.enqueue(mk(1, "dev-b", "user-hot"), 0);
     core.enqueue(mk(2, "dev-c", "user-cold"), 0);
@@ -275,7 +347,9 @@ fn daily_quota_identities_wait_for_the_quota_window_instead_of_being_dropped() {
         "exceeded_daily_quota_devices":{"dev-q":500900},"exceeded_daily_quota_users":{},"throttled_events":[0]})), 100);
     let effects = core.drain_effects();
     assert!(dead(&effects).is_empty());
-    assert!(effects.iter().any(|e| matches!(e, Effect::Warning(w) if w.contains("daily quota"))));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Warning(w) if w.contains("daily quota"))));
     assert!(core.poll_send(3_600_099).is_none());
     assert_eq!(core.poll_send(3_600_100).unwrap().keys, vec![0]);
 }
@@ -306,8 +380,14 @@ fn transient_failures_retry_with_capped_jittered_backoff_and_the_same_insert_ids
         resp(500, json!({"code":500})),
         resp(503, json!({})),
         HttpResult::Transport("connection reset".into()),
-        HttpResult::Response { status: 502, body: b"<html>bad gateway</html>".to_vec() },
-        HttpResult::Response { status: 200, body: b"{\"code\":200,\"events_in".to_vec() },
+        HttpResult::Response {
+            status: 502,
+            body: b"<html>bad gateway</html>".to_vec(),
+        },
+        HttpResult::Response {
+            status: 200,
+            body: b"{\"code\":200,\"events_in".to_vec(),
+        },
         resp(504, json!({"code":504})),
     ];
     let mut req = first;
@@ -315,7 +395,10 @@ fn transient_failures_retry_with_capped_jittered_backoff_and_the_same_insert_ids
         core.on_response(req.id, f, now);
         let wake = core.next_wakeup().unwrap();
         let ceiling = (100u64 << n).min(800);
-        assert!(wake >= now && wake <= now + ceiling, "attempt {n}: {wake} vs {now}+{ceiling}");
+        assert!(
+            wake >= now && wake <= now + ceiling,
+            "attempt {n}: {wake} vs {now}+{ceiling}"
+        );
         if wake > now {
             assert!(core.poll_send(wake - 1).is_none());
         }
@@ -343,7 +426,11 @@ fn a_retry_limit_only_moves_events_to_the_dead_letters() {
     }
     let d = dead(&core.drain_effects());
     assert_eq!(d.len(), 1);
-    assert!(d[0].1.contains("gave up after 3 attempts") && d[0].1.contains("503"), "{}", d[0].1);
+    assert!(
+        d[0].1.contains("gave up after 3 attempts") && d[0].1.contains("503"),
+        "{}",
+        d[0].1
+    );
     assert!(core.is_idle());
 }
 
@@ -361,7 +448,11 @@ fn one_device_never_has_two_requests_in_flight_and_keeps_its_order() {
     let a = core.poll_send(0).unwrap();
     let b = core.poll_send(0).unwrap();
     assert_eq!(a.keys, vec![0, 1, 2]);
-    assert_eq!(b.keys, vec![7], "other identity flows while dev-1 is in flight");
+    assert_eq!(
+        b.keys,
+        vec![7],
+        "other identity flows while dev-1 is in flight"
+    );
     assert!(core.poll_send(0).is_none());
     core.on_response(a.id, &resp(503, json!({})), 10);
     core.on_response(b.id, &ok(), 10);
@@ -416,9 +507,59 @@ fn property_updates_past_the_hourly_budget_are_held_not_sent_to_be_dropped() {
     let r = core.poll_send(0).unwrap();
     assert_eq!(r.keys.len(), 11, "10 updates + the other device's event");
     let effects = core.drain_effects();
-    assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Warning(w) if w.contains("user-1"))).count(), 1);
+    assert_eq!(
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Warning(w) if w.contains("user-1")))
+            .count(),
+        1
+    );
     assert_eq!(core.stats().property_budget_warnings, 1);
     core.on_response(r.id, &ok(), 100);
     assert!(core.poll_send(3_600_099).is_none());
     assert_eq!(core.poll_send(3_600_100).unwrap().keys, vec![10, 11]);
+}
+
+#[test]
+fn consecutive_set_identifies_of_one_user_can_be_coalesced() {
+    // spec §8.1: fewer property updates per hour; spec §3.3: later $set values win
+    let mut c = cfg();
+    c.coalesce_set_identify = true;
+    let mut core = Core::new(c);
+    let identify = |k: u64, set: serde_json::Value| {
+        let e: Event = serde_json::from_value(json!({"event_type":"$identify","user_id":"user-1","device_id":"dev-1","user_properties":{"$set":set}})).unwrap();
+        QueuedEvent::prepare(k, e).unwrap()
+    };
+    core.enqueue(identify(0, json!({"a":1,"b":1})), 0);
+    core.enqueue(identify(1, json!({"b":2})), 0);
+    core.enqueue(identify(2, json!({"c":3})), 0);
+    core.enqueue(ev(3, "dev-1"), 0); // not a $set identify: breaks the run
+    core.enqueue(identify(4, json!({"d":4})), 0);
+    let effects = core.drain_effects();
+    let absorbed: Vec<u64> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Coalesced { into, absorbed } => {
+                assert_eq!(into.key, 0);
+                Some(absorbed.key)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(absorbed, vec![1, 2]);
+    let r = core.poll_send(100).unwrap();
+    assert_eq!(r.keys, vec![0, 3, 4]);
+    let sent = parsed(&r).events.unwrap();
+    assert_eq!(
+        serde_json::to_value(&sent[0].user_properties).unwrap(),
+        json!({"$set":{"a":1,"b":2,"c":3}})
+    );
+    // an event already sent once is never changed (its insert_id may be stored)
+    core.on_response(r.id, &resp(503, json!({})), 100);
+    core.enqueue(identify(5, json!({"e":5})), 100);
+    assert!(core
+        .drain_effects()
+        .iter()
+        .all(|e| !matches!(e, Effect::Coalesced { .. })));
+    assert_eq!(core.stats().coalesced, 2);
 }

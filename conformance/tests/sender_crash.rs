@@ -3,6 +3,8 @@
 //! the end every event reached the server, and every re-send carried the original
 //! `insert_id` (spec §9: a duplicate is only a deduplicated re-send).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
 use amplitude_conformance::sender::queue::log::{scan, LOG_FILE};
 use amplitude_wire::UploadRequest;
@@ -51,9 +53,15 @@ fn line(seq: i64) -> String {
 async fn received(server: &MockServer) -> BTreeMap<i64, BTreeSet<String>> {
     let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     for r in server.received_requests().await.unwrap_or_default() {
-        let Ok(u) = serde_json::from_slice::<UploadRequest>(&r.body) else { continue };
+        let Ok(u) = serde_json::from_slice::<UploadRequest>(&r.body) else {
+            continue;
+        };
         for e in u.events.unwrap_or_default() {
-            let seq = e.event_properties.as_ref().and_then(|p| p["conformance_seq"].as_i64()).unwrap();
+            let seq = e
+                .event_properties
+                .as_ref()
+                .and_then(|p| p["conformance_seq"].as_i64())
+                .unwrap();
             out.entry(seq).or_default().insert(e.insert_id.unwrap());
         }
     }
@@ -78,8 +86,22 @@ fn round(url: &str, dir: &Path, seqs: &[i64], kill_after: Option<usize>) -> usiz
     let mut child = Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
         .args(["sender", "--state-dir"])
         .arg(dir)
-        .args(["--batch-size", "40", "--flush-interval-ms", "5", "--max-in-flight", "3"])
-        .args(["--eps-limit", "0", "--backoff-base-ms", "5", "--backoff-cap-ms", "20"])
+        .args([
+            "--batch-size",
+            "40",
+            "--flush-interval-ms",
+            "5",
+            "--max-in-flight",
+            "3",
+        ])
+        .args([
+            "--eps-limit",
+            "0",
+            "--backoff-base-ms",
+            "5",
+            "--backoff-cap-ms",
+            "20",
+        ])
         .env("AMPLITUDE_API_KEY", "KEY")
         .env("AMPLITUDE_SERVER_URL", url)
         .env("AMPLITUDE_BATCH_URL", url)
@@ -145,7 +167,10 @@ fn round(url: &str, dir: &Path, seqs: &[i64], kill_after: Option<usize>) -> usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(Flaky(AtomicUsize::new(0))).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(Flaky(AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
     let url = format!("{}/2/httpapi", server.uri());
     let dir = std::env::temp_dir().join(format!("sender-crash-{}", uuid::Uuid::new_v4()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
@@ -154,12 +179,16 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
     let mut interrupted = 0;
     for round_no in 0..4i64 {
         // each round brings 400 new events plus whatever the last one had not accepted
-        let todo: Vec<i64> = (0..(round_no + 1) * 400).filter(|s| !accepted.contains(s)).collect();
+        let todo: Vec<i64> = (0..(round_no + 1) * 400)
+            .filter(|s| !accepted.contains(s))
+            .collect();
         let k = rng.random_range(1..300usize);
         let url2 = url.clone();
         let dir2 = dir.clone();
         let todo2 = todo.clone();
-        tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo2, Some(k))).await.unwrap();
+        tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo2, Some(k)))
+            .await
+            .unwrap();
         kills += 1;
         // what the sender had accepted before it died: persisted (pending), or already sent
         let pending = pending_in_log(&dir);
@@ -167,23 +196,38 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
         accepted.extend(pending);
         accepted.extend(received(&server).await.keys());
         accepted.extend(
-            read_dead_letters(&dir).unwrap().iter().filter_map(|(e, _)| e["event_properties"]["conformance_seq"].as_i64()),
+            read_dead_letters(&dir)
+                .unwrap()
+                .iter()
+                .filter_map(|(e, _)| e["event_properties"]["conformance_seq"].as_i64()),
         );
     }
     assert_eq!(kills, 4, "the seeded schedule kills four times");
-    assert!(interrupted > 0, "some kills left unconfirmed events in the queue");
+    assert!(
+        interrupted > 0,
+        "some kills left unconfirmed events in the queue"
+    );
     let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
     let url2 = url.clone();
     let dir2 = dir.clone();
-    tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo, None)).await.unwrap();
+    tokio::task::spawn_blocking(move || round(&url2, &dir2, &todo, None))
+        .await
+        .unwrap();
 
     let got = received(&server).await;
     let missing: Vec<i64> = (0..EVENTS).filter(|s| !got.contains_key(s)).collect();
     assert!(missing.is_empty(), "lost: {missing:?}");
-    let reinvented: Vec<(&i64, &BTreeSet<String>)> = got.iter().filter(|(_, ids)| ids.len() > 1).collect();
-    assert!(reinvented.is_empty(), "re-sent with a new insert_id: {reinvented:?}");
+    let reinvented: Vec<(&i64, &BTreeSet<String>)> =
+        got.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        reinvented.is_empty(),
+        "re-sent with a new insert_id: {reinvented:?}"
+    );
     assert!(read_dead_letters(&dir).unwrap().is_empty());
-    assert!(pending_in_log(&dir).is_empty(), "the final run drained the queue");
+    assert!(
+        pending_in_log(&dir).is_empty(),
+        "the final run drained the queue"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +246,8 @@ async fn sigkill_into_the_mock_stores_every_event_exactly_once() {
         let mut out = BTreeMap::new();
         for e in mock.events() {
             let v: serde_json::Value = serde_json::from_str(e.event.get()).unwrap();
-            *out.entry(v["event_properties"]["conformance_seq"].as_i64().unwrap()).or_default() += 1;
+            *out.entry(v["event_properties"]["conformance_seq"].as_i64().unwrap())
+                .or_default() += 1;
         }
         out
     };
@@ -211,16 +256,22 @@ async fn sigkill_into_the_mock_stores_every_event_exactly_once() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut accepted: BTreeSet<i64> = BTreeSet::new();
     for round_no in 0..4i64 {
-        let todo: Vec<i64> = (0..(round_no + 1) * 400).filter(|s| !accepted.contains(s)).collect();
+        let todo: Vec<i64> = (0..(round_no + 1) * 400)
+            .filter(|s| !accepted.contains(s))
+            .collect();
         let k = rng.random_range(1..300usize);
         let (u, d) = (url.clone(), dir.clone());
-        tokio::task::spawn_blocking(move || round(&u, &d, &todo, Some(k))).await.unwrap();
+        tokio::task::spawn_blocking(move || round(&u, &d, &todo, Some(k)))
+            .await
+            .unwrap();
         accepted.extend(pending_in_log(&dir));
         accepted.extend(stored(&mock).keys());
     }
     let todo: Vec<i64> = (0..EVENTS).filter(|s| !accepted.contains(s)).collect();
     let (u, d) = (url.clone(), dir.clone());
-    tokio::task::spawn_blocking(move || round(&u, &d, &todo, None)).await.unwrap();
+    tokio::task::spawn_blocking(move || round(&u, &d, &todo, None))
+        .await
+        .unwrap();
     let got = stored(&mock);
     let missing: Vec<i64> = (0..EVENTS).filter(|s| !got.contains_key(s)).collect();
     assert!(missing.is_empty(), "lost: {missing:?}");

@@ -1,6 +1,8 @@
 //! The reference sender against the project's Amplitude mock: faults, validation 400s and
 //! per-identity limits, checked on what the mock stored.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
 use amplitude_conformance::{Endpoint, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_mock::{Fault, Limits, MockServer};
@@ -15,11 +17,19 @@ fn state_dir() -> PathBuf {
 }
 
 fn event(seq: i64, device: &str) -> Event {
-    serde_json::from_value(json!({"event_type":"E","device_id":device,"event_properties":{"conformance_seq":seq}})).unwrap()
+    serde_json::from_value(
+        json!({"event_type":"E","device_id":device,"event_properties":{"conformance_seq":seq}}),
+    )
+    .unwrap()
 }
 
-fn config(mock: &MockServer, dir: &PathBuf) -> SenderConfig {
-    let mut c = SenderConfig::new("KEY", Endpoint::HttpV2, format!("{}/2/httpapi", mock.uri()), dir.clone());
+fn config(mock: &MockServer, dir: &std::path::Path) -> SenderConfig {
+    let mut c = SenderConfig::new(
+        "KEY",
+        Endpoint::HttpV2,
+        format!("{}/2/httpapi", mock.uri()),
+        dir,
+    );
     c.core.flush_interval_ms = 20;
     c.core.batch_size = 100;
     c.core.backoff.base_ms = 10;
@@ -34,7 +44,8 @@ fn stored(mock: &MockServer) -> BTreeMap<i64, usize> {
     let mut out = BTreeMap::new();
     for e in mock.events() {
         let v: serde_json::Value = serde_json::from_str(e.event.get()).unwrap();
-        *out.entry(v["event_properties"]["conformance_seq"].as_i64().unwrap()).or_default() += 1;
+        *out.entry(v["event_properties"]["conformance_seq"].as_i64().unwrap())
+            .or_default() += 1;
     }
     out
 }
@@ -66,15 +77,24 @@ async fn faults_never_lose_an_event_and_resends_are_only_deduplicated() {
         .await
         .unwrap();
     let dir = state_dir();
-    let events = (0..1_000).map(|i| event(i, &format!("device-{:02}", i % 10))).collect();
+    let events = (0..1_000)
+        .map(|i| event(i, &format!("device-{:02}", i % 10)))
+        .collect();
     let (report, out) = run(config(&mock, &dir), events).await;
     let got = stored(&mock);
     assert_eq!(got.len(), 1_000, "every event stored");
     assert!(got.values().all(|n| *n == 1), "stored once each");
     assert!(out.values().all(|k| *k == OutcomeKind::Delivered));
     assert_eq!(report.stats.delivered, 1_000);
-    assert!(report.stats.retries >= 7, "retries: {}", report.stats.retries);
-    assert!(mock.stats().events_deduplicated > 0, "committed faults were re-sent with their insert_id");
+    assert!(
+        report.stats.retries >= 7,
+        "retries: {}",
+        report.stats.retries
+    );
+    assert!(
+        mock.stats().events_deduplicated > 0,
+        "committed faults were re-sent with their insert_id"
+    );
     assert!(read_dead_letters(&dir).unwrap().is_empty());
 }
 
@@ -83,13 +103,19 @@ async fn events_the_mock_rejects_are_dead_lettered_and_the_rest_stored() {
     // spec §5.1 / §6: 400 with event indexes; the valid events are resent and stored
     let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
     let dir = state_dir();
-    let mut events: Vec<Event> = (0..60).map(|i| event(i, &format!("device-{}", i % 3))).collect();
+    let mut events: Vec<Event> = (0..60)
+        .map(|i| event(i, &format!("device-{}", i % 3)))
+        .collect();
     events[7].event_type = None; // events_with_missing_fields
     events[21].time = None;
     events[21].extra.insert("time".into(), json!("2024-01-01")); // invalid field
     events[40].device_id = Some("null".into()); // invalid id value
     let (report, out) = run(config(&mock, &dir), events).await;
-    let dropped: Vec<i64> = out.iter().filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_))).map(|(s, _)| *s).collect();
+    let dropped: Vec<i64> = out
+        .iter()
+        .filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_)))
+        .map(|(s, _)| *s)
+        .collect();
     assert_eq!(dropped, vec![7, 21, 40]);
     let got = stored(&mock);
     assert_eq!(got.len(), 57);
@@ -108,7 +134,9 @@ async fn an_invalid_key_is_reported_and_nothing_is_stored() {
     let mut cfg = config(&mock, &dir);
     cfg.core.api_key = "WRONG".into();
     let (report, out) = run(cfg, (0..5).map(|i| event(i, "device-1")).collect()).await;
-    assert!(report.stopped.is_some_and(|r| r.contains("Invalid API key")));
+    assert!(report
+        .stopped
+        .is_some_and(|r| r.contains("Invalid API key")));
     assert_eq!(out.len(), 5);
     assert!(mock.events().is_empty());
     assert_eq!(read_dead_letters(&dir).unwrap().len(), 5);
@@ -117,8 +145,17 @@ async fn an_invalid_key_is_reported_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_device_is_paced_while_a_cold_one_stays_fast() {
     // spec §8.1 / §8.3 with a small window (100 events/s over 3 s) so the test takes seconds
-    let limits = Limits { eps_threshold_http_v2: 100, eps_window_ms: 3_000, ..Limits::default() };
-    let mock = MockServer::builder().api_key("KEY").limits(limits).start().await.unwrap();
+    let limits = Limits {
+        eps_threshold_http_v2: 100,
+        eps_window_ms: 3_000,
+        ..Limits::default()
+    };
+    let mock = MockServer::builder()
+        .api_key("KEY")
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
     let dir = state_dir();
     let mut cfg = config(&mock, &dir);
     cfg.core.identity_eps_limit = Some(100);
@@ -127,11 +164,17 @@ async fn a_hot_device_is_paced_while_a_cold_one_stays_fast() {
     cfg.core.batch_size = 1_000;
     let (sender, mut rx) = Sender::start(cfg).await.unwrap();
     let t0 = epoch_ms();
-    sender.send((0..600).map(|i| event(i, "hot-device")).collect()).await.unwrap();
+    sender
+        .send((0..600).map(|i| event(i, "hot-device")).collect())
+        .await
+        .unwrap();
     let mut cold_sent = BTreeMap::new();
     for i in 0..15 {
         cold_sent.insert(1_000 + i, epoch_ms());
-        sender.send(vec![event(1_000 + i, "cold-device")]).await.unwrap();
+        sender
+            .send(vec![event(1_000 + i, "cold-device")])
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await; // load shape, not a wait
     }
     let report = sender.shutdown(Duration::from_secs(30)).await.unwrap();
@@ -155,7 +198,10 @@ async fn a_hot_device_is_paced_while_a_cold_one_stays_fast() {
     }
     let hot_done = last_hot - t0;
     // 600 events at 100/s over a 3 s sliding window: 300 now, 300 after 3 s
-    assert!(hot_done >= 2_900, "faster than the limit allows: {hot_done} ms");
+    assert!(
+        hot_done >= 2_900,
+        "faster than the limit allows: {hot_done} ms"
+    );
     assert!(hot_done <= 6_600, "hot drained in {hot_done} ms");
     // cold events were stored soon after they were sent, while the hot device waited
     assert!(worst_cold <= 1_000, "cold latency {worst_cold} ms");

@@ -2,6 +2,8 @@
 //! branch end to end (HTTP, durable queue, dead-letter file, outcomes), and restart on the
 //! same state directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
 use amplitude_conformance::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_wire::{Event, UploadRequest};
@@ -19,11 +21,16 @@ fn state_dir() -> PathBuf {
 }
 
 fn event(seq: i64, device: &str) -> Event {
-    serde_json::from_value(json!({"event_type":"E","device_id":device,"event_properties":{"conformance_seq":seq}})).unwrap()
+    serde_json::from_value(
+        json!({"event_type":"E","device_id":device,"event_properties":{"conformance_seq":seq}}),
+    )
+    .unwrap()
 }
 
 fn ok_body(n: usize) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"code":200,"events_ingested":n,"payload_size_bytes":1,"server_upload_time":1}))
+    ResponseTemplate::new(200).set_body_json(
+        json!({"code":200,"events_ingested":n,"payload_size_bytes":1,"server_upload_time":1}),
+    )
 }
 
 fn upload(req: &Request) -> UploadRequest {
@@ -31,7 +38,16 @@ fn upload(req: &Request) -> UploadRequest {
 }
 
 fn seqs(req: &UploadRequest) -> Vec<i64> {
-    req.events.as_ref().unwrap().iter().map(|e| e.event_properties.as_ref().unwrap()["conformance_seq"].as_i64().unwrap()).collect()
+    req.events
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e.event_properties.as_ref().unwrap()["conformance_seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Answers the n-th request with `f(n, request)`.
@@ -49,12 +65,21 @@ where
     F: Fn(usize, &UploadRequest) -> ResponseTemplate + Send + Sync + 'static,
 {
     let s = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/2/httpapi")).respond_with(Scripted(AtomicUsize::new(0), f)).mount(&s).await;
+    Mock::given(method("POST"))
+        .and(path("/2/httpapi"))
+        .respond_with(Scripted(AtomicUsize::new(0), f))
+        .mount(&s)
+        .await;
     s
 }
 
-fn config(s: &MockServer, dir: &PathBuf) -> SenderConfig {
-    let mut c = SenderConfig::new("KEY", Endpoint::HttpV2, format!("{}/2/httpapi", s.uri()), dir.clone());
+fn config(s: &MockServer, dir: &std::path::Path) -> SenderConfig {
+    let mut c = SenderConfig::new(
+        "KEY",
+        Endpoint::HttpV2,
+        format!("{}/2/httpapi", s.uri()),
+        dir,
+    );
     c.core.flush_interval_ms = 20;
     c.core.throttle_pause_ms = 300;
     c.core.backoff.base_ms = 10;
@@ -70,7 +95,10 @@ async fn run(cfg: SenderConfig, events: Vec<Event>) -> (SenderReport, BTreeMap<i
     let report = sender.shutdown(Duration::from_secs(20)).await.unwrap();
     let mut out = BTreeMap::new();
     while let Ok(Outcome { seq, kind, .. }) = rx.try_recv() {
-        assert!(out.insert(seq.unwrap(), kind).is_none(), "one outcome per event");
+        assert!(
+            out.insert(seq.unwrap(), kind).is_none(),
+            "one outcome per event"
+        );
     }
     (report, out)
 }
@@ -80,7 +108,13 @@ async fn a_200_confirms_every_event_and_the_queue_ends_empty() {
     // spec §4
     let s = server(|_, r| ok_body(r.events.as_ref().unwrap().len())).await;
     let dir = state_dir();
-    let (report, out) = run(config(&s, &dir), (0..50).map(|i| event(i, &format!("dev-{}", i % 5))).collect()).await;
+    let (report, out) = run(
+        config(&s, &dir),
+        (0..50)
+            .map(|i| event(i, &format!("dev-{}", i % 5)))
+            .collect(),
+    )
+    .await;
     assert_eq!(report.stats.delivered, 50);
     assert_eq!(report.left_in_queue, 0);
     assert!(out.values().all(|k| *k == OutcomeKind::Delivered));
@@ -91,7 +125,11 @@ async fn a_200_confirms_every_event_and_the_queue_ends_empty() {
     assert_eq!(sent, (0..50).collect::<Vec<_>>());
     for r in &reqs {
         assert_eq!(r.headers.get("content-type").unwrap(), "application/json");
-        assert!(upload(r).events.unwrap().iter().all(|e| e.insert_id.as_ref().is_some_and(|i| i.len() == 36)));
+        assert!(upload(r)
+            .events
+            .unwrap()
+            .iter()
+            .all(|e| e.insert_id.as_ref().is_some_and(|i| i.len() == 36)));
     }
     // a restart finds nothing to resend
     let (again, _) = run(config(&s, &dir), vec![]).await;
@@ -101,16 +139,35 @@ async fn a_200_confirms_every_event_and_the_queue_ends_empty() {
 #[tokio::test]
 async fn an_invalid_api_key_stops_the_project_and_dead_letters_with_the_reason() {
     // spec §5.1, §7 invalid-key detection
-    let s = server(|_, _| ResponseTemplate::new(400).set_body_json(json!({"code":400,"error":"Invalid API key: KEY"}))).await;
+    let s = server(|_, _| {
+        ResponseTemplate::new(400).set_body_json(json!({"code":400,"error":"Invalid API key: KEY"}))
+    })
+    .await;
     let dir = state_dir();
-    let (report, out) = run(config(&s, &dir), (0..10).map(|i| event(i, "dev-1")).collect()).await;
-    assert!(report.stopped.as_deref().is_some_and(|r| r.contains("Invalid API key: KEY")));
+    let (report, out) = run(
+        config(&s, &dir),
+        (0..10).map(|i| event(i, "dev-1")).collect(),
+    )
+    .await;
+    assert!(report
+        .stopped
+        .as_deref()
+        .is_some_and(|r| r.contains("Invalid API key: KEY")));
     assert_eq!(report.stats.dead_lettered, 10);
-    assert!(out.values().all(|k| matches!(k, OutcomeKind::Dropped(r) if r.contains("Invalid API key"))));
+    assert!(out
+        .values()
+        .all(|k| matches!(k, OutcomeKind::Dropped(r) if r.contains("Invalid API key"))));
     let dl = read_dead_letters(&dir).unwrap();
     assert_eq!(dl.len(), 10);
-    assert!(dl.iter().all(|(e, r)| r.contains("Invalid API key") && e["event_properties"]["conformance_seq"].is_i64()));
-    assert_eq!(s.received_requests().await.unwrap().len(), 1, "stopped after the first 400");
+    assert!(dl
+        .iter()
+        .all(|(e, r)| r.contains("Invalid API key")
+            && e["event_properties"]["conformance_seq"].is_i64()));
+    assert_eq!(
+        s.received_requests().await.unwrap().len(),
+        1,
+        "stopped after the first 400"
+    );
 }
 
 #[tokio::test]
@@ -127,13 +184,23 @@ async fn a_400_with_indexes_dead_letters_exactly_those_and_resends_the_rest() {
     })
     .await;
     let dir = state_dir();
-    let (report, out) = run(config(&s, &dir), (0..12).map(|i| event(i, "dev-1")).collect()).await;
-    let dropped: Vec<i64> = out.iter().filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_))).map(|(s, _)| *s).collect();
+    let (report, out) = run(
+        config(&s, &dir),
+        (0..12).map(|i| event(i, "dev-1")).collect(),
+    )
+    .await;
+    let dropped: Vec<i64> = out
+        .iter()
+        .filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_)))
+        .map(|(s, _)| *s)
+        .collect();
     assert_eq!(dropped, vec![1, 5, 9]);
     assert_eq!(report.stats.delivered, 9);
     let dl = read_dead_letters(&dir).unwrap();
     assert_eq!(dl.len(), 3);
-    assert!(dl.iter().all(|(_, r)| r.contains("events_with_invalid_id_lengths.device_id")));
+    assert!(dl
+        .iter()
+        .all(|(_, r)| r.contains("events_with_invalid_id_lengths.device_id")));
     let reqs = s.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 2);
     assert_eq!(seqs(&upload(&reqs[1])), vec![0, 2, 3, 4, 6, 7, 8, 10, 11]);
@@ -145,17 +212,28 @@ async fn a_413_splits_the_batch_in_half_and_a_lone_event_is_dead_lettered() {
     let s = server(|_, r| {
         let seqs = seqs(r);
         if seqs.len() > 2 || seqs.contains(&3) {
-            ResponseTemplate::new(413).set_body_json(json!({"code":413,"error":"Payload too large"}))
+            ResponseTemplate::new(413)
+                .set_body_json(json!({"code":413,"error":"Payload too large"}))
         } else {
             ok_body(seqs.len())
         }
     })
     .await;
     let dir = state_dir();
-    let (report, out) = run(config(&s, &dir), (0..8).map(|i| event(i, "dev-1")).collect()).await;
+    let (report, out) = run(
+        config(&s, &dir),
+        (0..8).map(|i| event(i, "dev-1")).collect(),
+    )
+    .await;
     assert!(matches!(&out[&3], OutcomeKind::Dropped(r) if r.contains("413")));
     assert_eq!(report.stats.delivered, 7);
-    let sizes: Vec<usize> = s.received_requests().await.unwrap().iter().map(|r| seqs(&upload(r)).len()).collect();
+    let sizes: Vec<usize> = s
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| seqs(&upload(r)).len())
+        .collect();
     assert_eq!(sizes[..3], [8, 4, 2], "halving: {sizes:?}");
     assert_eq!(read_dead_letters(&dir).unwrap().len(), 1);
 }
@@ -175,16 +253,31 @@ async fn a_429_pauses_the_hot_device_and_resends_the_cold_one_at_once() {
     })
     .await;
     let dir = state_dir();
-    let evs = (0..10).map(|i| event(i, if i % 2 == 0 { "hot" } else { "cold" })).collect();
+    let evs = (0..10)
+        .map(|i| event(i, if i % 2 == 0 { "hot" } else { "cold" }))
+        .collect();
     let t0 = std::time::Instant::now();
     let (report, out) = run(config(&s, &dir), evs).await;
     assert_eq!(report.stats.delivered, 10);
     assert!(out.values().all(|k| *k == OutcomeKind::Delivered));
-    let reqs: Vec<UploadRequest> = s.received_requests().await.unwrap().iter().map(upload).collect();
+    let reqs: Vec<UploadRequest> = s
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(upload)
+        .collect();
     assert_eq!(reqs.len(), 3);
     assert_eq!(seqs(&reqs[1]), vec![1, 3, 5, 7, 9], "cold resent at once");
-    assert_eq!(seqs(&reqs[2]), vec![0, 2, 4, 6, 8], "hot after its pause, in order");
-    assert!(t0.elapsed() >= Duration::from_millis(300), "the pause was honoured");
+    assert_eq!(
+        seqs(&reqs[2]),
+        vec![0, 2, 4, 6, 8],
+        "hot after its pause, in order"
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "the pause was honoured"
+    );
     assert_eq!(report.stats.throttled_events, 5);
 }
 
@@ -206,9 +299,22 @@ async fn server_errors_timeouts_and_bad_bodies_are_retried_with_the_same_insert_
     let (report, out) = run(cfg, (0..4).map(|i| event(i, "dev-1")).collect()).await;
     assert!(out.values().all(|k| *k == OutcomeKind::Delivered));
     assert_eq!(report.stats.retries, 5);
-    let reqs: Vec<UploadRequest> = s.received_requests().await.unwrap().iter().map(upload).collect();
+    let reqs: Vec<UploadRequest> = s
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(upload)
+        .collect();
     assert_eq!(reqs.len(), 6);
-    let ids = |r: &UploadRequest| r.events.as_ref().unwrap().iter().map(|e| e.insert_id.clone().unwrap()).collect::<Vec<_>>();
+    let ids = |r: &UploadRequest| {
+        r.events
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| e.insert_id.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
     for r in &reqs[1..] {
         assert_eq!(ids(r), ids(&reqs[0]));
     }
@@ -219,20 +325,56 @@ async fn undelivered_events_survive_a_restart_with_their_insert_ids() {
     // issue: persisted before acknowledged; after a restart, resent with the original insert_id
     let failing = server(|_, _| ResponseTemplate::new(503)).await;
     let dir = state_dir();
-    let (first, out) = run_with_deadline(config(&failing, &dir), (0..20).map(|i| event(i, &format!("dev-{}", i % 3))).collect(), 200).await;
+    let (first, out) = run_with_deadline(
+        config(&failing, &dir),
+        (0..20)
+            .map(|i| event(i, &format!("dev-{}", i % 3)))
+            .collect(),
+        200,
+    )
+    .await;
     assert_eq!(first.left_in_queue, 20);
-    assert!(out.is_empty(), "neither delivered nor dropped: still queued");
-    let first_ids: BTreeMap<i64, String> = failing.received_requests().await.unwrap().iter().flat_map(|r| {
-        upload(r).events.unwrap().into_iter().map(|e| (e.event_properties.unwrap()["conformance_seq"].as_i64().unwrap(), e.insert_id.unwrap()))
-    }).collect();
+    assert!(
+        out.is_empty(),
+        "neither delivered nor dropped: still queued"
+    );
+    let first_ids: BTreeMap<i64, String> = failing
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            upload(r).events.unwrap().into_iter().map(|e| {
+                (
+                    e.event_properties.unwrap()["conformance_seq"]
+                        .as_i64()
+                        .unwrap(),
+                    e.insert_id.unwrap(),
+                )
+            })
+        })
+        .collect();
     assert!(!first_ids.is_empty());
     let good = server(|_, r| ok_body(r.events.as_ref().unwrap().len())).await;
     let (second, out) = run(config(&good, &dir), vec![]).await;
     assert_eq!(second.recovered, 20);
     assert_eq!(out.len(), 20);
-    let resent: BTreeMap<i64, String> = good.received_requests().await.unwrap().iter().flat_map(|r| {
-        upload(r).events.unwrap().into_iter().map(|e| (e.event_properties.unwrap()["conformance_seq"].as_i64().unwrap(), e.insert_id.unwrap()))
-    }).collect();
+    let resent: BTreeMap<i64, String> = good
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            upload(r).events.unwrap().into_iter().map(|e| {
+                (
+                    e.event_properties.unwrap()["conformance_seq"]
+                        .as_i64()
+                        .unwrap(),
+                    e.insert_id.unwrap(),
+                )
+            })
+        })
+        .collect();
     assert_eq!(resent.len(), 20);
     for (seq, id) in &first_ids {
         assert_eq!(&resent[seq], id, "seq {seq} kept its insert_id");
@@ -242,7 +384,9 @@ async fn undelivered_events_survive_a_restart_with_their_insert_ids() {
         let u = upload(&r);
         let mut last: BTreeMap<String, i64> = BTreeMap::new();
         for e in u.events.unwrap() {
-            let s = e.event_properties.unwrap()["conformance_seq"].as_i64().unwrap();
+            let s = e.event_properties.unwrap()["conformance_seq"]
+                .as_i64()
+                .unwrap();
             if let Some(p) = last.insert(e.device_id.unwrap(), s) {
                 assert!(p < s);
             }
@@ -250,7 +394,11 @@ async fn undelivered_events_survive_a_restart_with_their_insert_ids() {
     }
 }
 
-async fn run_with_deadline(cfg: SenderConfig, events: Vec<Event>, ms: u64) -> (SenderReport, Vec<Outcome>) {
+async fn run_with_deadline(
+    cfg: SenderConfig,
+    events: Vec<Event>,
+    ms: u64,
+) -> (SenderReport, Vec<Outcome>) {
     let (sender, mut rx) = Sender::start(cfg).await.unwrap();
     sender.send(events).await.unwrap();
     let report = sender.shutdown(Duration::from_millis(ms)).await.unwrap();
@@ -260,4 +408,3 @@ async fn run_with_deadline(cfg: SenderConfig, events: Vec<Event>, ms: u64) -> (S
     }
     (report, out)
 }
-

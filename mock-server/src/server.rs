@@ -607,22 +607,30 @@ async fn identify(
     }
 }
 
-/// The API key and the number of events of an HTTP V2 / Batch body, without running the
-/// pipeline (an uncommitted fault still accounts for what it refused).
-fn peek_upload(body: &[u8]) -> (Option<String>, usize) {
+/// The API key, the number of events and the raw `events` array of an HTTP V2 / Batch body,
+/// without running the pipeline (an uncommitted fault still accounts for what it refused, and
+/// the journal keeps what was sent).
+fn peek_upload(body: &[u8]) -> (Option<String>, usize, Option<Box<serde_json::value::RawValue>>) {
     #[derive(serde::Deserialize)]
     struct Peek<'a> {
         #[serde(default)]
         api_key: Option<serde_json::Value>,
         #[serde(borrow, default)]
-        events: Option<Vec<&'a serde_json::value::RawValue>>,
+        events: Option<&'a serde_json::value::RawValue>,
     }
     match serde_json::from_slice::<Peek<'_>>(body) {
-        Ok(p) => (
-            p.api_key.and_then(|k| k.as_str().map(str::to_owned)),
-            p.events.map_or(0, |e| e.len()),
-        ),
-        Err(_) => (None, 0),
+        Ok(p) => {
+            let n = p
+                .events
+                .and_then(|e| serde_json::from_str::<Vec<&serde_json::value::RawValue>>(e.get()).ok())
+                .map_or(0, |e| e.len());
+            (
+                p.api_key.and_then(|k| k.as_str().map(str::to_owned)),
+                n,
+                p.events.filter(|_| n > 0).map(|e| e.to_owned()),
+            )
+        }
+        Err(_) => (None, 0, None),
     }
 }
 
@@ -648,13 +656,14 @@ async fn refuse(state: &MockState, ctx: &Listener, remote: SocketAddr, req: Requ
         Err(ReadError::Body(_)) => Bytes::new(),
     };
     entry.body_bytes = raw.len();
-    let (api_key, events) = if endpoint.is_some() {
+    let (api_key, events, events_json) = if endpoint.is_some() {
         let body = if gzip { gunzip_limited(&raw, limit).map(Bytes::from).unwrap_or_default() } else { raw };
         peek_upload(&body)
     } else {
         params.extend(form_urlencoded::parse(&raw).into_owned());
-        (params.remove("api_key"), 0)
+        (params.remove("api_key"), 0, None)
     };
+    entry.events_json = events_json;
     if events > 0 {
         state.ledger.count_received(events);
         state.ledger.count_rejected(RejectReason::Fault, events);

@@ -1,6 +1,8 @@
 //! Fault injection over real HTTP with a real client (reqwest): one test per fault kind,
 //! asserting both what the client saw and what the ledger stored (spec §5.2, §5.5, §5.6, §6).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use amplitude_mock::{Fault, MockConfig, MockServer, MockServerBuilder};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

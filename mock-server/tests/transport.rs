@@ -2,6 +2,8 @@
 //! `Connection: close`, read timeouts and connection limits (a slowloris client must not
 //! starve others), 408 for a stalled body (spec §5.6), and `/metrics`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use amplitude_mock::{MockServer, MockServerBuilder};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn ceiling_doubles_then_caps() {
         // spec §5.5: retry 5xx with backoff; ours is capped exponential
-        let b = BackoffConfig { base_ms: 100, cap_ms: 1_000 };
+        let b = BackoffConfig {
+            base_ms: 100,
+            cap_ms: 1_000,
+        };
         assert_eq!(b.ceiling_ms(1), 100);
         assert_eq!(b.ceiling_ms(2), 200);
         assert_eq!(b.ceiling_ms(4), 800);

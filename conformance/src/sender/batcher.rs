@@ -32,7 +32,11 @@ impl BodyBuilder {
     }
 
     /// The body for `events` (each one event's JSON), in order.
-    pub fn build<'a>(&self, events: impl IntoIterator<Item = &'a [u8]>, size_hint: usize) -> Vec<u8> {
+    pub fn build<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a [u8]>,
+        size_hint: usize,
+    ) -> Vec<u8> {
         let mut body = Vec::with_capacity(size_hint);
         body.extend_from_slice(&self.prefix);
         for (i, e) in events.into_iter().enumerate() {
@@ -55,7 +59,10 @@ mod tests {
     fn body_is_a_valid_upload_request_of_the_predicted_size() {
         // spec §3.1 body shape; spec §3.4 sizes measured on serialized bytes
         let b = BodyBuilder::new("KEY\"x", Some(1));
-        let evs: Vec<&[u8]> = vec![br#"{"event_type":"A","user_id":"user-1"}"#, br#"{"event_type":"B","device_id":"dev-12"}"#];
+        let evs: Vec<&[u8]> = vec![
+            br#"{"event_type":"A","user_id":"user-1"}"#,
+            br#"{"event_type":"B","device_id":"dev-12"}"#,
+        ];
         let total: usize = evs.iter().map(|e| e.len()).sum();
         let body = b.build(evs.iter().copied(), 0);
         assert_eq!(body.len(), b.body_len(2, total));

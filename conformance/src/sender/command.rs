@@ -28,7 +28,7 @@ where
 {
     let (sender, mut outcomes) = Sender::start(config).await?;
     let writer = tokio::spawn(async move {
-        let mut out = output;
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 16, output);
         while let Some(o) = outcomes.recv().await {
             if let Some(line) = o.to_line() {
                 if out.write_all(line.as_bytes()).await.is_err() {
@@ -105,5 +105,9 @@ fn reject(sender: &Sender, line: &str, err: &serde_json::Error) -> Result<(), Se
             .to_string()
             .into_bytes(),
     };
-    sender.reject(raw, seq, format!("input line is not an Amplitude event: {err}"))
+    sender.reject(
+        raw,
+        seq,
+        format!("input line is not an Amplitude event: {err}"),
+    )
 }

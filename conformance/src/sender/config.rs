@@ -109,6 +109,10 @@ pub struct CoreConfig {
     pub property_window_ms: u64,
     /// Fraction of the property budget at which a warning is logged and counted. Default 0.9.
     pub property_warn_ratio: f64,
+    /// Coalesce a `$set`-only `$identify` into the previous queued, never-sent one of the
+    /// same user and device (spec §8.1 budget). The absorbed event is reported as dropped
+    /// with reason `coalesced into ...`. Default off.
+    pub coalesce_set_identify: bool,
     /// `options.min_id_length` sent with each request (spec §3.1); `None` sends no options.
     pub min_id_length: Option<u32>,
     /// Seed of the jitter RNG: the same seed and the same responses give the same decisions.
@@ -134,6 +138,7 @@ impl CoreConfig {
             property_updates_per_window: Some(limits::USER_PROPERTY_UPDATES_PER_HOUR),
             property_window_ms: limits::USER_PROPERTY_WINDOW_MS,
             property_warn_ratio: 0.9,
+            coalesce_set_identify: false,
             min_id_length: None,
             seed: 0,
         }

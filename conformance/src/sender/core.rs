@@ -28,6 +28,14 @@ pub enum Effect {
     ProjectStopped(String),
     /// A condition an operator should see (property budget near its cap, daily quota).
     Warning(String),
+    /// `absorbed` (a `$set`-only `$identify`) was merged into the queued `into`, whose JSON
+    /// changed: persist `into` again, mark `absorbed` done (option `coalesce_set_identify`).
+    Coalesced {
+        /// The earlier event, with the merged `$set`.
+        into: Box<QueuedEvent>,
+        /// The later event, now part of `into`.
+        absorbed: Box<QueuedEvent>,
+    },
 }
 
 /// One request to post: `body` is the exact JSON sent, `keys` its events in body order.
@@ -66,6 +74,8 @@ pub struct CoreStats {
     pub retries: u64,
     /// Warnings that a user's property updates approach the hourly cap (spec §8.1).
     pub property_budget_warnings: u64,
+    /// `$set`-only `$identify` events merged into an earlier one (option).
+    pub coalesced: u64,
 }
 
 #[derive(Debug)]
@@ -190,11 +200,52 @@ impl Core {
             return;
         }
         if self.events.contains_key(&ev.key) {
-            self.effects
-                .push(Effect::Warning(format!("event key {} enqueued twice; ignored", ev.key)));
+            self.effects.push(Effect::Warning(format!(
+                "event key {} enqueued twice; ignored",
+                ev.key
+            )));
             return;
         }
         let pid = self.partition_for(ev.partition_key());
+        if self.cfg.coalesce_set_identify && ev.set_only_identify {
+            if let Some(ev) = self.try_coalesce(pid, ev) {
+                self.push_new(pid, ev, now);
+            }
+            return;
+        }
+        self.push_new(pid, ev, now);
+    }
+
+    /// Merges `ev` into the last queued event of partition `pid` when both are `$set`-only
+    /// `$identify`s of the same user and device and that one was never sent (a sent one
+    /// may be stored already; a changed body under its `insert_id` would be deduplicated).
+    fn try_coalesce(&mut self, pid: usize, ev: QueuedEvent) -> Option<QueuedEvent> {
+        let Some(&back) = self.parts[pid].queue.back() else {
+            return Some(ev);
+        };
+        let max = self.cfg.max_body_bytes;
+        let Some(slot) = self.events.get_mut(&back) else {
+            return Some(ev);
+        };
+        if slot.attempts > 0 || slot.ev.user_id != ev.user_id || slot.ev.device_id != ev.device_id {
+            return Some(ev);
+        }
+        match slot.ev.merge_set(&ev) {
+            Some(json) if self.body.body_len(1, json.len()) <= max => {
+                slot.ev.json = json;
+                let into = Box::new(slot.ev.clone());
+                self.stats.coalesced += 1;
+                self.effects.push(Effect::Coalesced {
+                    into,
+                    absorbed: Box::new(ev),
+                });
+                None
+            }
+            _ => Some(ev),
+        }
+    }
+
+    fn push_new(&mut self, pid: usize, ev: QueuedEvent, now: u64) {
         let key = ev.key;
         self.parts[pid].queue.push_back(key);
         self.events.insert(
@@ -344,7 +395,11 @@ impl Core {
                 parts: taken_parts,
             },
         );
-        Some(OutRequest { id: req, body, keys })
+        Some(OutRequest {
+            id: req,
+            body,
+            keys,
+        })
     }
 
     /// Feeds back what the transport got for request `req` at `now` (spec §4-§7).
@@ -671,8 +726,11 @@ impl Core {
             let Some(s) = self.events.get(k) else {
                 continue;
             };
-            let by_id = s.ev.device_id.as_deref().is_some_and(|d| devices.contains(d))
-                || s.ev.user_id.as_deref().is_some_and(|u| users.contains(u));
+            let by_id =
+                s.ev.device_id
+                    .as_deref()
+                    .is_some_and(|d| devices.contains(d))
+                    || s.ev.user_id.as_deref().is_some_and(|u| users.contains(u));
             if by_id || listed.contains(&i) {
                 held += 1;
             }

@@ -31,6 +31,9 @@ pub struct QueuedEvent {
     /// True when the event updates user properties (`$identify`, or non-empty
     /// `user_properties`), which counts against the 1,800/hour budget (spec §8.1).
     pub property_update: bool,
+    /// True for a `$identify` whose `user_properties` hold only a `$set` object: such
+    /// consecutive events of one user can be coalesced (spec §3.3, §8.1).
+    pub set_only_identify: bool,
 }
 
 /// Just the fields the sender reads, borrowed from the line (see [`QueuedEvent::from_line`]).
@@ -40,7 +43,8 @@ struct Peek<'a> {
     device_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    /// `Some("null")` for an explicit null, `None` only when absent.
+    #[serde(default, borrow, deserialize_with = "raw_some")]
     insert_id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     event_type: Option<Cow<'a, str>>,
@@ -48,6 +52,10 @@ struct Peek<'a> {
     user_properties: Option<&'a RawValue>,
     #[serde(default, borrow)]
     event_properties: Option<&'a RawValue>,
+}
+
+fn raw_some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -117,6 +125,12 @@ impl QueuedEvent {
             .user_properties
             .map(|r| r.get().trim())
             .filter(|r| r.starts_with('{') && r[1..].trim_start() != "}");
+        let is_identify = peek.event_type.as_deref() == Some("$identify");
+        let set_only = is_identify
+            && props.is_some_and(|p| {
+                serde_json::from_str::<serde_json::Map<String, Value>>(p)
+                    .is_ok_and(|m| m.len() == 1 && m.get("$set").is_some_and(Value::is_object))
+            });
         Ok(Self {
             key,
             json,
@@ -124,7 +138,8 @@ impl QueuedEvent {
             device_id: peek.device_id.map(Cow::into_owned),
             user_id: peek.user_id.map(Cow::into_owned),
             seq,
-            property_update: peek.event_type.as_deref() == Some("$identify") || props.is_some(),
+            property_update: is_identify || props.is_some(),
+            set_only_identify: set_only,
         })
     }
 
@@ -136,6 +151,8 @@ impl QueuedEvent {
             .and_then(Value::as_i64);
         let is_identify = event.event_type.as_deref() == Some("$identify");
         let props = event.user_properties.as_ref().filter(|p| !p.is_empty());
+        let set_only = is_identify
+            && props.is_some_and(|p| p.len() == 1 && p.get("$set").is_some_and(Value::is_object));
         Self {
             key,
             json,
@@ -144,7 +161,22 @@ impl QueuedEvent {
             user_id: event.user_id.clone(),
             seq,
             property_update: is_identify || props.is_some(),
+            set_only_identify: set_only,
         }
+    }
+
+    /// This `$set`-only `$identify` with `newer`'s `$set` merged in (newer values win), as
+    /// JSON; `None` if either is not such an event (spec §3.3: `$set` sets each value).
+    pub fn merge_set(&self, newer: &QueuedEvent) -> Option<Vec<u8>> {
+        if !self.set_only_identify || !newer.set_only_identify {
+            return None;
+        }
+        let mut base: Value = serde_json::from_slice(&self.json).ok()?;
+        let add: Value = serde_json::from_slice(&newer.json).ok()?;
+        let add = add.pointer("/user_properties/$set")?.as_object()?.clone();
+        let set = base.pointer_mut("/user_properties/$set")?.as_object_mut()?;
+        set.extend(add);
+        serde_json::to_vec(&base).ok()
     }
 
     /// The identity the sender partitions by: `device_id`, else `user_id`, else `""`
@@ -183,7 +215,13 @@ mod tests {
         assert_eq!(q.partition_key(), "dev-1");
         let back = QueuedEvent::from_json(1, q.json.clone()).unwrap();
         assert_eq!(back, q);
-        let kept = QueuedEvent::prepare(2, Event::new("B").with_user_id("user-1").with_insert_id("ins-1")).unwrap();
+        let kept = QueuedEvent::prepare(
+            2,
+            Event::new("B")
+                .with_user_id("user-1")
+                .with_insert_id("ins-1"),
+        )
+        .unwrap();
         assert_eq!(kept.insert_id, "ins-1");
         assert_eq!(kept.partition_key(), "user-1");
     }
@@ -195,12 +233,20 @@ mod tests {
         let q = QueuedEvent::from_line(4, line).unwrap();
         let text = String::from_utf8(q.json.clone()).unwrap();
         assert!(text.starts_with(&format!("{{\"insert_id\":\"{}\",", q.insert_id)));
-        assert!(text.ends_with(r#""price":1.50,"x":{"y":[1]},"event_properties":{"conformance_seq":3}}"#));
+        assert!(text
+            .ends_with(r#""price":1.50,"x":{"y":[1]},"event_properties":{"conformance_seq":3}}"#));
         assert_eq!((q.seq, q.partition_key()), (Some(3), "dev-1"));
         let again = QueuedEvent::from_json(4, q.json.clone()).unwrap();
         assert_eq!(again, q);
-        let kept = QueuedEvent::from_line(5, r#"{"insert_id":"ins-1","user_id":"user-1","event_type":"$identify"}"#).unwrap();
-        assert_eq!((kept.insert_id.as_str(), kept.property_update), ("ins-1", true));
+        let kept = QueuedEvent::from_line(
+            5,
+            r#"{"insert_id":"ins-1","user_id":"user-1","event_type":"$identify"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (kept.insert_id.as_str(), kept.property_update),
+            ("ins-1", true)
+        );
         let empty = QueuedEvent::from_line(6, "{}").unwrap();
         let v: Value = serde_json::from_slice(&empty.json).unwrap();
         assert_eq!(v["insert_id"].as_str(), Some(empty.insert_id.as_str()));
@@ -208,10 +254,17 @@ mod tests {
         let n = QueuedEvent::from_line(7, r#"{"insert_id":null,"device_id":"dev-9"}"#).unwrap();
         let v: Value = serde_json::from_slice(&n.json).unwrap();
         assert_eq!(v["insert_id"].as_str(), Some(n.insert_id.as_str()));
-        assert_eq!(String::from_utf8(n.json).unwrap().matches("insert_id").count(), 1);
+        assert_eq!(
+            String::from_utf8(n.json)
+                .unwrap()
+                .matches("insert_id")
+                .count(),
+            1
+        );
         assert!(QueuedEvent::from_line(8, "[1,2]").is_err());
         assert!(QueuedEvent::from_line(8, "{\"device_id\":").is_err());
-        let up = QueuedEvent::from_line(9, r#"{"user_id":"u-12345","user_properties":{ }}"#).unwrap();
+        let up =
+            QueuedEvent::from_line(9, r#"{"user_id":"u-12345","user_properties":{ }}"#).unwrap();
         assert!(!up.property_update);
     }
 
@@ -223,7 +276,15 @@ mod tests {
         )
         .unwrap();
         let q = QueuedEvent::prepare(1, e).unwrap();
-        assert!(q.property_update);
+        assert!(q.property_update && q.set_only_identify);
+        let line = QueuedEvent::from_line(3, r#"{"event_type":"$identify","user_id":"user-1","user_properties":{"$set":{"b":2,"a":0}}}"#).unwrap();
+        assert!(line.set_only_identify);
+        let merged: Value = serde_json::from_slice(&q.merge_set(&line).unwrap()).unwrap();
+        assert_eq!(
+            merged["user_properties"]["$set"],
+            serde_json::json!({"a":0,"b":2})
+        );
+        assert_eq!(merged["insert_id"].as_str(), Some(q.insert_id.as_str()));
         let plain = QueuedEvent::prepare(2, Event::new("x").with_user_id("user-1")).unwrap();
         assert!(!plain.property_update);
     }

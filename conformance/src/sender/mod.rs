@@ -18,11 +18,11 @@ pub mod queue;
 mod response;
 mod runtime;
 
+pub use self::core::{Core, CoreStats, Effect, OutRequest};
 pub use backoff::BackoffConfig;
 pub use batcher::BodyBuilder;
 pub use command::run_jsonl;
 pub use config::{CoreConfig, Endpoint, Region, SenderConfig};
-pub use self::core::{Core, CoreStats, Effect, OutRequest};
 pub use event::{EventKey, QueuedEvent};
 pub use outcome::{Outcome, OutcomeKind};
 pub use pacing::RequestId;

@@ -46,9 +46,22 @@ mod tests {
 
     #[test]
     fn lines_follow_the_contract() {
-        let d = Outcome { key: Some(1), seq: Some(4), insert_id: "i".into(), kind: OutcomeKind::Delivered };
-        assert_eq!(d.to_line().as_deref(), Some("{\"seq\":4,\"outcome\":\"delivered\"}\n"));
-        let x = Outcome { key: None, seq: Some(5), insert_id: String::new(), kind: OutcomeKind::Dropped("bad".into()) };
+        let d = Outcome {
+            key: Some(1),
+            seq: Some(4),
+            insert_id: "i".into(),
+            kind: OutcomeKind::Delivered,
+        };
+        assert_eq!(
+            d.to_line().as_deref(),
+            Some("{\"seq\":4,\"outcome\":\"delivered\"}\n")
+        );
+        let x = Outcome {
+            key: None,
+            seq: Some(5),
+            insert_id: String::new(),
+            kind: OutcomeKind::Dropped("bad".into()),
+        };
         let v: serde_json::Value = serde_json::from_str(&x.to_line().unwrap()).unwrap();
         assert_eq!(v, json!({"seq":5,"outcome":"dropped","reason":"bad"}));
         assert_eq!(Outcome { seq: None, ..d }.to_line(), None);

@@ -130,7 +130,11 @@ impl IdentityBook {
             return 0;
         };
         s.expire(now, window);
-        let mut t = if s.paused_until > now { s.paused_until } else { 0 };
+        let mut t = if s.paused_until > now {
+            s.paused_until
+        } else {
+            0
+        };
         if let Some(b) = budget {
             if s.used.saturating_add(1) > b {
                 let free_at = s
@@ -172,8 +176,15 @@ impl IdentityBook {
         match s.window.back_mut() {
             Some(e) if e.req == Some(req) => e.n += 1,
             _ => {
-                s.window.push_back(Entry { t: now, n: 1, req: Some(req) });
-                self.by_request.entry(req).or_default().push((kind, id.to_owned()));
+                s.window.push_back(Entry {
+                    t: now,
+                    n: 1,
+                    req: Some(req),
+                });
+                self.by_request
+                    .entry(req)
+                    .or_default()
+                    .push((kind, id.to_owned()));
             }
         }
         Some(used)
@@ -200,7 +211,11 @@ impl IdentityBook {
         let s = self.props.get_mut(owner)?;
         if used >= self.props_warn_at && !s.warned {
             s.warned = true;
-            return Some(BudgetWarning { owner: owner.to_owned(), used, budget });
+            return Some(BudgetWarning {
+                owner: owner.to_owned(),
+                used,
+                budget,
+            });
         }
         None
     }
@@ -222,7 +237,11 @@ impl IdentityBook {
                 continue;
             };
             if accepted {
-                s.window.push_back(Entry { t: now.max(e.t), n: e.n, req: None });
+                s.window.push_back(Entry {
+                    t: now.max(e.t),
+                    n: e.n,
+                    req: None,
+                });
             } else {
                 s.used = s.used.saturating_sub(e.n);
             }
@@ -244,14 +263,24 @@ impl IdentityBook {
         if let Some(s) = map.get_mut(id) {
             s.paused_until = s.paused_until.max(until);
         } else {
-            map.insert(id.to_owned(), IdState { paused_until: until, ..IdState::default() });
+            map.insert(
+                id.to_owned(),
+                IdState {
+                    paused_until: until,
+                    ..IdState::default()
+                },
+            );
         }
     }
 
     /// Forgets identities with no pause and an empty window (bounded memory).
     pub fn sweep(&mut self, now: u64) {
         let (ew, pw) = (self.eps_window_ms, self.props_window_ms);
-        for (map, w) in [(&mut self.devices, ew), (&mut self.users, ew), (&mut self.props, pw)] {
+        for (map, w) in [
+            (&mut self.devices, ew),
+            (&mut self.users, ew),
+            (&mut self.props, pw),
+        ] {
             map.retain(|_, s| {
                 s.expire(now, w);
                 s.paused_until > now || !s.window.is_empty()

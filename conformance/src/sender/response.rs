@@ -81,7 +81,9 @@ pub fn classify(result: &HttpResult) -> Verdict {
             // spec §15 #19: a 2xx whose body says 429 is throttling.
             Some(429) => Verdict::Throttled(throttle_from(value.as_ref())),
             Some(code) => Verdict::Retry(format!("HTTP {status} but body code {code}")),
-            None => Verdict::Retry(format!("HTTP {status} with a body that is not Amplitude JSON")),
+            None => Verdict::Retry(format!(
+                "HTTP {status} with a body that is not Amplitude JSON"
+            )),
         },
         400 => {
             let Some(v) = value.as_ref() else {
@@ -129,8 +131,15 @@ fn index_reasons(v: &Value, error: &str) -> BTreeMap<usize, String> {
     ] {
         if let Some(obj) = v.get(map).and_then(Value::as_object) {
             for (field, idx) in obj {
-                for i in idx.as_array().into_iter().flatten().filter_map(Value::as_u64) {
-                    let entry = out.entry(i as usize).or_insert_with(|| format!("400 {error}:"));
+                for i in idx
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                {
+                    let entry = out
+                        .entry(i as usize)
+                        .or_insert_with(|| format!("400 {error}:"));
                     entry.push_str(&format!(" {map}.{field}"));
                 }
             }
@@ -143,7 +152,9 @@ fn index_reasons(v: &Value, error: &str) -> BTreeMap<usize, String> {
         .flatten()
         .filter_map(Value::as_u64)
     {
-        let entry = out.entry(i as usize).or_insert_with(|| format!("400 {error}:"));
+        let entry = out
+            .entry(i as usize)
+            .or_insert_with(|| format!("400 {error}:"));
         entry.push_str(" silenced_events");
     }
     out
@@ -174,7 +185,10 @@ fn throttle_from(v: Option<&Value>) -> Throttle {
         users: keys("throttled_users"),
         quota_devices: keys("exceeded_daily_quota_devices"),
         quota_users: keys("exceeded_daily_quota_users"),
-        eps_threshold: v.get("eps_threshold").and_then(Value::as_f64).map(|f| f as u64),
+        eps_threshold: v
+            .get("eps_threshold")
+            .and_then(Value::as_f64)
+            .map(|f| f as u64),
     }
 }
 
@@ -183,52 +197,95 @@ mod tests {
     use super::*;
 
     fn resp(status: u16, body: &str) -> HttpResult {
-        HttpResult::Response { status, body: body.as_bytes().to_vec() }
+        HttpResult::Response {
+            status,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn success_needs_a_matching_body() {
         // spec §4: code == HTTP status; a non-JSON 200 is retried, not trusted (spec §4 SDK notes)
-        assert_eq!(classify(&resp(200, r#"{"code":200,"events_ingested":1,"payload_size_bytes":9,"server_upload_time":1}"#)), Verdict::Delivered);
+        assert_eq!(
+            classify(&resp(
+                200,
+                r#"{"code":200,"events_ingested":1,"payload_size_bytes":9,"server_upload_time":1}"#
+            )),
+            Verdict::Delivered
+        );
         assert!(matches!(classify(&resp(200, "<html>")), Verdict::Retry(_)));
-        assert!(matches!(classify(&resp(200, r#"{"code":200,"events_ing"#)), Verdict::Retry(_)));
-        assert!(matches!(classify(&resp(200, r#"{"code":500}"#)), Verdict::Retry(_)));
+        assert!(matches!(
+            classify(&resp(200, r#"{"code":200,"events_ing"#)),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(
+            classify(&resp(200, r#"{"code":500}"#)),
+            Verdict::Retry(_)
+        ));
         // spec §15 #19: 2xx with body code 429
-        assert!(matches!(classify(&resp(200, r#"{"code":429,"throttled_events":[0]}"#)), Verdict::Throttled(t) if t.events == vec![0]));
+        assert!(
+            matches!(classify(&resp(200, r#"{"code":429,"throttled_events":[0]}"#)), Verdict::Throttled(t) if t.events == vec![0])
+        );
     }
 
     #[test]
     fn invalid_key_and_missing_field_stop_the_project() {
         // spec §5.1, §7 invalid-key detection
-        assert!(matches!(classify(&resp(400, r#"{"code":400,"error":"Invalid API key: k"}"#)), Verdict::StopProject(r) if r.contains("Invalid API key")));
-        assert!(matches!(classify(&resp(400, r#"{"code":400,"error":"Request missing required field","missing_field":"api_key"}"#)), Verdict::StopProject(r) if r.contains("missing_field api_key")));
+        assert!(
+            matches!(classify(&resp(400, r#"{"code":400,"error":"Invalid API key: k"}"#)), Verdict::StopProject(r) if r.contains("Invalid API key"))
+        );
+        assert!(
+            matches!(classify(&resp(400, r#"{"code":400,"error":"Request missing required field","missing_field":"api_key"}"#)), Verdict::StopProject(r) if r.contains("missing_field api_key"))
+        );
     }
 
     #[test]
     fn indexes_name_the_events_to_drop() {
         // spec §5.1 field semantics
-        let v = classify(&resp(400, r#"{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[3,1]},"events_with_invalid_id_lengths":{"user_id":[1]},"silenced_events":[5]}"#));
-        let Verdict::DropEvents(m) = v else { panic!("{v:?}") };
+        let v = classify(&resp(
+            400,
+            r#"{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[3,1]},"events_with_invalid_id_lengths":{"user_id":[1]},"silenced_events":[5]}"#,
+        ));
+        let Verdict::DropEvents(m) = v else {
+            panic!("{v:?}")
+        };
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![1, 3, 5]);
-        assert!(m[&1].contains("events_with_invalid_fields.time") && m[&1].contains("events_with_invalid_id_lengths.user_id"));
+        assert!(
+            m[&1].contains("events_with_invalid_fields.time")
+                && m[&1].contains("events_with_invalid_id_lengths.user_id")
+        );
         assert!(m[&5].contains("silenced_events"));
         // spec §5.1: `{}` and HTML 400 bodies name nothing
         assert!(matches!(classify(&resp(400, "{}")), Verdict::Bisect(_)));
-        assert!(matches!(classify(&resp(400, "<html>400 Bad Request</html>")), Verdict::Bisect(_)));
-        assert!(matches!(classify(&resp(403, r#"{"code":403,"error":"Forbidden"}"#)), Verdict::Bisect(_)));
+        assert!(matches!(
+            classify(&resp(400, "<html>400 Bad Request</html>")),
+            Verdict::Bisect(_)
+        ));
+        assert!(matches!(
+            classify(&resp(403, r#"{"code":403,"error":"Forbidden"}"#)),
+            Verdict::Bisect(_)
+        ));
     }
 
     #[test]
     fn throttle_bodies_are_read_leniently() {
         // spec §5.4 examples, float rates tolerated (§15 #18)
-        let v = classify(&resp(429, r#"{"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,"throttled_devices":{"D":31.5},"throttled_users":{"U":32},"throttled_events":[3,4],"exceeded_daily_quota_users":{"Q":500200}}"#));
-        let Verdict::Throttled(t) = v else { panic!("{v:?}") };
+        let v = classify(&resp(
+            429,
+            r#"{"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,"throttled_devices":{"D":31.5},"throttled_users":{"U":32},"throttled_events":[3,4],"exceeded_daily_quota_users":{"Q":500200}}"#,
+        ));
+        let Verdict::Throttled(t) = v else {
+            panic!("{v:?}")
+        };
         assert_eq!(t.events, vec![3, 4]);
         assert_eq!(t.devices, vec!["D".to_string()]);
         assert_eq!(t.users, vec!["U".to_string()]);
         assert_eq!(t.quota_users, vec!["Q".to_string()]);
         assert_eq!(t.eps_threshold, Some(30));
-        assert_eq!(classify(&resp(429, "oops")), Verdict::Throttled(Throttle::default()));
+        assert_eq!(
+            classify(&resp(429, "oops")),
+            Verdict::Throttled(Throttle::default())
+        );
     }
 
     #[test]
@@ -237,7 +294,12 @@ mod tests {
         for s in [500, 502, 503, 504, 408] {
             assert!(matches!(classify(&resp(s, "")), Verdict::Retry(_)), "{s}");
         }
-        assert!(matches!(classify(&HttpResult::Transport("reset".into())), Verdict::Retry(r) if r == "reset"));
-        assert_eq!(classify(&resp(413, r#"{"code":413,"error":"Payload too large"}"#)), Verdict::TooLarge);
+        assert!(
+            matches!(classify(&HttpResult::Transport("reset".into())), Verdict::Retry(r) if r == "reset")
+        );
+        assert_eq!(
+            classify(&resp(413, r#"{"code":413,"error":"Payload too large"}"#)),
+            Verdict::TooLarge
+        );
     }
 }

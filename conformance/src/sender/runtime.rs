@@ -87,7 +87,9 @@ impl Sender {
         for (key, json) in pending {
             match QueuedEvent::from_json(key, json.clone()) {
                 Ok(ev) => core.enqueue(ev, 0),
-                Err(e) => unreadable.push((Some(key), json, format!("unreadable after restart: {e}"))),
+                Err(e) => {
+                    unreadable.push((Some(key), json, format!("unreadable after restart: {e}")))
+                }
             }
         }
         if !unreadable.is_empty() {
@@ -165,7 +167,12 @@ impl Sender {
 
     /// Dead-letters an input that is not a usable event (`raw`: its JSON, or a JSON string of
     /// the raw line) with `reason`, reporting `seq` if known. Nothing is dropped silently.
-    pub fn reject(&self, raw: Vec<u8>, seq: Option<i64>, reason: String) -> Result<(), SenderError> {
+    pub fn reject(
+        &self,
+        raw: Vec<u8>,
+        seq: Option<i64>,
+        reason: String,
+    ) -> Result<(), SenderError> {
         self.cmd
             .send(Cmd::Reject(raw, seq, reason))
             .map_err(|_| SenderError::Stopped)
@@ -317,6 +324,20 @@ impl Engine {
                     tracing::error!(%reason, "STOPPED SENDING FOR THIS PROJECT; every pending and new event is dead-lettered");
                 }
                 Effect::Warning(w) => tracing::warn!("{w}"),
+                Effect::Coalesced { into, absorbed } => {
+                    let reason = format!(
+                        "coalesced into the $identify with insert_id {} (seq {:?})",
+                        into.insert_id, into.seq
+                    );
+                    self.queue.rewrite(vec![*into]);
+                    self.queue.delivered(vec![absorbed.key]);
+                    let _ = self.outcomes.send(Outcome {
+                        key: Some(absorbed.key),
+                        seq: absorbed.seq,
+                        insert_id: absorbed.insert_id,
+                        kind: OutcomeKind::Dropped(reason),
+                    });
+                }
             }
         }
     }

@@ -61,7 +61,12 @@ pub fn read_dead_letters(dir: &Path) -> io::Result<Vec<(serde_json::Value, Strin
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        out.push((v.get_mut("event").map(serde_json::Value::take).unwrap_or_default(), reason));
+        out.push((
+            v.get_mut("event")
+                .map(serde_json::Value::take)
+                .unwrap_or_default(),
+            reason,
+        ));
     }
     Ok(out)
 }

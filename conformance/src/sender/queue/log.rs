@@ -177,7 +177,9 @@ impl Log {
         let bytes = fs::read(self.dir.join(LOG_FILE))?;
         let recovered = scan(&bytes);
         self.written = rewrite(&self.dir, &recovered.pending)?;
-        let file = OpenOptions::new().append(true).open(self.dir.join(LOG_FILE))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(self.dir.join(LOG_FILE))?;
         self.out = BufWriter::with_capacity(1 << 20, file);
         Ok(recovered.pending.len())
     }
@@ -214,7 +216,7 @@ mod tests {
         let keys: Vec<u64> = r.pending.iter().map(|p| p.0).collect();
         assert_eq!(keys, vec![1, 3]);
         assert_eq!(r.next_key, 4);
-        assert_eq!(r.discarded_bytes, 11);
+        assert_eq!(r.discarded_bytes, 8);
         // garbage (zero-filled block) after a valid prefix
         let mut z = b"A 7 {}\n".to_vec();
         z.extend_from_slice(&[0u8; 16]);
@@ -222,5 +224,8 @@ mod tests {
         let r = scan(&z);
         assert_eq!(r.pending.len(), 1);
         assert_eq!(r.next_key, 8);
+        // a rewritten event (coalesced $set): the last A record of a key wins
+        let r = scan(b"A 1 {\"v\":1}\nA 2 {\"w\":1}\nA 1 {\"v\":2}\nC 2\n");
+        assert_eq!(r.pending, vec![(1, b"{\"v\":2}".to_vec())]);
     }
 }

@@ -28,6 +28,7 @@ type AppendReply = oneshot::Sender<Result<Vec<QueuedEvent>, String>>;
 enum Cmd {
     Append(Vec<QueuedEvent>, AppendReply),
     Delivered(Vec<EventKey>),
+    Rewrite(Vec<QueuedEvent>),
     DeadLetter(Vec<(Option<EventKey>, Vec<u8>, String)>),
     Sync(oneshot::Sender<Result<(), String>>),
 }
@@ -88,6 +89,14 @@ impl DurableQueue {
         }
     }
 
+    /// Writes a new `A` record for events whose JSON changed (a coalesced `$set`); on
+    /// recovery the last record of a key wins. Must be sent before marking what it absorbed.
+    pub fn rewrite(&self, events: Vec<QueuedEvent>) {
+        if self.tx.send(Cmd::Rewrite(events)).is_err() {
+            tracing::error!("durable queue closed; rewritten events not written");
+        }
+    }
+
     /// Writes dead letters `(key, event json, reason)` to the dead-letter file (fsync'd),
     /// then marks the keyed ones done in the log (an input line that never became an event
     /// has no key).
@@ -100,7 +109,9 @@ impl DurableQueue {
     /// Waits until everything sent so far is on disk.
     pub async fn sync(&self) -> Result<(), QueueError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Cmd::Sync(reply)).map_err(|_| QueueError::Closed)?;
+        self.tx
+            .send(Cmd::Sync(reply))
+            .map_err(|_| QueueError::Closed)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(QueueError::Io(std::io::Error::other(e))),
@@ -150,7 +161,7 @@ fn writer(mut log: Log, mut dead: DeadLetters, rx: mpsc::Receiver<Cmd>) {
                         Some(e) => Err(e.clone()),
                     });
                 }
-                Cmd::Delivered(_) | Cmd::DeadLetter(_) => {}
+                Cmd::Delivered(_) | Cmd::DeadLetter(_) | Cmd::Rewrite(_) => {}
             }
         }
         if log.len() > compact_at {
@@ -186,6 +197,10 @@ fn write_group(log: &mut Log, dead: &mut DeadLetters, cmds: &mut [Cmd]) -> std::
                 need_sync = true;
             }
             Cmd::Delivered(keys) => log.mark(false, keys)?,
+            Cmd::Rewrite(evs) => {
+                log.append(evs)?;
+                need_sync = true;
+            }
             Cmd::DeadLetter(items) => {
                 let keys: Vec<EventKey> = items.iter().filter_map(|i| i.0).collect();
                 if !keys.is_empty() {

@@ -122,6 +122,10 @@ struct SenderArgs {
     /// (saves user-property budget; the merged-away events are reported as dropped).
     #[arg(long)]
     coalesce_set: bool,
+    /// Hold user-property updates past the hourly budget until the window frees (up to an
+    /// hour), instead of sending them with a warning (spec §8.1).
+    #[arg(long)]
+    hold_property_updates: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -192,6 +196,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     core.max_attempts = a.max_attempts;
     core.seed = a.seed;
     core.coalesce_set_identify = a.coalesce_set;
+    core.hold_property_updates = a.hold_property_updates;
     let config = SenderConfig {
         core,
         url,

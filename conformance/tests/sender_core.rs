@@ -492,11 +492,12 @@ fn pacing_keeps_a_device_under_its_documented_rate() {
 }
 
 #[test]
-fn property_updates_past_the_hourly_budget_are_held_not_sent_to_be_dropped() {
+fn property_updates_past_the_hourly_budget_are_held_when_asked() {
     // spec §8.1: 1,800 user-property updates per hour; past it Amplitude drops them silently
     let mut c = cfg();
     c.property_updates_per_window = Some(10);
     c.property_warn_ratio = 0.8;
+    c.hold_property_updates = true;
     let mut core = Core::new(c);
     core.set_flushing();
     for k in 0..12 {
@@ -518,6 +519,34 @@ fn property_updates_past_the_hourly_budget_are_held_not_sent_to_be_dropped() {
     core.on_response(r.id, &ok(), 100);
     assert!(core.poll_send(3_600_099).is_none());
     assert_eq!(core.poll_send(3_600_100).unwrap().keys, vec![10, 11]);
+}
+
+#[test]
+fn property_updates_past_the_hourly_budget_are_sent_with_a_warning_by_default() {
+    // spec §8.1: past the cap Amplitude stores the event and drops only its update, so the
+    // default sends it (no hour-long delay) and says so
+    let mut c = cfg();
+    c.property_updates_per_window = Some(10);
+    c.property_warn_ratio = 0.8;
+    let mut core = Core::new(c);
+    core.set_flushing();
+    for k in 0..12 {
+        let e: Event = serde_json::from_value(json!({"event_type":"$identify","user_id":"user-1","device_id":"dev-1","user_properties":{"$set":{"n":k}}})).unwrap();
+        core.enqueue(QueuedEvent::prepare(k, e).unwrap(), 0);
+    }
+    let r = core.poll_send(0).unwrap();
+    assert_eq!(r.keys.len(), 12);
+    let warnings: Vec<String> = core
+        .drain_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Warning(w) if w.contains("user-1") => Some(w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[1].contains("silently drop"), "{warnings:?}");
+    assert_eq!(core.stats().property_budget_warnings, 2);
 }
 
 #[test]

@@ -186,9 +186,47 @@ fn hot_loop(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> Finding 
     f
 }
 
+/// Identities the application itself drove over the endpoint's per-identity budget (more
+/// than threshold x window events within one 30 s window, spec §8.1): a sender may rightly
+/// pace them without ever being throttled, so they are not "cold".
+fn over_budget<'a>(obs: &Observation, idx: &'a Index<'_>) -> HashSet<&'a str> {
+    let threshold = if obs.endpoint_path == wl::BATCH_PATH {
+        wl::BATCH_EPS_THRESHOLD
+    } else {
+        wl::HTTP_V2_EPS_THRESHOLD
+    };
+    let budget = u64::from(threshold) * wl::EPS_WINDOW_MS / 1000;
+    let window = wl::EPS_WINDOW_MS as i64;
+    let mut times: HashMap<&str, Vec<i64>> = HashMap::new();
+    for a in idx.attempted.values() {
+        for id in [a.device_id.as_deref(), a.user_id.as_deref()].into_iter().flatten() {
+            times.entry(id).or_default().push(a.produced_at_ms);
+        }
+    }
+    let mut out = HashSet::new();
+    for (id, mut t) in times {
+        if (t.len() as u64) <= budget {
+            continue;
+        }
+        t.sort_unstable();
+        let mut lo = 0;
+        for hi in 0..t.len() {
+            while t[hi] - t[lo] >= window {
+                lo += 1;
+            }
+            if (hi - lo + 1) as u64 > budget {
+                out.insert(id);
+                break;
+            }
+        }
+    }
+    out
+}
+
 fn cold_latency(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> Finding {
-    // spec §8: throttling is per identity, so identities never throttled should not wait.
-    let mut hot: HashSet<&str> = HashSet::new();
+    // spec §8: throttling is per identity, so identities never throttled (and never over
+    // their own budget) should not wait.
+    let mut hot: HashSet<&str> = over_budget(obs, idx);
     for r in &obs.requests {
         if let Some(b) = &r.response {
             for m in [&b.throttled_devices, &b.throttled_users, &b.exceeded_daily_quota_devices, &b.exceeded_daily_quota_users] {

@@ -187,3 +187,51 @@ fn planted_false_delivery_claim_is_caught() {
     let v = check(&obs, &CheckOptions::default());
     assert_eq!(failing(&v), vec!["sender_reports_truthful"]);
 }
+
+/// A device the application drove past 900 events in 30 s (spec §8.1) may be paced by the
+/// sender without a 429; its wait is not a cold identity's delay. One event of a quiet
+/// device held back as long still is.
+#[test]
+fn pacing_an_over_budget_device_is_not_a_cold_delay() {
+    let hot = |seq| Attempted {
+        seq,
+        produced_at_ms: T + seq as i64,
+        device_id: Some("device-hot".into()),
+        user_id: None,
+        invalid: false,
+        has_user_properties: false,
+    };
+    let mut attempted: Vec<Attempted> = (0..901).map(hot).collect();
+    attempted.push(Attempted { device_id: Some("device-cold".into()), ..hot(901) });
+    let store = |seq: u64, dev: &str, at_ms| Stored {
+        storage_seq: seq,
+        request_id: 1,
+        at_ms,
+        seq: Some(seq),
+        insert_id: Some(format!("ins-{seq}")),
+        device_id: Some(dev.to_owned()),
+        user_id: None,
+    };
+    let mut stored: Vec<Stored> = (0..900).map(|s| store(s, "device-hot", T + 1_000)).collect();
+    stored.push(store(900, "device-hot", T + 31_000));
+    let ok_req = Request { id: 1, at_ms: T + 1_000, path: "/2/httpapi".into(), status: 200, ..Default::default() };
+    let mut obs = Observation {
+        attempted,
+        stored,
+        requests: vec![ok_req],
+        deduplicated: vec![],
+        property_drops: vec![],
+        outcomes: vec![],
+        sender_exited: true,
+        endpoint_path: "/2/httpapi".into(),
+    };
+    obs.stored.push(store(901, "device-cold", T + 1_000));
+    let v = check(&obs, &CheckOptions::default());
+    assert!(v.check("cold_identities_not_delayed").is_some_and(|c| c.passed && c.count == 0), "{v:#?}");
+    // The quiet device held back 30 s is still caught.
+    if let Some(s) = obs.stored.last_mut() {
+        s.at_ms = T + 31_000;
+    }
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["cold_identities_not_delayed"], "{v:#?}");
+}

@@ -75,12 +75,25 @@ pub fn mock_config(scenario: &Scenario) -> Result<MockConfig, RunnerError> {
     Ok(cfg)
 }
 
+/// A scenario cannot know the wall-clock time it will run at, so the `from_ms` / `until_ms`
+/// of its `[mock]` faults are milliseconds since the start of the run (the moment the runner
+/// starts the mock, a few ms before the first event is fed); this turns them into the mock
+/// clock's epoch milliseconds.
+pub fn shift_fault_windows(config: &mut MockConfig, start_ms: i64) {
+    for f in &mut config.faults {
+        f.from_ms = f.from_ms.map(|m| m.saturating_add(start_ms));
+        f.until_ms = f.until_ms.map(|m| m.saturating_add(start_ms));
+    }
+}
+
 /// Runs one scenario file against the sender.
 pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioReport, RunnerError> {
     let scenario = Scenario::from_path(path)?;
     let settings = ConformanceSettings::of(&scenario).map_err(RunnerError::Settings)?;
-    let config = mock_config(&scenario)?;
-    let state = Arc::new(MockState::new(config, MockClock::system()));
+    let mut config = mock_config(&scenario)?;
+    let clock = MockClock::system();
+    shift_fault_windows(&mut config, clock.now_ms());
+    let state = Arc::new(MockState::new(config, clock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let uri = format!("http://{}", listener.local_addr()?);
     // An EU project gets an EU-only listener: the sender cannot set the Host header (spec §1.1).

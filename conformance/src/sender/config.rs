@@ -103,8 +103,13 @@ pub struct CoreConfig {
     /// Window of the pacing average, ms (spec §8.1: 30 s).
     pub eps_window_ms: u64,
     /// User-property updates allowed per user per `property_window_ms` (spec §8.1: 1,800/h);
-    /// updates past it are held back, never sent to be silently dropped. `None` disables.
+    /// past it every update is reported (warning + `property_updates_over_budget`), and held
+    /// back when `hold_property_updates` is on. `None` disables.
     pub property_updates_per_window: Option<u32>,
+    /// Hold updates past the budget until the window frees (up to an hour of delay) instead
+    /// of sending them with a warning. Default off: Amplitude still stores the event and
+    /// drops only its property update (spec §8.1), so holding would delay the event itself.
+    pub hold_property_updates: bool,
     /// Window of the property-update budget, ms (spec §8.1: 1 h).
     pub property_window_ms: u64,
     /// Fraction of the property budget at which a warning is logged and counted. Default 0.9.
@@ -139,6 +144,7 @@ impl CoreConfig {
             property_window_ms: limits::USER_PROPERTY_WINDOW_MS,
             property_warn_ratio: 0.9,
             coalesce_set_identify: false,
+            hold_property_updates: false,
             min_id_length: None,
             seed: 0,
         }

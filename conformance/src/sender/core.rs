@@ -142,13 +142,14 @@ impl Core {
         cfg.batch_size = cfg.batch_size.clamp(1, cfg.endpoint.max_events());
         cfg.max_body_bytes = cfg.max_body_bytes.min(cfg.endpoint.max_body_bytes());
         cfg.max_in_flight = cfg.max_in_flight.max(1);
-        let ids = IdentityBook::new(
+        let mut ids = IdentityBook::new(
             cfg.identity_eps_limit,
             cfg.eps_window_ms,
             cfg.property_updates_per_window,
             cfg.property_window_ms,
             cfg.property_warn_ratio,
         );
+        ids.set_hold_property_updates(cfg.hold_property_updates);
         Self {
             body: BodyBuilder::new(&cfg.api_key, cfg.min_id_length),
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
@@ -363,8 +364,13 @@ impl Core {
         }
         for w in warnings {
             self.stats.property_budget_warnings += 1;
+            let then = match (w.over, self.cfg.hold_property_updates) {
+                (_, true) => "further updates are held back until the window frees",
+                (false, false) => "updates past the cap will be sent, and Amplitude will silently drop them",
+                (true, false) => "this and further updates in the window are sent, and Amplitude will silently drop them",
+            };
             self.effects.push(Effect::Warning(format!(
-                "user-property updates of {} reached {} of the {} allowed per window (spec §8.1); further updates are held back",
+                "user-property updates of {} reached {} of the {} allowed per window (spec §8.1); {then}",
                 w.owner, w.used, w.budget
             )));
         }

@@ -57,6 +57,7 @@ pub struct IdentityBook {
     props_budget: Option<u32>,
     props_window_ms: u64,
     props_warn_at: u32,
+    props_hold: bool,
     by_request: HashMap<RequestId, Vec<(Kind, String)>>,
 }
 
@@ -70,6 +71,9 @@ pub struct BudgetWarning {
     pub used: u32,
     /// The cap (1,800 by default).
     pub budget: u32,
+    /// The cap is now exceeded: Amplitude will silently drop this update (updates are sent
+    /// anyway unless holding is on).
+    pub over: bool,
 }
 
 impl IdentityBook {
@@ -93,6 +97,7 @@ impl IdentityBook {
             props_warn_at: props_budget
                 .map(|b| ((f64::from(b) * warn_ratio).ceil() as u32).clamp(1, b.max(1)))
                 .unwrap_or(u32::MAX),
+            props_hold: true,
             by_request: HashMap::new(),
         };
         book.set_eps_limit(eps_limit);
@@ -159,7 +164,7 @@ impl IdentityBook {
         if let Some(u) = ev.user_id.as_deref() {
             t = t.max(self.check(Kind::User, u, now));
         }
-        if ev.property_update && self.props_budget.is_some() {
+        if ev.property_update && self.props_budget.is_some() && self.props_hold {
             t = t.max(self.check(Kind::Props, ev.property_owner(), now));
         }
         t
@@ -215,9 +220,26 @@ impl IdentityBook {
                 owner: owner.to_owned(),
                 used,
                 budget,
+                over: used > budget,
+            });
+        }
+        if used == budget.saturating_add(1) {
+            // Only reachable when not holding: say so once per window (spec §8.1).
+            return Some(BudgetWarning {
+                owner: owner.to_owned(),
+                used,
+                budget,
+                over: true,
             });
         }
         None
+    }
+
+    /// Hold property updates past the budget until the window frees (true, the default of
+    /// the book), or send them with a warning (false): Amplitude stores the event and drops
+    /// only its property update (spec §8.1).
+    pub fn set_hold_property_updates(&mut self, hold: bool) {
+        self.props_hold = hold;
     }
 
     /// Settles request `req` at `now`: accepted events stay counted from `now` (the server
@@ -359,5 +381,23 @@ mod tests {
         }
         assert_eq!(warnings, 1);
         assert_eq!(b.blocked_until(&e, 5), 3_600_005);
+    }
+
+    #[test]
+    fn property_budget_can_send_and_warn() {
+        // spec §8.1: past the cap Amplitude stores the event and drops only the update
+        let mut b = IdentityBook::new(None, 30_000, Some(10), 3_600_000, 0.8);
+        b.set_hold_property_updates(false);
+        let e = QueuedEvent::prepare(
+            1,
+            serde_json::from_str(r#"{"event_type":"$identify","user_id":"user-1","user_properties":{"$set":{"a":1}}}"#).unwrap(),
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        for _ in 0..12 {
+            assert_eq!(b.blocked_until(&e, 5), 0);
+            warnings.extend(b.reserve(&e, 1, 5));
+        }
+        assert_eq!(warnings.iter().map(|w| (w.used, w.over)).collect::<Vec<_>>(), vec![(8, false), (11, true)]);
     }
 }

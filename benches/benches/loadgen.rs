@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("loadgen_generate");
     g.sample_size(10);
-    g.measurement_time(Duration::from_secs(3));
+    g.measurement_time(Duration::from_secs(5));
     g.warm_up_time(Duration::from_millis(500));
     for (name, sc) in &scenarios {
         let n = count(sc);

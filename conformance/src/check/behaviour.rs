@@ -99,7 +99,13 @@ fn request_limits(obs: &Observation) -> Finding {
         };
         let over = r.events.len() > wl::MAX_EVENTS_PER_REQUEST || r.body_bytes > max_bytes || (r.status == 413 && r.fault.is_none());
         if over {
-            f.add(|| format!("request #{}: {} events, {} bytes, answered {}", r.id, r.events.len(), r.body_bytes, r.status));
+            f.add(|| {
+                if r.status == 413 && r.events.is_empty() {
+                    format!("request #{} was answered 413 Payload too large: its declared body was over the limit, so the mock did not read it", r.id)
+                } else {
+                    format!("request #{}: {} events, {} bytes, answered {}", r.id, r.events.len(), r.body_bytes, r.status)
+                }
+            });
         }
     }
     f

@@ -112,6 +112,15 @@ fn explain_loss(obs: &Observation, idx: &Index<'_>, seq: u64) -> String {
     };
     let attempts = idx.attempts.get(&seq).map_or(&[][..], Vec::as_slice);
     let Some(&(ri, ei)) = attempts.last() else {
+        // A body refused for its declared size is never read, so its events are unknown.
+        let unread = obs.requests.iter().filter(|r| r.status == 413 && r.events.is_empty()).count();
+        if unread > 0 {
+            return format!(
+                "seq {seq} lost: not in any request the mock could read; {unread} request(s) were \
+                 answered 413 Payload too large before their body was read, and it was never \
+                 sent again in a smaller one{reported}"
+            );
+        }
         let when = if obs.sender_exited {
             "before the sender exited"
         } else {

@@ -88,7 +88,10 @@ impl SuiteCommand {
             std::fs::write(p, report.to_junit()?)?;
         }
         if let Some(p) = &self.report_md {
-            let title = format!("Conformance of {}", report.sender);
+            let title = match report.sender_version() {
+                Some(v) if self.adapter.is_some() => format!("Conformance of {v} (adapter `{}`)", report.sender),
+                _ => format!("Conformance of {}", report.sender),
+            };
             std::fs::write(p, report.to_markdown(&title))?;
         }
         Ok(report)

@@ -165,6 +165,8 @@ pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioR
         requests_by_status: stats.requests_by_status,
         verdict,
         stderr_tail: run.stderr_tail,
+        stderr_head: run.stderr_head,
+        sender_env: settings.sender_env.clone(),
     })
 }
 

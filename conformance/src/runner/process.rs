@@ -51,6 +51,8 @@ pub struct SenderRun {
     pub outcomes: Vec<SenderOutcome>,
     /// The last 4 KiB of its stderr.
     pub stderr_tail: String,
+    /// The first line of its stderr (at most 1 KiB): the adapters print the settings used.
+    pub stderr_head: String,
     /// Events written to its stdin before it closed it.
     pub fed: usize,
     /// Wall time from start to exit or kill, ms.
@@ -71,6 +73,7 @@ pub enum ProcessError {
 }
 
 const STDERR_TAIL: usize = 4_096;
+const STDERR_HEAD: usize = 1_024;
 
 /// Starts the sender, feeds `events` at their intended times (offset from now), closes stdin,
 /// and waits until it exits or `deadline_ms` after the last event, then kills it.
@@ -152,19 +155,31 @@ pub async fn run_sender(
     });
     let err_reader = tokio::spawn(async move {
         let mut tail: Vec<u8> = Vec::new();
-        let Some(mut err) = stderr else { return String::new() };
+        let mut head: Vec<u8> = Vec::new();
+        let mut head_done = false;
+        let Some(mut err) = stderr else { return (String::new(), String::new()) };
         let mut chunk = [0u8; 4096];
         while let Ok(n) = err.read(&mut chunk).await {
             if n == 0 {
                 break;
             }
-            tail.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            let got = chunk.get(..n).unwrap_or_default();
+            if !head_done {
+                let end = got.iter().position(|b| *b == b'\n');
+                head.extend_from_slice(got.get(..end.unwrap_or(got.len())).unwrap_or_default());
+                head_done = end.is_some() || head.len() >= STDERR_HEAD;
+                head.truncate(STDERR_HEAD);
+            }
+            tail.extend_from_slice(got);
             if tail.len() > 2 * STDERR_TAIL {
                 tail.drain(..tail.len() - STDERR_TAIL);
             }
         }
         let from = tail.len().saturating_sub(STDERR_TAIL);
-        String::from_utf8_lossy(tail.get(from..).unwrap_or_default()).into_owned()
+        (
+            String::from_utf8_lossy(tail.get(from..).unwrap_or_default()).into_owned(),
+            String::from_utf8_lossy(&head).into_owned(),
+        )
     });
     let limit = start + Duration::from_micros(last_offset) + Duration::from_millis(deadline_ms);
     let (exited, exit_code) = match tokio::time::timeout_at(limit, child.wait()).await {
@@ -185,12 +200,13 @@ pub async fn run_sender(
     let fed = feeder.await.unwrap_or(0);
     let grace = Duration::from_secs(5);
     let outcomes = tokio::time::timeout(grace, reader).await.ok().and_then(Result::ok).unwrap_or_default();
-    let stderr_tail = tokio::time::timeout(grace, err_reader).await.ok().and_then(Result::ok).unwrap_or_default();
+    let (stderr_tail, stderr_head) = tokio::time::timeout(grace, err_reader).await.ok().and_then(Result::ok).unwrap_or_default();
     Ok(SenderRun {
         exited,
         exit_code,
         outcomes,
         stderr_tail,
+        stderr_head,
         fed,
         duration_ms,
     })

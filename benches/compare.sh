@@ -19,7 +19,7 @@
 #
 # Usage: benches/compare.sh            (from anywhere in the repo)
 # Knobs (environment): DURATION=10 (s per wrk/loadgen run)  CONNECTIONS=64
-#   STEADY_RATE=10000 (events/s of the rate-accuracy run)  SDK_EVENTS=20000  DRAIN_DEVICES=4  DRAIN_EVENTS_PER_DEVICE=1800 (60 s minimum)
+#   STEADY_RATE=10000 (events/s of the rate-accuracy run)  SDK_EVENTS=50000  DRAIN_DEVICES=4  DRAIN_EVENTS_PER_DEVICE=1800 (60 s minimum)
 #   SKIP="" (any of: A B C D, e.g. SKIP="D")  NO_BUILD=1 (use existing release binaries)
 set -euo pipefail
 
@@ -27,7 +27,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-64}"
-SDK_EVENTS="${SDK_EVENTS:-20000}"
+SDK_EVENTS="${SDK_EVENTS:-50000}"
 DRAIN_DEVICES="${DRAIN_DEVICES:-4}"
 DRAIN_EVENTS_PER_DEVICE="${DRAIN_EVENTS_PER_DEVICE:-1800}"
 SKIP="${SKIP:-}"
@@ -178,8 +178,9 @@ deliver() {
     wait "$sp" || echo "$name exited with $? (stderr: $work/err.$name)" >&2
     stored="$(stored_of "$url")"
     if [[ -z "$t1" ]]; then
-        echo "$name: only $stored of $n events stored" >&2
+        # The sender exited between two polls (or gave up): count until now.
         t1="$(date +%s.%N)"
+        (( stored >= n )) || echo "$name: only $stored of $n events stored" >&2
     fi
     local cpu
     cpu="$(awk 'END { printf "%.2f", $2 + $3 }' "$tfile")"
@@ -233,10 +234,15 @@ max_lag = "1s"
 EOF
     client_pin "$bin/amplitude-loadgen" run "$work/max.toml" --target "$mock_url" --api-key "$KEY" \
         --progress off --report-json "$work/max.json" >"$work/max.out" 2>&1 || true
-    lg_rps="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.0f" % (r["sent"]["requests"] / (r["elapsed_ms"] / 1000.0)))' "$work/max.json")"
-    echo "loadgen asked $ask req/s, sent $lg_rps req/s (wrk: $mock1)" >&2
-    r="$(ratio "$lg_rps" "$mock1")"
-    row "loadgen vs wrk, req/s flat out (same mock)" "$lg_rps" "$mock1" "$r" ">=1.00" "$(verdict "$r" ">=" 1.00)"
+    # Requests answered 2xx per second of the run (errors and 429s do not count).
+    lg_rps="$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.0f" % (r["events_2xx"] / (r["elapsed_ms"] / 1000.0)))' "$work/max.json")"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("loadgen flat out: sent %d requests, statuses %s, transport errors %s, dropped arrivals %d, elapsed %.1f s" % (r["sent"]["requests"], r["status_counts"], r["transport_errors"], r["dropped"]["events"], r["elapsed_ms"] / 1000))' "$work/max.json" >&2
+    echo "wrk again on the same mock, right after:" >&2
+    mock1b="$(wrk_rps "$mock_url/2/httpapi" "$work/post1.lua")"
+    wrk_best="$(awk -v a="$mock1" -v b="$mock1b" 'BEGIN { print (a > b) ? a : b }')"
+    echo "loadgen asked $ask req/s, got $lg_rps 2xx req/s (wrk: $mock1 before, $mock1b after)" >&2
+    r="$(ratio "$lg_rps" "$wrk_best")"
+    row "loadgen vs wrk (best of 2), 2xx req/s flat out" "$lg_rps" "$wrk_best" "$r" ">=1.00" "$(verdict "$r" ">=" 1.00)"
 
     # A sustainable rate (STEADY_RATE events/s in 10-event requests).
     rate="${STEADY_RATE:-10000}"
@@ -325,8 +331,14 @@ EOF
     s429="$(curl -s "$LURL/__mock/stats" | tr -d ' \n' | sed -nE 's/.*"429":([0-9]+).*/\1/p')"
     stop "$LPID"
     echo "drain: $stored/$total stored in $secs s (minimum $min_s s), ${s429:-0} requests answered 429" >&2
+    # Amplitude averages over a 30 s window (spec §8.1), so 900 events per device pass at
+    # once and 900 more each 30 s after: the least time its limits allow is
+    # (ceil(E / 900) - 1) * 30 s, below the naive E / 30 s.
+    win_s="$(awk -v e="$DRAIN_EVENTS_PER_DEVICE" 'BEGIN { b = int((e + 899) / 900); printf "%.1f", (b - 1) * 30 }')"
     r="$(ratio "$secs" "$min_s")"
-    row "drain time vs events/30 per s per device" "${secs}s" "${min_s}s" "$r" "<=1.05" "$(verdict "$r" "<=" 1.05)"
+    row "drain time vs E/30 s per device (naive)" "${secs}s" "${min_s}s" "$r" "<=1.05" "$(verdict "$r" "<=" 1.05)"
+    r="$(ratio "$secs" "$win_s")"
+    row "drain time vs 30-s-window minimum" "${secs}s" "${win_s}s" "$r" "<=1.05" "$(verdict "$r" "<=" 1.05)"
 fi
 
 # ---------------------------------------------------------------- table

@@ -1,6 +1,8 @@
 //! Deliberately broken senders (tests/senders/broken_sender.py) are each caught by the right
 //! check, with an explanation (architecture "Checker vocabulary").
 
+#![allow(clippy::unwrap_used)]
+
 use amplitude_conformance::runner::{run_scenario, RunnerOptions, SenderSpec};
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! too, so a gzip bomb gets 413 (spec §2, §3.4).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::io::Read;
 
@@ -21,21 +21,45 @@ pub enum BodyError {
     Io(String),
 }
 
-/// Reads at most `limit` bytes of `body`; a `Content-Length` over the limit is refused before
-/// reading anything.
+/// Most bytes of an over-limit body read and thrown away so the client sees the 413 rather
+/// than a broken pipe (what SDKs need to split the batch, spec §5.3), bytes.
+pub const DRAIN_CAP: u64 = 64 << 20;
+
+/// Reads `body`, keeping at most `limit` bytes in memory. Past the limit (declared by
+/// `Content-Length` or found while streaming) the rest is read and discarded, up to
+/// [`DRAIN_CAP`], then the body is refused with [`BodyError::TooLarge`]; a body declared larger
+/// than the cap is refused without reading it.
 pub async fn read_limited(
-    body: Incoming,
+    mut body: Incoming,
     content_length: Option<u64>,
     limit: usize,
 ) -> Result<Bytes, BodyError> {
-    if content_length.is_some_and(|n| n > limit as u64) {
+    let declared_over = content_length.is_some_and(|n| n > limit as u64);
+    if content_length.is_some_and(|n| n > DRAIN_CAP) {
         return Err(BodyError::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(e) => Err(BodyError::Io(e.to_string())),
+    let mut buf = bytes::BytesMut::with_capacity(content_length.map_or(8 * 1024, |n| n.min(limit as u64) as usize));
+    let mut seen: u64 = 0;
+    let mut over = declared_over;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Io(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > limit as u64 {
+            over = true;
+        }
+        if over {
+            if seen > DRAIN_CAP {
+                break;
+            }
+            continue;
+        }
+        buf.extend_from_slice(&data);
     }
+    if over {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(buf.freeze())
 }
 
 /// Decompresses a gzip body, refusing output past `limit` bytes.

@@ -519,11 +519,14 @@ async fn upload(
     }
     let (status, bytes) = amplitude_response(&outcome.body);
     let api_key = outcome.api_key.as_deref();
+    let redacted = api_key.map(redact_key);
     let mut response = String::from_utf8_lossy(&bytes).into_owned();
-    if let Some(k) = api_key.filter(|k| !k.is_empty()) {
-        response = response.replace(k, &redact_key(k));
+    // Only error bodies can echo the key (a 200 holds numbers only): skipping the search on
+    // the hot path saves ~5% of a small request (docs/benchmarks.md).
+    if let (Some(k), Some(r), true) = (api_key.filter(|k| !k.is_empty()), &redacted, status != 200) {
+        response = response.replace(k, r);
     }
-    entry.api_key = api_key.map(redact_key);
+    entry.api_key = redacted;
     entry.status = status;
     entry.outcome = outcome.reason.map_or("stored", RejectReason::as_str).to_owned();
     entry.events = outcome.events;

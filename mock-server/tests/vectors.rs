@@ -239,3 +239,15 @@ async fn ledger_agrees_with_responses() {
     assert_eq!(stats.requests_by_status.get("200"), Some(&2));
     assert_eq!(stats.requests_by_status.get("400"), Some(&2));
 }
+
+#[tokio::test]
+async fn oversized_body_gets_a_413_not_a_broken_pipe() {
+    // spec §5.3: SDKs split the batch on 413, so the client must read the 413 even when it
+    // declared a body far over the limit (the mock discards the rest instead of hanging up)
+    let mock = mock().await;
+    let mut body = serde_json::to_vec(&json!({"api_key": KEY, "events": events(1, "device-1")})).unwrap();
+    body.extend(std::iter::repeat_n(b' ', 8_000_000));
+    let (s, v) = post_raw(&mock, "/2/httpapi", body, &[]).await;
+    assert_eq!((s, v), (413, json!({"code": 413, "error": "Payload too large"})));
+    assert!(mock.events().is_empty());
+}

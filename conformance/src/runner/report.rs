@@ -81,10 +81,11 @@ impl SuiteReport {
     pub fn to_terminal(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "sender: {}", self.sender);
+        let header = ["scenario", "events", "stored", "lost", "dupSt", "dedup", "reject", "unexp", "reord", "secs", "verdict"];
         let _ = writeln!(
             out,
             "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  {}",
-            "scenario", "events", "stored", "lost", "dupSt", "dedup", "reject", "unexp", "reord", "secs", "verdict"
+            header[0], header[1], header[2], header[3], header[4], header[5], header[6], header[7], header[8], header[9], header[10]
         );
         for s in &self.scenarios {
             let e = &s.verdict.events;

@@ -54,34 +54,8 @@ impl Endpoint {
     }
 }
 
-/// Data-residency region of the project (spec §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Region {
-    /// US (`api2.amplitude.com`).
-    #[default]
-    Us,
-    /// EU (`api.eu.amplitude.com`); direct mode sends `Host: api.eu.amplitude.com`.
-    Eu,
-}
-
-impl Region {
-    /// The Amplitude ingestion host of the region.
-    pub fn host(self) -> &'static str {
-        match self {
-            Self::Us => amplitude_wire::limits::US_HOST,
-            Self::Eu => amplitude_wire::limits::EU_HOST,
-        }
-    }
-
-    /// Name as written in scenario files: `us` or `eu`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Us => "us",
-            Self::Eu => "eu",
-        }
-    }
-}
+/// Data-residency region of the project (spec §1.1); shared with the mock.
+pub use amplitude_wire::Region;
 
 /// One phase of a scenario: an arrival process over a duration. Phases chain: phase `i`
 /// starts when phase `i - 1` ends.

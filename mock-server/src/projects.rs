@@ -2,34 +2,12 @@
 //! (spec §1.1). A key used in the wrong region is answered exactly as an unknown key.
 
 use crate::profile::Limits;
-use amplitude_wire::limits::EU_HOST;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Amplitude's data regions (spec §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Region {
-    /// `api2.amplitude.com` (default).
-    #[default]
-    Us,
-    /// `api.eu.amplitude.com`.
-    Eu,
-}
-
-impl Region {
-    /// The region a request is for: EU when its `Host` header (port stripped) is
-    /// `api.eu.amplitude.com`, else US (spec §1.1).
-    pub fn from_host(host: Option<&str>) -> Self {
-        let host = host.map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
-        match host {
-            Some(h) if h.eq_ignore_ascii_case(EU_HOST) => Self::Eu,
-            _ => Self::Us,
-        }
-    }
-}
+pub use amplitude_wire::Region;
 
 /// One project as configured: its key, region and limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

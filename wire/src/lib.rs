@@ -16,8 +16,10 @@
 //! ```
 
 pub mod limits;
+mod region;
 mod request;
 mod response;
 
+pub use region::Region;
 pub use request::{Event, UploadOptions, UploadRequest};
 pub use response::{error_text, IndexMap, RateMap, ResponseBody};

@@ -55,13 +55,9 @@ pub fn mock_config(scenario: &Scenario) -> Result<MockConfig, RunnerError> {
     let mut cfg: MockConfig = toml::Value::Table(scenario.mock.clone())
         .try_into()
         .map_err(|e| RunnerError::Settings(format!("{}: [mock]: {e}", scenario.source.display())))?;
-    let region = match scenario.region {
-        amplitude_loadgen::Region::Us => Region::Us,
-        amplitude_loadgen::Region::Eu => Region::Eu,
-    };
     cfg.projects.push(ProjectConfig {
         api_key: API_KEY.to_owned(),
-        region,
+        region: scenario.region,
         limits: None,
     });
     cfg.ledger.journal_bodies = true;

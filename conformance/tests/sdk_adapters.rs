@@ -209,6 +209,13 @@ async fn node_sdk_verdicts_match_the_published_table() {
             Expect { scenario: "sdk-shutdown-5xx", failing: &["no_lost_events"], varies: &[], extra: all_losses_reported },
             Expect { scenario: "sdk-outage-outlasts-retries", failing: &["no_lost_events"], varies: &[], extra: all_lost_reported },
             Expect { scenario: "sdk-one-invalid-event", failing: &[], varies: &[], extra: one_rejected_rest_stored },
+            // Sends 1,000 events over 1 MB, reads the 413, halves flushQueueSize: all delivered.
+            Expect {
+                scenario: "sdk-payload-too-large",
+                failing: &["request_limits_respected"],
+                varies: &["per_device_order"],
+                extra: split_and_delivered,
+            },
         ],
     )
     .await;

@@ -101,7 +101,7 @@ fn request_limits(obs: &Observation) -> Finding {
         if over {
             f.add(|| {
                 if r.status == 413 && r.events.is_empty() {
-                    format!("request #{} was answered 413 Payload too large: its declared body was over the limit, so the mock did not read it", r.id)
+                    format!("request #{} was answered 413 Payload too large: its body was over the size limit (1 MB for HTTP V2, 20 MB for batch), so the mock kept none of it", r.id)
                 } else {
                     format!("request #{}: {} events, {} bytes, answered {}", r.id, r.events.len(), r.body_bytes, r.status)
                 }

@@ -7,6 +7,9 @@
 //! Architecture target: at 1,000-event batches the mock's events/s is at least 50% of
 //! serde_json parsing the same bytes alone.
 
+// Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_benches::{bench_config, mean_ns, BodyTemplate, T0_MS};
 use amplitude_mock::{Endpoint, MockClock, MockState, Region};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};

@@ -3,6 +3,9 @@
 //! with each event serialized to the JSON line that is sent. Generation must never be the
 //! bottleneck of a run (prior-art: lading).
 
+// Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_loadgen::Scenario;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use std::path::Path;

@@ -7,6 +7,9 @@
 //! The mock's limits are raised and the sender's pacing is off: this measures the sender's
 //! machinery, not Amplitude's throttling (see `compare.sh` for the drain under throttling).
 
+// Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_benches::{bench_config, event_json};
 use amplitude_conformance::{Endpoint, Sender, SenderConfig};
 use amplitude_mock::MockServer;

@@ -8,6 +8,9 @@
 //!
 //! Architecture target: at most 24 bytes per remembered `insert_id` at 10 million ids.
 
+// Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use amplitude_benches::T0_MS;
 use amplitude_mock::{fingerprint, DedupStore, LimitConfig, Limiter};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};

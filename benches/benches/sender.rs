@@ -57,7 +57,10 @@ async fn deliver(url: &str, endpoint: Endpoint, batch: usize, lines: Vec<String>
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mock = rt
         .block_on(MockServer::builder().config(bench_config(100_000)).start())
         .unwrap();

@@ -30,7 +30,10 @@ struct Schedule {
 
 impl Schedule {
     fn for_live(size: u64) -> Self {
-        Self { per_ms: (size / (WINDOW_MS + GEN_MS / 2)).max(1), next: 0 }
+        Self {
+            per_ms: (size / (WINDOW_MS + GEN_MS / 2)).max(1),
+            next: 0,
+        }
     }
     fn now(&self, i: u64) -> i64 {
         T0_MS + (i / self.per_ms) as i64
@@ -99,7 +102,11 @@ fn dedup(c: &mut Criterion) {
     println!("\n== dedup memory (heap bytes / live ids) ==");
     for (label, len, bytes) in memory {
         let per = bytes as f64 / len.max(1) as f64;
-        let target = if label.starts_with("10M") { "  (target <= 24)" } else { "" };
+        let target = if label.starts_with("10M") {
+            "  (target <= 24)"
+        } else {
+            ""
+        };
         println!("{label:>18}: {len:>10} ids  {bytes:>12} B  {per:>6.2} B/id{target}");
     }
 }
@@ -113,7 +120,9 @@ fn limiter(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500));
     for active in [10u64, 100_000] {
         let limiter = Limiter::new();
-        let keys: Vec<u64> = (0..active).map(|i| fingerprint(&[b"v", b"d", &i.to_le_bytes()])).collect();
+        let keys: Vec<u64> = (0..active)
+            .map(|i| fingerprint(&[b"v", b"d", &i.to_le_bytes()]))
+            .collect();
         // Warm: every identity active in the current window.
         for &k in &keys {
             limiter.record(k, 1, T0_MS, &cfg);
@@ -131,7 +140,10 @@ fn limiter(c: &mut Criterion) {
                 black_box(u)
             })
         });
-        println!("limiter: {} active identities held", limiter.active_identities());
+        println!(
+            "limiter: {} active identities held",
+            limiter.active_identities()
+        );
     }
     g.finish();
 }

@@ -46,7 +46,11 @@ pub fn event_json(i: usize, identities: usize) -> String {
 /// An HTTP V2 / Batch upload body of `n` events from [`event_json`].
 pub fn upload_body(n: usize, identities: usize) -> Vec<u8> {
     let events: Vec<String> = (0..n).map(|i| event_json(i, identities)).collect();
-    format!(r#"{{"api_key":"{API_KEY}","events":[{}]}}"#, events.join(",")).into_bytes()
+    format!(
+        r#"{{"api_key":"{API_KEY}","events":[{}]}}"#,
+        events.join(",")
+    )
+    .into_bytes()
 }
 
 /// An upload body whose `insert_id`s can be made fresh for each request in O(events), so
@@ -70,7 +74,11 @@ impl BodyTemplate {
             .into_iter()
             .map(|p| p + prefix)
             .collect();
-        Self { bytes, slots, events: n }
+        Self {
+            bytes,
+            slots,
+            events: n,
+        }
     }
 
     /// The body with every `insert_id` carrying `round` (mod 10^12): distinct rounds give
@@ -151,7 +159,11 @@ pub fn criterion_dir() -> PathBuf {
 /// Mean time per iteration, ns, of the benchmark `group/id` of the latest `cargo bench` run
 /// (criterion's `new/estimates.json`), if it ran.
 pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
-    let path = criterion_dir().join(group).join(id).join("new").join("estimates.json");
+    let path = criterion_dir()
+        .join(group)
+        .join(id)
+        .join("new")
+        .join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.pointer("/mean/point_estimate")?.as_f64()
@@ -174,10 +186,19 @@ mod tests {
 
     #[test]
     fn the_mock_stores_a_template_body() {
-        let state = amplitude_mock::MockState::new(bench_config(1_000), amplitude_mock::MockClock::virtual_at(T0_MS));
+        let state = amplitude_mock::MockState::new(
+            bench_config(1_000),
+            amplitude_mock::MockClock::virtual_at(T0_MS),
+        );
         let mut t = BodyTemplate::new(10, 3);
         let body = t.stamp(9).to_vec();
-        let out = state.ingest(amplitude_mock::Endpoint::HttpV2, amplitude_mock::Region::Us, &body, body.len(), 1);
+        let out = state.ingest(
+            amplitude_mock::Endpoint::HttpV2,
+            amplitude_mock::Region::Us,
+            &body,
+            body.len(),
+            1,
+        );
         assert_eq!(out.body.code, 200, "{:?}", out.body);
         assert_eq!(out.stored, 10);
     }

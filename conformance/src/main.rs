@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "amplitude-conformance", version, about = "Amplitude conformance suite and reference sender")]
+#[command(
+    name = "amplitude-conformance",
+    version,
+    about = "Amplitude conformance suite and reference sender"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -19,11 +19,18 @@ async fn judge(mode: &str, scenario: &str) -> amplitude_conformance::runner::Sce
         },
         seed: None,
     };
-    run_scenario(&root().join("../scenarios").join(scenario), &opts).await.unwrap()
+    run_scenario(&root().join("../scenarios").join(scenario), &opts)
+        .await
+        .unwrap()
 }
 
 fn failed(r: &amplitude_conformance::runner::ScenarioReport) -> Vec<&'static str> {
-    r.verdict.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
+    r.verdict
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,7 +54,10 @@ async fn fresh_insert_id_on_retry_is_caught() {
     assert!(f.contains(&"no_duplicates_stored"), "{f:?}");
     assert!(r.verdict.events.duplicate_stored > 0);
     let ex = &r.verdict.check("no_duplicates_stored").unwrap().examples[0];
-    assert!(ex.contains("new or missing insert_id") && ex.contains("committed"), "{ex}");
+    assert!(
+        ex.contains("new or missing insert_id") && ex.contains("committed"),
+        "{ex}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,9 @@
 //! The main job in CI: the default suite (every scenario in `scenarios/`) with the embedded
 //! mock and the reference sender passes, and its reports have their documented shapes.
 
-use amplitude_conformance::runner::{default_suite, run_suite, RunnerOptions, SenderSpec, REPORT_SCHEMA};
+use amplitude_conformance::runner::{
+    default_suite, run_suite, RunnerOptions, SenderSpec, REPORT_SCHEMA,
+};
 use std::path::PathBuf;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,15 +24,28 @@ async fn default_suite_passes_with_the_reference_sender() {
     for s in &report.scenarios {
         let e = &s.verdict.events;
         // every valid event stored exactly once, every invalid one rejected, nothing else
-        assert_eq!(e.stored + e.expected_rejection, e.attempted, "{}", s.scenario);
-        assert_eq!((e.lost, e.duplicate_stored, e.unexpected), (0, 0, 0), "{}", s.scenario);
+        assert_eq!(
+            e.stored + e.expected_rejection,
+            e.attempted,
+            "{}",
+            s.scenario
+        );
+        assert_eq!(
+            (e.lost, e.duplicate_stored, e.unexpected),
+            (0, 0, 0),
+            "{}",
+            s.scenario
+        );
     }
 
     // The JSON report validates against conformance/report.schema.json.
     let schema: serde_json::Value = serde_json::from_str(REPORT_SCHEMA).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let json = serde_json::to_value(&report).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
 
     // JUnit: one test case per scenario, no failures.

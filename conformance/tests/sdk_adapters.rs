@@ -8,15 +8,25 @@
 //! timing are asserted as pass/fail only. Needs python3 (venv, pip) and node/npm, and network
 //! to PyPI and npm the first time (install.sh is idempotent).
 
-use amplitude_conformance::runner::{prepare_adapter, run_scenario, RunnerOptions, ScenarioReport, SenderSpec};
+use amplitude_conformance::runner::{
+    prepare_adapter, run_scenario, RunnerOptions, ScenarioReport, SenderSpec,
+};
 use std::path::PathBuf;
 
 fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(format!("{name}.toml"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"))
 }
 
 fn failing(r: &ScenarioReport) -> Vec<&'static str> {
-    let mut f: Vec<&'static str> = r.verdict.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+    let mut f: Vec<&'static str> = r
+        .verdict
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name)
+        .collect();
     f.sort_unstable();
     f
 }
@@ -39,11 +49,21 @@ fn happy(r: &ScenarioReport) -> Result<(), String> {
     if e.attempted < 100 || e.stored != e.attempted {
         problems.push(format!("stored {} of {}", e.stored, e.attempted));
     }
-    if e.lost + e.duplicate_stored + e.duplicate_deduplicated + e.unexpected + e.reordered + e.false_delivery_claims > 0 {
+    if e.lost
+        + e.duplicate_stored
+        + e.duplicate_deduplicated
+        + e.unexpected
+        + e.reordered
+        + e.false_delivery_claims
+        > 0
+    {
         problems.push(format!("event classes {e:?}"));
     }
     if let Some(c) = r.verdict.checks.iter().find(|c| c.count > 0) {
-        problems.push(format!("check {} noted {}: {:?}", c.name, c.count, c.examples));
+        problems.push(format!(
+            "check {} noted {}: {:?}",
+            c.name, c.count, c.examples
+        ));
     }
     if r.sender_exit_code != Some(0) {
         problems.push(format!("exit code {:?}", r.sender_exit_code));
@@ -64,7 +84,10 @@ fn all_losses_silent(r: &ScenarioReport) -> Result<(), String> {
     if e.lost > 0 && e.lost_silently == e.lost {
         Ok(())
     } else {
-        Err(format!("expected silent losses only: lost {}, silently {}", e.lost, e.lost_silently))
+        Err(format!(
+            "expected silent losses only: lost {}, silently {}",
+            e.lost, e.lost_silently
+        ))
     }
 }
 
@@ -74,7 +97,10 @@ fn all_losses_reported(r: &ScenarioReport) -> Result<(), String> {
     if e.lost > 0 && e.lost_silently == 0 {
         Ok(())
     } else {
-        Err(format!("expected reported losses only: lost {}, silently {}", e.lost, e.lost_silently))
+        Err(format!(
+            "expected reported losses only: lost {}, silently {}",
+            e.lost, e.lost_silently
+        ))
     }
 }
 
@@ -86,14 +112,21 @@ fn all_lost_reported(r: &ScenarioReport) -> Result<(), String> {
     if e.lost == e.attempted && e.lost_silently * 2 < e.lost && e.stored == 0 {
         Ok(())
     } else {
-        Err(format!("expected all {} lost and reported: {e:?}", e.attempted))
+        Err(format!(
+            "expected all {} lost and reported: {e:?}",
+            e.attempted
+        ))
     }
 }
 
 /// The invalid event was rejected as expected and every valid one stored once.
 fn one_rejected_rest_stored(r: &ScenarioReport) -> Result<(), String> {
     let e = &r.verdict.events;
-    if e.expected_rejection == 1 && e.lost == 0 && e.duplicate_stored == 0 && e.stored + 1 == e.attempted {
+    if e.expected_rejection == 1
+        && e.lost == 0
+        && e.duplicate_stored == 0
+        && e.stored + 1 == e.attempted
+    {
         Ok(())
     } else {
         Err(format!("expected 1 rejection and the rest stored: {e:?}"))
@@ -107,7 +140,10 @@ fn split_and_delivered(r: &ScenarioReport) -> Result<(), String> {
     if got_413 && e.stored == e.attempted && e.lost == 0 && e.duplicate_stored == 0 {
         Ok(())
     } else {
-        Err(format!("expected a 413 then everything stored once: {e:?} {:?}", r.requests_by_status))
+        Err(format!(
+            "expected a 413 then everything stored once: {e:?} {:?}",
+            r.requests_by_status
+        ))
     }
 }
 
@@ -127,7 +163,10 @@ async fn judge(adapter: &str, expectations: &[Expect]) {
         Err(e) => panic!("installing adapter {adapter}: {e:#}"),
     };
     let opts = RunnerOptions {
-        sender: SenderSpec::Command { cmd, label: adapter.to_owned() },
+        sender: SenderSpec::Command {
+            cmd,
+            label: adapter.to_owned(),
+        },
         seed: None,
     };
     let mut mismatches = Vec::new();
@@ -139,7 +178,10 @@ async fn judge(adapter: &str, expectations: &[Expect]) {
                 continue;
             }
         };
-        let got: Vec<&str> = failing(&r).into_iter().filter(|c| !x.varies.contains(c)).collect();
+        let got: Vec<&str> = failing(&r)
+            .into_iter()
+            .filter(|c| !x.varies.contains(c))
+            .collect();
         let mut want: Vec<&str> = x.failing.to_vec();
         want.sort_unstable();
         if got != want {
@@ -175,15 +217,40 @@ async fn python_sdk_verdicts_match_the_published_table() {
     judge(
         "python-sdk",
         &[
-            Expect { scenario: "steady-trickle", failing: &[], varies: &[], extra: happy },
-            Expect { scenario: "committed-500", failing: &[], varies: &["per_device_order"], extra: dedup_saved_it },
+            Expect {
+                scenario: "steady-trickle",
+                failing: &[],
+                varies: &[],
+                extra: happy,
+            },
+            Expect {
+                scenario: "committed-500",
+                failing: &[],
+                varies: &["per_device_order"],
+                extra: dedup_saved_it,
+            },
             // A 503 after shutdown() began: requeued for retry, never sent, no callback.
-            Expect { scenario: "sdk-shutdown-5xx", failing: &["no_lost_events"], varies: &[], extra: all_losses_silent },
+            Expect {
+                scenario: "sdk-shutdown-5xx",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_silent,
+            },
             // Gives up after flush_max_retries (4 here) and says so in the callback.
-            Expect { scenario: "sdk-outage-outlasts-retries", failing: &["no_lost_events"], varies: &[], extra: all_lost_reported },
+            Expect {
+                scenario: "sdk-outage-outlasts-retries",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_lost_reported,
+            },
             // Drops exactly the invalid event and resends the rest, but later than newer
             // events of the same devices (reordered).
-            Expect { scenario: "sdk-one-invalid-event", failing: &["per_device_order"], varies: &[], extra: one_rejected_rest_stored },
+            Expect {
+                scenario: "sdk-one-invalid-event",
+                failing: &["per_device_order"],
+                varies: &[],
+                extra: one_rejected_rest_stored,
+            },
             // Sends 1,000 events over 1 MB, gets 413, halves the batch: all delivered,
             // parallel resends reorder.
             Expect {
@@ -203,12 +270,37 @@ async fn node_sdk_verdicts_match_the_published_table() {
     judge(
         "node-sdk",
         &[
-            Expect { scenario: "steady-trickle", failing: &[], varies: &[], extra: happy },
-            Expect { scenario: "committed-500", failing: &[], varies: &[], extra: dedup_saved_it },
+            Expect {
+                scenario: "steady-trickle",
+                failing: &[],
+                varies: &[],
+                extra: happy,
+            },
+            Expect {
+                scenario: "committed-500",
+                failing: &[],
+                varies: &[],
+                extra: dedup_saved_it,
+            },
             // The explicit flush() at exit sends once without retry: dropped, but reported.
-            Expect { scenario: "sdk-shutdown-5xx", failing: &["no_lost_events"], varies: &[], extra: all_losses_reported },
-            Expect { scenario: "sdk-outage-outlasts-retries", failing: &["no_lost_events"], varies: &[], extra: all_lost_reported },
-            Expect { scenario: "sdk-one-invalid-event", failing: &[], varies: &[], extra: one_rejected_rest_stored },
+            Expect {
+                scenario: "sdk-shutdown-5xx",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_reported,
+            },
+            Expect {
+                scenario: "sdk-outage-outlasts-retries",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_lost_reported,
+            },
+            Expect {
+                scenario: "sdk-one-invalid-event",
+                failing: &[],
+                varies: &[],
+                extra: one_rejected_rest_stored,
+            },
             // Sends 1,000 events over 1 MB, reads the 413, halves flushQueueSize: all delivered.
             Expect {
                 scenario: "sdk-payload-too-large",
@@ -239,7 +331,11 @@ fn happy_path_check_is_not_vacuous() {
         requests: 1,
         requests_by_status: [("200".to_owned(), 1)].into_iter().collect(),
         verdict: amplitude_conformance::check::Verdict {
-            events: amplitude_conformance::check::EventCounts { attempted: 200, stored: 200, ..Default::default() },
+            events: amplitude_conformance::check::EventCounts {
+                attempted: 200,
+                stored: 200,
+                ..Default::default()
+            },
             checks: vec![],
         },
         stderr_tail: String::new(),

@@ -138,7 +138,10 @@ const MAX_RATE: f64 = 10_000_000.0;
 
 fn check_rate(name: &str, r: f64) -> Result<(), (String, String)> {
     if !r.is_finite() || !(0.0..=MAX_RATE).contains(&r) {
-        return Err((name.to_owned(), format!("must be a rate between 0 and {MAX_RATE} events/s, got {r}")));
+        return Err((
+            name.to_owned(),
+            format!("must be a rate between 0 and {MAX_RATE} events/s, got {r}"),
+        ));
     }
     Ok(())
 }
@@ -155,17 +158,25 @@ impl Arrival {
             }
             Self::Step { steps, .. } => {
                 if steps.first().map(|s| s.at.ms()) != Some(0) {
-                    return e("steps", "needs at least one step and the first must have at = 0");
+                    return e(
+                        "steps",
+                        "needs at least one step and the first must have at = 0",
+                    );
                 }
                 for (i, s) in steps.iter().enumerate() {
                     check_rate(&format!("steps[{i}].rate"), s.rate)?;
                     if i > 0 && s.at <= steps[i - 1].at {
-                        return e(&format!("steps[{i}].at"), "steps must be in increasing `at`");
+                        return e(
+                            &format!("steps[{i}].at"),
+                            "steps must be in increasing `at`",
+                        );
                     }
                 }
                 Ok(())
             }
-            Self::Spike { base, peak, length, .. } => {
+            Self::Spike {
+                base, peak, length, ..
+            } => {
                 check_rate("base", *base)?;
                 check_rate("peak", *peak)?;
                 if length.ms() == 0 {
@@ -173,7 +184,12 @@ impl Arrival {
                 }
                 Ok(())
             }
-            Self::OnOff { on_rate, off_rate, mean_on, mean_off } => {
+            Self::OnOff {
+                on_rate,
+                off_rate,
+                mean_on,
+                mean_off,
+            } => {
                 check_rate("on_rate", *on_rate)?;
                 check_rate("off_rate", *off_rate)?;
                 if mean_on.ms() == 0 {
@@ -184,7 +200,13 @@ impl Arrival {
                 }
                 Ok(())
             }
-            Self::Diurnal { mean, amplitude, period, phase, .. } => {
+            Self::Diurnal {
+                mean,
+                amplitude,
+                period,
+                phase,
+                ..
+            } => {
                 check_rate("mean", *mean)?;
                 if !(0.0..=1.0).contains(amplitude) {
                     return e("amplitude", "must be between 0 and 1");
@@ -219,21 +241,40 @@ impl Arrival {
 #[derive(Debug, Clone)]
 pub(crate) enum Shape {
     Constant(f64),
-    Ramp { from: f64, to: f64, d: f64 },
+    Ramp {
+        from: f64,
+        to: f64,
+        d: f64,
+    },
     /// (start s, rate) pieces, increasing start, first at 0.
     Pieces(Vec<(f64, f64)>),
-    Diurnal { mean: f64, amp: f64, period: f64, phase: f64 },
+    Diurnal {
+        mean: f64,
+        amp: f64,
+        period: f64,
+        phase: f64,
+    },
 }
 
 impl Shape {
     fn of(a: &Arrival, d: f64) -> Option<Shape> {
         Some(match a {
             Arrival::Constant { rate, .. } | Arrival::Poisson { rate } => Shape::Constant(*rate),
-            Arrival::Ramp { from, to, .. } => Shape::Ramp { from: *from, to: *to, d },
+            Arrival::Ramp { from, to, .. } => Shape::Ramp {
+                from: *from,
+                to: *to,
+                d,
+            },
             Arrival::Step { steps, .. } => {
                 Shape::Pieces(steps.iter().map(|s| (s.at.secs_f64(), s.rate)).collect())
             }
-            Arrival::Spike { base, peak, at, length, .. } => {
+            Arrival::Spike {
+                base,
+                peak,
+                at,
+                length,
+                ..
+            } => {
                 let start = at.secs_f64();
                 let end = start + length.secs_f64();
                 let mut v = vec![(0.0, *base)];
@@ -245,7 +286,13 @@ impl Shape {
                 v.push((end, *base));
                 Shape::Pieces(v)
             }
-            Arrival::Diurnal { mean, amplitude, period, phase, .. } => Shape::Diurnal {
+            Arrival::Diurnal {
+                mean,
+                amplitude,
+                period,
+                phase,
+                ..
+            } => Shape::Diurnal {
                 mean: *mean,
                 amp: *amplitude,
                 period: period.secs_f64(),
@@ -277,7 +324,12 @@ impl Shape {
                 }
                 acc
             }
-            Shape::Diurnal { mean, amp, period, phase } => {
+            Shape::Diurnal {
+                mean,
+                amp,
+                period,
+                phase,
+            } => {
                 let w = 2.0 * std::f64::consts::PI / period;
                 let p0 = 2.0 * std::f64::consts::PI * phase;
                 mean * (t + amp / w * (libm::cos(p0) - libm::cos(w * t + p0)))
@@ -345,7 +397,13 @@ impl ArrivalGen {
     /// Trace arrivals must be built with [`ArrivalGen::fixed`].
     pub(crate) fn new(arrival: &Arrival, duration_ms: u64, rng: &mut impl RngCore) -> Self {
         let d = duration_ms as f64 / 1_000.0;
-        if let Arrival::OnOff { on_rate, off_rate, mean_on, mean_off } = arrival {
+        if let Arrival::OnOff {
+            on_rate,
+            off_rate,
+            mean_on,
+            mean_off,
+        } = arrival
+        {
             let means = (mean_on.secs_f64(), mean_off.secs_f64());
             return ArrivalGen::OnOff {
                 on: true,
@@ -369,9 +427,19 @@ impl ArrivalGen {
             Some(shape) => {
                 let total = shape.cumulative(d);
                 let next_y = if randomize { exp1(rng) } else { 0.5 };
-                ArrivalGen::Shaped { shape, d, total, randomize, next_y, last_t: 0.0 }
+                ArrivalGen::Shaped {
+                    shape,
+                    d,
+                    total,
+                    randomize,
+                    next_y,
+                    last_t: 0.0,
+                }
             }
-            None => ArrivalGen::Fixed { offsets: Vec::new(), next: 0 },
+            None => ArrivalGen::Fixed {
+                offsets: Vec::new(),
+                next: 0,
+            },
         }
     }
 
@@ -383,7 +451,14 @@ impl ArrivalGen {
     /// The next arrival offset, µs from the phase start, or `None` when the phase is over.
     pub(crate) fn next_us(&mut self, rng: &mut impl RngCore) -> Option<u64> {
         match self {
-            ArrivalGen::Shaped { shape, d, total, randomize, next_y, last_t } => {
+            ArrivalGen::Shaped {
+                shape,
+                d,
+                total,
+                randomize,
+                next_y,
+                last_t,
+            } => {
                 if *next_y >= *total {
                     return None;
                 }
@@ -392,12 +467,23 @@ impl ArrivalGen {
                 *next_y += if *randomize { exp1(rng) } else { 1.0 };
                 to_us(t, *d)
             }
-            ArrivalGen::OnOff { on, rates, means, d, t, state_end } => loop {
+            ArrivalGen::OnOff {
+                on,
+                rates,
+                means,
+                d,
+                t,
+                state_end,
+            } => loop {
                 if *t >= *d {
                     return None;
                 }
                 let rate = if *on { rates.0 } else { rates.1 };
-                let candidate = if rate > 0.0 { *t + exp1(rng) / rate } else { f64::INFINITY };
+                let candidate = if rate > 0.0 {
+                    *t + exp1(rng) / rate
+                } else {
+                    f64::INFINITY
+                };
                 if candidate < *state_end {
                     *t = candidate;
                     if *t >= *d {
@@ -456,7 +542,10 @@ mod tests {
 
     #[test]
     fn constant_is_exact_and_evenly_spaced() {
-        let a = Arrival::Constant { rate: 10.0, randomize: false };
+        let a = Arrival::Constant {
+            rate: 10.0,
+            randomize: false,
+        };
         let v = sample_offsets_us(&a, 1_000, 1);
         assert_eq!(v.len(), 10);
         assert_eq!(v[0], 50_000);
@@ -484,7 +573,9 @@ mod tests {
         let mut d: f64 = 0.0;
         for (i, g) in gaps.iter().enumerate() {
             let cdf = 1.0 - (-rate * g).exp();
-            d = d.max((cdf - i as f64 / n).abs()).max(((i + 1) as f64 / n - cdf).abs());
+            d = d
+                .max((cdf - i as f64 / n).abs())
+                .max(((i + 1) as f64 / n - cdf).abs());
         }
         let critical = 1.63 / n.sqrt();
         assert!(d < critical, "KS D = {d}, critical {critical}");
@@ -500,9 +591,17 @@ mod tests {
     fn ramp_integrates_to_the_trapezoid() {
         // 0 -> 100 events/s over an hour: 180,000 events; and rate grows (2nd half has 3x).
         for randomize in [false, true] {
-            let a = Arrival::Ramp { from: 0.0, to: 100.0, randomize };
+            let a = Arrival::Ramp {
+                from: 0.0,
+                to: 100.0,
+                randomize,
+            };
             let v = sample_offsets_us(&a, HOUR, 3);
-            assert!(rel_err(v.len() as f64, 180_000.0) < 0.01, "{randomize} {}", v.len());
+            assert!(
+                rel_err(v.len() as f64, 180_000.0) < 0.01,
+                "{randomize} {}",
+                v.len()
+            );
             let half = v.iter().filter(|t| **t < HOUR * 500).count() as f64;
             assert!(rel_err((v.len() as f64 - half) / half, 3.0) < 0.03);
         }
@@ -511,41 +610,78 @@ mod tests {
     #[test]
     fn step_spike_and_diurnal_match_their_integrals() {
         let step = Arrival::Step {
-            steps: vec![Step { at: DurationMs(0), rate: 10.0 }, Step { at: DurationMs(HOUR / 2), rate: 50.0 }],
+            steps: vec![
+                Step {
+                    at: DurationMs(0),
+                    rate: 10.0,
+                },
+                Step {
+                    at: DurationMs(HOUR / 2),
+                    rate: 50.0,
+                },
+            ],
             randomize: true,
         };
         let n = count(&step, HOUR, 5) as f64;
         assert!(rel_err(n, 1_800.0 * 10.0 + 1_800.0 * 50.0) < 0.02, "{n}");
 
         let spike = Arrival::Spike {
-            base: 5.0, peak: 500.0, at: DurationMs(600_000), length: DurationMs(60_000), randomize: false,
+            base: 5.0,
+            peak: 500.0,
+            at: DurationMs(600_000),
+            length: DurationMs(60_000),
+            randomize: false,
         };
         let v = sample_offsets_us(&spike, HOUR, 5);
         assert_eq!(v.len(), 3_540 * 5 + 60 * 500);
-        let in_spike = v.iter().filter(|t| (600_000_000..660_000_000).contains(*t)).count();
+        let in_spike = v
+            .iter()
+            .filter(|t| (600_000_000..660_000_000).contains(*t))
+            .count();
         assert_eq!(in_spike, 30_000);
 
         let diurnal = Arrival::Diurnal {
-            mean: 20.0, amplitude: 0.8, period: DurationMs(HOUR), phase: 0.0, randomize: true,
+            mean: 20.0,
+            amplitude: 0.8,
+            period: DurationMs(HOUR),
+            phase: 0.0,
+            randomize: true,
         };
         let v = sample_offsets_us(&diurnal, HOUR, 5);
         assert!(rel_err(v.len() as f64, 72_000.0) < 0.02, "{}", v.len());
         // First quarter (around the peak of the sine) is busier than the third (trough).
-        let q = |k: u64| v.iter().filter(|t| (k * HOUR * 250..(k + 1) * HOUR * 250).contains(*t)).count() as f64;
+        let q = |k: u64| {
+            v.iter()
+                .filter(|t| (k * HOUR * 250..(k + 1) * HOUR * 250).contains(*t))
+                .count() as f64
+        };
         // Λ over [0, T/4] = mean*(T/4 + amp*T/2π), over [T/2, 3T/4] = mean*(T/4 - amp*T/2π).
-        let expected_ratio = (0.25 + 0.8 / (2.0 * std::f64::consts::PI)) / (0.25 - 0.8 / (2.0 * std::f64::consts::PI));
-        assert!(rel_err(q(0) / q(2), expected_ratio) < 0.1, "{} {}", q(0) / q(2), expected_ratio);
+        let expected_ratio = (0.25 + 0.8 / (2.0 * std::f64::consts::PI))
+            / (0.25 - 0.8 / (2.0 * std::f64::consts::PI));
+        assert!(
+            rel_err(q(0) / q(2), expected_ratio) < 0.1,
+            "{} {}",
+            q(0) / q(2),
+            expected_ratio
+        );
     }
 
     #[test]
     fn on_off_long_run_rate_is_the_time_weighted_mean() {
         // on 200/s for mean 2 s, off 0/s for mean 8 s: long-run rate 200 * 2/10 = 40/s.
         let a = Arrival::OnOff {
-            on_rate: 200.0, off_rate: 0.0, mean_on: DurationMs(2_000), mean_off: DurationMs(8_000),
+            on_rate: 200.0,
+            off_rate: 0.0,
+            mean_on: DurationMs(2_000),
+            mean_off: DurationMs(8_000),
         };
         let v = sample_offsets_us(&a, 4 * HOUR, 11);
         // 1,440 cycles; sd of the on-time share ~ 2.6% -> 10% tolerance is ~4 sd.
-        assert!(rel_err(v.len() as f64, 40.0 * 4.0 * 3_600.0) < 0.10, "{}", v.len());
+        assert!(
+            rel_err(v.len() as f64, 40.0 * 4.0 * 3_600.0) < 0.10,
+            "{}",
+            v.len()
+        );
         // Bursty: many 1-second windows are empty, some carry far more than 40.
         let mut per_s = vec![0u32; 4 * 3_600];
         for t in &v {
@@ -558,7 +694,11 @@ mod tests {
 
     #[test]
     fn expected_count_matches() {
-        let a = Arrival::Ramp { from: 10.0, to: 30.0, randomize: false };
+        let a = Arrival::Ramp {
+            from: 10.0,
+            to: 30.0,
+            randomize: false,
+        };
         assert_eq!(a.expected_count(10_000), Some(200.0));
         assert_eq!(count(&a, 10_000, 0), 200);
     }

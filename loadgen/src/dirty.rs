@@ -69,7 +69,10 @@ impl Defect {
     /// True when Amplitude rejects an event with this defect with a 400 (spec §3.4):
     /// short or reserved ids, ISO `time`, missing `event_type`.
     pub fn is_invalid(self) -> bool {
-        matches!(self, Defect::ShortId | Defect::ReservedId | Defect::IsoTime | Defect::MissingEventType)
+        matches!(
+            self,
+            Defect::ShortId | Defect::ReservedId | Defect::IsoTime | Defect::MissingEventType
+        )
     }
 }
 
@@ -93,19 +96,30 @@ impl Dirty {
         ];
         for (name, v) in fields {
             if !(0.0..=1.0).contains(&v) {
-                return Err((name.into(), format!("must be a share between 0 and 1, got {v}")));
+                return Err((
+                    name.into(),
+                    format!("must be a share between 0 and 1, got {v}"),
+                ));
             }
         }
         let sum: f64 = fields.iter().map(|f| f.1).sum();
         if sum > 1.0 + 1e-9 {
-            return Err(("resend".into(), format!("the dirty shares add up to {sum} > 1")));
+            return Err((
+                "resend".into(),
+                format!("the dirty shares add up to {sum} > 1"),
+            ));
         }
         Ok(())
     }
 
     /// True when no defect has a positive share.
     pub fn is_clean(&self) -> bool {
-        self.short_id + self.reserved_id + self.iso_time + self.missing_event_type + self.oversized_string + self.resend
+        self.short_id
+            + self.reserved_id
+            + self.iso_time
+            + self.missing_event_type
+            + self.oversized_string
+            + self.resend
             == 0.0
     }
 
@@ -116,7 +130,10 @@ impl Dirty {
             (self.short_id, Draw::Mutate(Defect::ShortId)),
             (self.reserved_id, Draw::Mutate(Defect::ReservedId)),
             (self.iso_time, Draw::Mutate(Defect::IsoTime)),
-            (self.missing_event_type, Draw::Mutate(Defect::MissingEventType)),
+            (
+                self.missing_event_type,
+                Draw::Mutate(Defect::MissingEventType),
+            ),
             (self.oversized_string, Draw::Mutate(Defect::OversizedString)),
             (self.resend, Draw::Resend),
         ];
@@ -152,7 +169,9 @@ pub(crate) fn apply(event: &mut Event, defect: Defect, epoch_ms: i64, rng: &mut 
         }
         Defect::IsoTime => {
             event.time = None;
-            event.extra.insert("time".into(), Value::String(format_iso8601_ms(epoch_ms)));
+            event
+                .extra
+                .insert("time".into(), Value::String(format_iso8601_ms(epoch_ms)));
         }
         Defect::MissingEventType => event.event_type = None,
         Defect::OversizedString => {
@@ -168,5 +187,8 @@ pub(crate) fn apply(event: &mut Event, defect: Defect, epoch_ms: i64, rng: &mut 
     event
         .event_properties
         .get_or_insert_with(Default::default)
-        .insert("conformance_defect".into(), Value::String(defect.name().into()));
+        .insert(
+            "conformance_defect".into(),
+            Value::String(defect.name().into()),
+        );
 }

@@ -119,8 +119,17 @@ impl EventStream {
         for (i, p) in scenario.phases.iter().enumerate() {
             let mut rng = stream_rng(seed, 100 + i as u64);
             let (gen, trace, duration_us) = match &p.arrival {
-                Arrival::Trace { path, format, speedup, remap_ids } => {
-                    let full = if path.is_absolute() { path.clone() } else { scenario.base_dir.join(path) };
+                Arrival::Trace {
+                    path,
+                    format,
+                    speedup,
+                    remap_ids,
+                } => {
+                    let full = if path.is_absolute() {
+                        path.clone()
+                    } else {
+                        scenario.base_dir.join(path)
+                    };
                     let records = load_trace(&full, *format)?;
                     let t0 = records.first().map_or(0, |r| r.time_ms);
                     let mut offsets = Vec::with_capacity(records.len());
@@ -148,7 +157,13 @@ impl EventStream {
                     (ArrivalGen::new(other, ms, &mut rng), None, ms * 1_000)
                 }
             };
-            phases.push(PhaseState { start_us, duration_us, gen, rng, trace });
+            phases.push(PhaseState {
+                start_us,
+                duration_us,
+                gen,
+                rng,
+                trace,
+            });
             start_us += duration_us;
         }
         Ok(Self {
@@ -178,7 +193,9 @@ impl EventStream {
 
     /// Length of the whole run, ms (sum of the phases, traces resolved).
     pub fn total_duration_ms(&self) -> u64 {
-        self.phases.last().map_or(0, |p| (p.start_us + p.duration_us) / 1_000)
+        self.phases
+            .last()
+            .map_or(0, |p| (p.start_us + p.duration_us) / 1_000)
     }
 
     fn synthesize(&mut self, offset_us: u64) -> (Event, Option<Defect>) {
@@ -194,7 +211,11 @@ impl EventStream {
             unit(&mut self.rng_mix),
         );
         let identify = u_identify < mix.identify_share;
-        let event_type = if identify { "$identify" } else { self.picker.pick_u(u_type) };
+        let event_type = if identify {
+            "$identify"
+        } else {
+            self.picker.pick_u(u_type)
+        };
         let mut ev = Event::new(event_type);
         ev.user_id = id.user_id;
         ev.device_id = Some(id.device_id);
@@ -205,14 +226,23 @@ impl EventStream {
         props.insert(SEQ_PROPERTY.into(), Value::from(seq));
         let size = mix.payload_bytes.sample(&mut self.rng_payload);
         if size > 0 {
-            props.insert("payload".into(), Value::String(filler(&mut self.rng_payload, size)));
+            props.insert(
+                "payload".into(),
+                Value::String(filler(&mut self.rng_payload, size)),
+            );
         }
         ev.event_properties = Some(props);
         if identify || u_props < mix.user_properties_share {
             let plans = ["free", "starter", "growth", "enterprise"];
             let mut set = Map::new();
-            set.insert("plan".into(), Value::from(plans[(self.rng_payload.next_u32() % 4) as usize]));
-            set.insert("visits".into(), Value::from(self.rng_payload.next_u32() % 1_000));
+            set.insert(
+                "plan".into(),
+                Value::from(plans[(self.rng_payload.next_u32() % 4) as usize]),
+            );
+            set.insert(
+                "visits".into(),
+                Value::from(self.rng_payload.next_u32() % 1_000),
+            );
             let mut up = Map::new();
             up.insert("$set".into(), Value::Object(set));
             ev.user_properties = Some(up);
@@ -240,7 +270,10 @@ impl EventStream {
 /// Puts property keys in sorted order, so the bytes do not depend on whether serde_json's
 /// `preserve_order` feature is on in the build that links this crate.
 fn canonical(ev: &mut Event) {
-    for m in [&mut ev.event_properties, &mut ev.user_properties].into_iter().flatten() {
+    for m in [&mut ev.event_properties, &mut ev.user_properties]
+        .into_iter()
+        .flatten()
+    {
         let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         *m = entries.into_iter().collect();
@@ -272,7 +305,14 @@ impl Iterator for EventStream {
                     ev.time = Some(self.scenario.start_time_ms + (offset_us / 1_000) as i64);
                 }
                 canonical(&mut ev);
-                return Some(GeneratedEvent { index, seq, offset_us, phase: phase_index, event: ev, defect: None });
+                return Some(GeneratedEvent {
+                    index,
+                    seq,
+                    offset_us,
+                    phase: phase_index,
+                    event: ev,
+                    defect: None,
+                });
             }
             let (event, defect) = self.synthesize(offset_us);
             if let Some(Defect::Resend { .. }) = defect {
@@ -300,7 +340,14 @@ impl Iterator for EventStream {
                 }
                 self.recent.push_back((index, seq, event.clone()));
             }
-            return Some(GeneratedEvent { index, seq, offset_us, phase: phase_index, event, defect });
+            return Some(GeneratedEvent {
+                index,
+                seq,
+                offset_us,
+                phase: phase_index,
+                event,
+                defect,
+            });
         }
     }
 }
@@ -317,14 +364,29 @@ impl Remap {
     fn apply(&mut self, ev: &mut Event, rng: &mut ChaCha8Rng) {
         if let Some(u) = ev.user_id.take() {
             let n = self.users.len() + 1;
-            ev.user_id = Some(self.users.entry(u).or_insert_with(|| format!("trace-user-{n:06}")).clone());
+            ev.user_id = Some(
+                self.users
+                    .entry(u)
+                    .or_insert_with(|| format!("trace-user-{n:06}"))
+                    .clone(),
+            );
         }
         if let Some(d) = ev.device_id.take() {
             let n = self.devices.len() + 1;
-            ev.device_id = Some(self.devices.entry(d).or_insert_with(|| format!("trace-device-{n:06}")).clone());
+            ev.device_id = Some(
+                self.devices
+                    .entry(d)
+                    .or_insert_with(|| format!("trace-device-{n:06}"))
+                    .clone(),
+            );
         }
         if let Some(i) = ev.insert_id.take() {
-            ev.insert_id = Some(self.inserts.entry(i).or_insert_with(|| uuid_from(rng)).clone());
+            ev.insert_id = Some(
+                self.inserts
+                    .entry(i)
+                    .or_insert_with(|| uuid_from(rng))
+                    .clone(),
+            );
         }
     }
 }

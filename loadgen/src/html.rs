@@ -13,7 +13,10 @@ const H: u32 = 320;
 type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Renders a line chart to an SVG string.
@@ -45,10 +48,15 @@ fn line_chart(title: &str, y_desc: &str, x_max: f64, series: &[Series]) -> Resul
         for (name, color, points) in series {
             let color = *color;
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| e.to_string())?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -87,10 +95,30 @@ pub fn render_html(report: &Report) -> Result<String, RunError> {
         "events/s",
         x_max,
         &[
-            ("offered".into(), PALETTE[0], s.iter().map(|p| (x(p.t_s), p.offered_events as f64)).collect()),
-            ("sent".into(), PALETTE[1], s.iter().map(|p| (x(p.t_s), p.sent_events as f64)).collect()),
-            ("2xx".into(), PALETTE[2], s.iter().map(|p| (x(p.t_s), p.ok_events as f64)).collect()),
-            ("dropped".into(), PALETTE[3], s.iter().map(|p| (x(p.t_s), p.dropped_events as f64)).collect()),
+            (
+                "offered".into(),
+                PALETTE[0],
+                s.iter()
+                    .map(|p| (x(p.t_s), p.offered_events as f64))
+                    .collect(),
+            ),
+            (
+                "sent".into(),
+                PALETTE[1],
+                s.iter().map(|p| (x(p.t_s), p.sent_events as f64)).collect(),
+            ),
+            (
+                "2xx".into(),
+                PALETTE[2],
+                s.iter().map(|p| (x(p.t_s), p.ok_events as f64)).collect(),
+            ),
+            (
+                "dropped".into(),
+                PALETTE[3],
+                s.iter()
+                    .map(|p| (x(p.t_s), p.dropped_events as f64))
+                    .collect(),
+            ),
         ],
     )
     .map_err(RunError::Render)?;
@@ -110,33 +138,61 @@ pub fn render_html(report: &Report) -> Result<String, RunError> {
             (
                 format!("HTTP {code}"),
                 color,
-                s.iter().map(|p| (x(p.t_s), p.responses.get(code).copied().unwrap_or(0) as f64)).collect(),
+                s.iter()
+                    .map(|p| (x(p.t_s), p.responses.get(code).copied().unwrap_or(0) as f64))
+                    .collect(),
             )
         })
         .collect();
     status_series.push((
         "transport errors".into(),
         PALETTE[7],
-        s.iter().map(|p| (x(p.t_s), p.transport_errors as f64)).collect(),
+        s.iter()
+            .map(|p| (x(p.t_s), p.transport_errors as f64))
+            .collect(),
     ));
-    let status = line_chart("Responses/s by status", "responses/s", x_max, &status_series).map_err(RunError::Render)?;
+    let status = line_chart(
+        "Responses/s by status",
+        "responses/s",
+        x_max,
+        &status_series,
+    )
+    .map_err(RunError::Render)?;
     let lat = |f: fn(&crate::report::SeriesPoint) -> Option<f64>| -> Vec<(f64, f64)> {
-        s.iter().filter_map(|p| f(p).map(|v| (x(p.t_s), v))).collect()
+        s.iter()
+            .filter_map(|p| f(p).map(|v| (x(p.t_s), v)))
+            .collect()
     };
     let latency = line_chart(
         "Request latency by intended second (ms)",
         "ms",
         x_max,
         &[
-            ("p50 corrected".into(), PALETTE[0], lat(|p| p.latency_p50_ms)),
-            ("p99 corrected".into(), PALETTE[3], lat(|p| p.latency_p99_ms)),
-            ("p99 uncorrected".into(), PALETTE[7], lat(|p| p.latency_p99_uncorrected_ms)),
+            (
+                "p50 corrected".into(),
+                PALETTE[0],
+                lat(|p| p.latency_p50_ms),
+            ),
+            (
+                "p99 corrected".into(),
+                PALETTE[3],
+                lat(|p| p.latency_p99_ms),
+            ),
+            (
+                "p99 uncorrected".into(),
+                PALETTE[7],
+                lat(|p| p.latency_p99_uncorrected_ms),
+            ),
         ],
     )
     .map_err(RunError::Render)?;
 
     let mut h = String::new();
-    let verdict = if report.passed { ("PASS", "pass") } else { ("FAIL", "fail") };
+    let verdict = if report.passed {
+        ("PASS", "pass")
+    } else {
+        ("FAIL", "fail")
+    };
     let _ = write!(
         h,
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>loadgen: {name}</title>
@@ -167,16 +223,43 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
     );
     let l = &report.latency_ms;
     let cards = [
-        (format!("{}", report.offered.events), "events offered".to_owned()),
-        (format!("{:.1}/s", report.achieved_rate_eps), format!("achieved (offered {:.1}/s, error {:.2}%)", report.offered_rate_eps, report.achieved_rate_error * 100.0)),
-        (format!("{}", report.dropped.events), "events dropped (generator behind)".to_owned()),
-        (format!("{}", report.events_2xx), "events answered 2xx".to_owned()),
-        (format!("{:.1} ms", l.corrected.p99), format!("p99 latency (uncorrected {:.1} ms)", l.uncorrected.p99)),
-        (format!("{}", report.throttled.responses), "429 responses".to_owned()),
+        (
+            format!("{}", report.offered.events),
+            "events offered".to_owned(),
+        ),
+        (
+            format!("{:.1}/s", report.achieved_rate_eps),
+            format!(
+                "achieved (offered {:.1}/s, error {:.2}%)",
+                report.offered_rate_eps,
+                report.achieved_rate_error * 100.0
+            ),
+        ),
+        (
+            format!("{}", report.dropped.events),
+            "events dropped (generator behind)".to_owned(),
+        ),
+        (
+            format!("{}", report.events_2xx),
+            "events answered 2xx".to_owned(),
+        ),
+        (
+            format!("{:.1} ms", l.corrected.p99),
+            format!("p99 latency (uncorrected {:.1} ms)", l.uncorrected.p99),
+        ),
+        (
+            format!("{}", report.throttled.responses),
+            "429 responses".to_owned(),
+        ),
     ];
     h.push_str("<div class=\"cards\">");
     for (v, label) in cards {
-        let _ = write!(h, "<div class=\"card\"><b>{}</b><span>{}</span></div>", escape(&v), escape(&label));
+        let _ = write!(
+            h,
+            "<div class=\"card\"><b>{}</b><span>{}</span></div>",
+            escape(&v),
+            escape(&label)
+        );
     }
     h.push_str("</div>\n");
     for svg in [&rates, &status, &latency] {
@@ -209,7 +292,13 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
             .devices
             .iter()
             .map(|(k, v)| (format!("device {k}"), *v))
-            .chain(report.throttled.users.iter().map(|(k, v)| (format!("user {k}"), *v)))
+            .chain(
+                report
+                    .throttled
+                    .users
+                    .iter()
+                    .map(|(k, v)| (format!("user {k}"), *v)),
+            )
             .collect();
         ids.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         h.push_str("<h2>Throttled identities (429 bodies)</h2><table><tr><th>identity</th><th>429 responses naming it</th></tr>");
@@ -226,7 +315,9 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
                 Some(false) => ("fail", "FAIL"),
                 None => ("na", "not measured here"),
             };
-            let actual = t.actual.map_or_else(|| "–".to_owned(), |a| format!("{a:.3}"));
+            let actual = t
+                .actual
+                .map_or_else(|| "–".to_owned(), |a| format!("{a:.3}"));
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{actual}</td><td><span class=\"badge {cls}\">{txt}</span></td></tr>",

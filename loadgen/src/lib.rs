@@ -40,15 +40,15 @@ pub use arrival::{sample_offsets_us, Arrival, Step, TraceFormat};
 pub use dirty::{Defect, Dirty};
 pub use error::{RunError, ScenarioError};
 pub use generate::{EventStream, GeneratedEvent, SEQ_PROPERTY};
+pub use html::render_html;
 pub use mix::{EventTypeWeight, Mix, SizeDist};
 pub use population::{Identity, IdentitySampler, Popularity, Population};
+pub use report::{
+    Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, ThresholdResult,
+    Throttled, Volume, METRICS, REPORT_SCHEMA, REPORT_SCHEMA_VERSION,
+};
+pub use run::{run, ProgressMode, RunOptions};
 pub use scenario::{Endpoint, Phase, Region, RunSettings, Scenario, DEFAULT_START_TIME_MS};
 pub use thresholds::{CmpOp, Threshold, Thresholds};
 pub use trace::{export_to_ingestion, load_trace, parse_record, TraceRecord};
 pub use units::{format_iso8601_ms, parse_iso8601_ms, DurationMs};
-pub use html::render_html;
-pub use report::{
-    Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, ThresholdResult, Throttled, Volume,
-    METRICS, REPORT_SCHEMA, REPORT_SCHEMA_VERSION,
-};
-pub use run::{run, ProgressMode, RunOptions};

@@ -14,7 +14,11 @@ use std::process::ExitCode;
 const EXIT_THRESHOLDS_FAILED: u8 = 99;
 
 #[derive(Parser)]
-#[command(name = "amplitude-loadgen", version, about = "Seeded, open-model, bursty Amplitude traffic")]
+#[command(
+    name = "amplitude-loadgen",
+    version,
+    about = "Seeded, open-model, bursty Amplitude traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,7 +86,10 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         // `generate | head` closes the pipe early: not an error.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -95,11 +102,19 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Generate { scenario, seed, output, with_timing } => {
+        Command::Generate {
+            scenario,
+            seed,
+            output,
+            with_timing,
+        } => {
             let sc = Scenario::from_path(&scenario)?;
             let stream = sc.events(seed.unwrap_or(sc.seed))?;
             let out: Box<dyn Write> = match &output {
-                Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+                Some(p) => Box::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
+                ),
                 None => Box::new(std::io::stdout().lock()),
             };
             let mut out = std::io::BufWriter::new(out);
@@ -145,9 +160,22 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Run { scenario, target, api_key, seed, report_json, report_html, max_in_flight, progress } => {
+        Command::Run {
+            scenario,
+            target,
+            api_key,
+            seed,
+            report_json,
+            report_html,
+            max_in_flight,
+            progress,
+        } => {
             let sc = Scenario::from_path(&scenario)?;
             let opts = RunOptions {
                 target,
@@ -170,13 +198,19 @@ fn real_main() -> anyhow::Result<ExitCode> {
             print!("{}", report.to_terminal());
             if let Some(p) = report_json {
                 let json = serde_json::to_vec_pretty(&report)?;
-                std::fs::write(&p, json).with_context(|| format!("cannot write {}", p.display()))?;
+                std::fs::write(&p, json)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
             }
             if let Some(p) = report_html {
                 let html = render_html(&report)?;
-                std::fs::write(&p, html).with_context(|| format!("cannot write {}", p.display()))?;
+                std::fs::write(&p, html)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
             }
-            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(EXIT_THRESHOLDS_FAILED) })
+            Ok(if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_THRESHOLDS_FAILED)
+            })
         }
     }
 }

@@ -62,7 +62,8 @@ impl SizeDist {
                 // Box-Muller with libm: portable.
                 let u1 = 1.0 - unit(rng);
                 let u2 = unit(rng);
-                let z = libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(2.0 * std::f64::consts::PI * u2);
+                let z =
+                    libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(2.0 * std::f64::consts::PI * u2);
                 let v = median * libm::exp(sigma * z);
                 (v.max(0.0) as usize).min(*max as usize)
             }
@@ -71,12 +72,17 @@ impl SizeDist {
 
     fn validate(&self) -> Result<(), String> {
         match self {
-            SizeDist::Fixed { bytes } if *bytes > 1_000_000 => Err("bytes must be ≤ 1000000".into()),
+            SizeDist::Fixed { bytes } if *bytes > 1_000_000 => {
+                Err("bytes must be ≤ 1000000".into())
+            }
             SizeDist::Uniform { min, max } if min > max || *max > 1_000_000 => {
                 Err("need min ≤ max ≤ 1000000".into())
             }
             SizeDist::Lognormal { median, sigma, max }
-                if !(median.is_finite() && *median >= 0.0 && sigma.is_finite() && *sigma >= 0.0)
+                if !(median.is_finite()
+                    && *median >= 0.0
+                    && sigma.is_finite()
+                    && *sigma >= 0.0)
                     || *max > 1_000_000 =>
             {
                 Err("need median ≥ 0, sigma ≥ 0, max ≤ 1000000".into())
@@ -110,9 +116,18 @@ impl Default for Mix {
     fn default() -> Self {
         Self {
             event_types: vec![
-                EventTypeWeight { name: "Page Viewed".into(), weight: 6.0 },
-                EventTypeWeight { name: "Button Clicked".into(), weight: 3.0 },
-                EventTypeWeight { name: "Purchase".into(), weight: 1.0 },
+                EventTypeWeight {
+                    name: "Page Viewed".into(),
+                    weight: 6.0,
+                },
+                EventTypeWeight {
+                    name: "Button Clicked".into(),
+                    weight: 3.0,
+                },
+                EventTypeWeight {
+                    name: "Purchase".into(),
+                    weight: 1.0,
+                },
             ],
             payload_bytes: SizeDist::default(),
             user_properties_share: 0.0,
@@ -126,7 +141,10 @@ impl Default for Mix {
 
 fn share(name: &str, v: f64) -> Result<(), (String, String)> {
     if !(0.0..=1.0).contains(&v) {
-        return Err((name.to_owned(), format!("must be a share between 0 and 1, got {v}")));
+        return Err((
+            name.to_owned(),
+            format!("must be a share between 0 and 1, got {v}"),
+        ));
     }
     Ok(())
 }
@@ -172,7 +190,10 @@ impl TypePicker {
                 acc
             })
             .collect();
-        Self { names: mix.event_types.iter().map(|t| t.name.clone()).collect(), cdf }
+        Self {
+            names: mix.event_types.iter().map(|t| t.name.clone()).collect(),
+            cdf,
+        }
     }
 
     #[cfg(test)]
@@ -182,7 +203,10 @@ impl TypePicker {
 
     /// The type for a uniform draw `u` in [0, 1).
     pub(crate) fn pick_u(&self, u: f64) -> &str {
-        let i = self.cdf.partition_point(|c| *c <= u).min(self.names.len().saturating_sub(1));
+        let i = self
+            .cdf
+            .partition_point(|c| *c <= u)
+            .min(self.names.len().saturating_sub(1));
         self.names.get(i).map_or("event", String::as_str)
     }
 }
@@ -217,7 +241,11 @@ mod tests {
         let mean = v.iter().sum::<usize>() as f64 / v.len() as f64;
         assert!((mean - 15.0).abs() < 0.2, "{mean}");
 
-        let d = SizeDist::Lognormal { median: 200.0, sigma: 0.5, max: 5_000 };
+        let d = SizeDist::Lognormal {
+            median: 200.0,
+            sigma: 0.5,
+            max: 5_000,
+        };
         let mut v: Vec<usize> = (0..10_001).map(|_| d.sample(&mut rng)).collect();
         v.sort_unstable();
         assert!((185..=215).contains(&v[5_000]), "median {}", v[5_000]);

@@ -58,10 +58,16 @@ impl Population {
     pub(crate) fn validate(&self) -> Result<(), (String, String)> {
         let actors = self.users.saturating_add(self.anonymous_devices);
         if actors == 0 {
-            return Err(("users".into(), "users + anonymous_devices must be > 0".into()));
+            return Err((
+                "users".into(),
+                "users + anonymous_devices must be > 0".into(),
+            ));
         }
         if actors > MAX_ACTORS {
-            return Err(("users".into(), format!("users + anonymous_devices must be ≤ {MAX_ACTORS}")));
+            return Err((
+                "users".into(),
+                format!("users + anonymous_devices must be ≤ {MAX_ACTORS}"),
+            ));
         }
         if self.devices_per_user == 0 {
             return Err(("devices_per_user".into(), "must be ≥ 1".into()));
@@ -152,7 +158,10 @@ impl IdentitySampler {
                 v
             }
         };
-        Self { pop: pop.clone(), cdf }
+        Self {
+            pop: pop.clone(),
+            cdf,
+        }
     }
 
     /// Draws a popularity rank in `0..actors`.
@@ -201,7 +210,12 @@ mod tests {
     #[test]
     fn zipf_gives_the_top_actor_its_expected_share() {
         // s = 1.2 over 1,000 actors: share(0) = 1 / H(1000, 1.2).
-        let pop = Population { users: 1_000, popularity: Popularity::Zipf, zipf_s: 1.2, ..Population::default() };
+        let pop = Population {
+            users: 1_000,
+            popularity: Popularity::Zipf,
+            zipf_s: 1.2,
+            ..Population::default()
+        };
         let expected = pop.share_of_rank(0);
         let h: f64 = (1..=1000).map(|k| (k as f64).powf(-1.2)).sum();
         assert!((expected - 1.0 / h).abs() < 1e-12);
@@ -227,7 +241,12 @@ mod tests {
 
     #[test]
     fn uniform_spreads_evenly_and_ids_are_valid() {
-        let pop = Population { users: 10, devices_per_user: 3, anonymous_devices: 10, ..Population::default() };
+        let pop = Population {
+            users: 10,
+            devices_per_user: 3,
+            anonymous_devices: 10,
+            ..Population::default()
+        };
         let s = IdentitySampler::new(&pop);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         let mut anon = 0;

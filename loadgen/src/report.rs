@@ -217,11 +217,28 @@ pub struct Report {
 /// Metric names [`Report::metric`] knows (thresholds on other names are left to the
 /// conformance suite).
 pub const METRICS: &[&str] = &[
-    "achieved_rate", "achieved_rate_error", "offered_rate", "dropped_events", "dropped_requests",
-    "transport_errors", "non_2xx_requests", "status_2xx", "status_400", "status_413", "status_429",
-    "status_5xx", "p50_latency_ms", "p90_latency_ms", "p99_latency_ms", "p999_latency_ms",
-    "max_latency_ms", "p99_latency_uncorrected_ms", "p50_delivery_ms", "p99_delivery_ms",
-    "max_delivery_ms", "max_schedule_lag_ms",
+    "achieved_rate",
+    "achieved_rate_error",
+    "offered_rate",
+    "dropped_events",
+    "dropped_requests",
+    "transport_errors",
+    "non_2xx_requests",
+    "status_2xx",
+    "status_400",
+    "status_413",
+    "status_429",
+    "status_5xx",
+    "p50_latency_ms",
+    "p90_latency_ms",
+    "p99_latency_ms",
+    "p999_latency_ms",
+    "max_latency_ms",
+    "p99_latency_uncorrected_ms",
+    "p50_delivery_ms",
+    "p99_delivery_ms",
+    "max_delivery_ms",
+    "max_schedule_lag_ms",
 ];
 
 impl Report {
@@ -287,7 +304,15 @@ impl Report {
     pub fn to_terminal(&self) -> String {
         let mut s = String::new();
         let sc = &self.scenario;
-        let _ = writeln!(s, "scenario  {} (seed {}, {} {}, {:.1} s)", sc.name, sc.seed, sc.endpoint, sc.region, sc.duration_ms as f64 / 1e3);
+        let _ = writeln!(
+            s,
+            "scenario  {} (seed {}, {} {}, {:.1} s)",
+            sc.name,
+            sc.seed,
+            sc.endpoint,
+            sc.region,
+            sc.duration_ms as f64 / 1e3
+        );
         let _ = writeln!(s, "target    {}", self.target);
         let _ = writeln!(
             s,
@@ -297,28 +322,72 @@ impl Report {
         let _ = writeln!(
             s,
             "sent      {} events in {} requests ({:.1} events/s, rate error {:.2}%)",
-            self.sent.events, self.sent.requests, self.achieved_rate_eps, self.achieved_rate_error * 100.0
+            self.sent.events,
+            self.sent.requests,
+            self.achieved_rate_eps,
+            self.achieved_rate_error * 100.0
         );
-        let _ = writeln!(s, "dropped   {} events in {} requests", self.dropped.events, self.dropped.requests);
-        let statuses: Vec<String> = self.status_counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let _ = writeln!(s, "responses {}", if statuses.is_empty() { "none".into() } else { statuses.join(", ") });
+        let _ = writeln!(
+            s,
+            "dropped   {} events in {} requests",
+            self.dropped.events, self.dropped.requests
+        );
+        let statuses: Vec<String> = self
+            .status_counts
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "responses {}",
+            if statuses.is_empty() {
+                "none".into()
+            } else {
+                statuses.join(", ")
+            }
+        );
         if !self.transport_errors.is_empty() {
-            let errs: Vec<String> = self.transport_errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let errs: Vec<String> = self
+                .transport_errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             let _ = writeln!(s, "errors    {}", errs.join(", "));
         }
         if self.throttled.responses > 0 {
-            let mut top: Vec<(&String, &u64)> = self.throttled.devices.iter().chain(self.throttled.users.iter()).collect();
+            let mut top: Vec<(&String, &u64)> = self
+                .throttled
+                .devices
+                .iter()
+                .chain(self.throttled.users.iter())
+                .collect();
             top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let names: Vec<String> = top.iter().take(5).map(|(k, v)| format!("{k} ({v})")).collect();
-            let _ = writeln!(s, "throttled {} responses; top identities: {}", self.throttled.responses, names.join(", "));
+            let names: Vec<String> = top
+                .iter()
+                .take(5)
+                .map(|(k, v)| format!("{k} ({v})"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "throttled {} responses; top identities: {}",
+                self.throttled.responses,
+                names.join(", ")
+            );
         }
-        let _ = writeln!(s, "latency ms        p50      p90      p99    p99.9      max");
+        let _ = writeln!(
+            s,
+            "latency ms        p50      p90      p99    p99.9      max"
+        );
         for (label, l) in [
             ("corrected", &self.latency_ms.corrected),
             ("uncorrected", &self.latency_ms.uncorrected),
             ("delivery", &self.latency_ms.delivery),
         ] {
-            let _ = writeln!(s, "  {label:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}", l.p50, l.p90, l.p99, l.p999, l.max);
+            let _ = writeln!(
+                s,
+                "  {label:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                l.p50, l.p90, l.p99, l.p999, l.max
+            );
         }
         if !self.thresholds.is_empty() {
             let _ = writeln!(s, "thresholds");
@@ -328,8 +397,15 @@ impl Report {
                     Some(false) => "FAIL",
                     None => "n/a ",
                 };
-                let actual = t.actual.map_or_else(|| "not measured by loadgen".to_owned(), |a| format!("{a:.3}"));
-                let _ = writeln!(s, "  {verdict} {} {} (actual {actual})", t.metric, t.criterion);
+                let actual = t.actual.map_or_else(
+                    || "not measured by loadgen".to_owned(),
+                    |a| format!("{a:.3}"),
+                );
+                let _ = writeln!(
+                    s,
+                    "  {verdict} {} {} (actual {actual})",
+                    t.metric, t.criterion
+                );
             }
         }
         let _ = writeln!(s, "result    {}", if self.passed { "PASS" } else { "FAIL" });

@@ -72,8 +72,15 @@ struct Planned {
 }
 
 enum Msg {
-    Dropped { intended_us: u64, events: u64 },
-    Sent { sent_us: u64, events: u64, lag_us: u64 },
+    Dropped {
+        intended_us: u64,
+        events: u64,
+    },
+    Sent {
+        sent_us: u64,
+        events: u64,
+        lag_us: u64,
+    },
     Done(Box<Done>),
 }
 
@@ -113,7 +120,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         .into_iter()
         .enumerate()
         .map(|(i, (start_ms, end_ms))| PhaseInfo {
-            name: scenario.phases.get(i).and_then(|p| p.name.clone()).unwrap_or_else(|| format!("phase-{i}")),
+            name: scenario
+                .phases
+                .get(i)
+                .and_then(|p| p.name.clone())
+                .unwrap_or_else(|| format!("phase-{i}")),
             start_ms,
             end_ms,
         })
@@ -178,11 +189,18 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         let now = Instant::now();
         let lag = now.saturating_duration_since(due);
         let Some(permit) = permit.filter(|_| lag <= max_lag) else {
-            let _ = msg_tx.send(Msg::Dropped { intended_us: p.intended_us, events });
+            let _ = msg_tx.send(Msg::Dropped {
+                intended_us: p.intended_us,
+                events,
+            });
             continue;
         };
         let sent_us = micros(now, start);
-        let _ = msg_tx.send(Msg::Sent { sent_us, events, lag_us: lag.as_micros() as u64 });
+        let _ = msg_tx.send(Msg::Sent {
+            sent_us,
+            events,
+            lag_us: lag.as_micros() as u64,
+        });
         let request = build_request(&url, host_header, p.body.clone());
         let client = client.clone();
         let tx = msg_tx.clone();
@@ -220,12 +238,24 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         .map_err(|e| RunError::Internal(format!("collector failed: {e}")))?;
 
     let duration_s = duration_ms as f64 / 1_000.0;
-    let offered_rate = if duration_s > 0.0 { offered.events as f64 / duration_s } else { 0.0 };
+    let offered_rate = if duration_s > 0.0 {
+        offered.events as f64 / duration_s
+    } else {
+        0.0
+    };
     // The sending window is the schedule, stretched by how late the last request went out
     // (a generator that falls behind finishes late and so achieves a lower rate).
     let window_s = duration_s + agg.last_lag_us as f64 / 1e6;
-    let achieved_rate = if window_s > 0.0 { agg.sent.events as f64 / window_s } else { 0.0 };
-    let achieved_rate_error = if offered_rate > 0.0 { (achieved_rate - offered_rate).abs() / offered_rate } else { 0.0 };
+    let achieved_rate = if window_s > 0.0 {
+        agg.sent.events as f64 / window_s
+    } else {
+        0.0
+    };
+    let achieved_rate_error = if offered_rate > 0.0 {
+        (achieved_rate - offered_rate).abs() / offered_rate
+    } else {
+        0.0
+    };
     for (s, n) in offered_series {
         agg.bucket(s).offered_events += n;
     }
@@ -253,9 +283,17 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         offered_rate_eps: offered_rate,
         achieved_rate_eps: achieved_rate,
         achieved_rate_error,
-        status_counts: agg.status.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        status_counts: agg
+            .status
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
         events_2xx: agg.events_2xx,
-        transport_errors: agg.errors.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        transport_errors: agg
+            .errors
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
         throttled: agg.throttled.clone(),
         latency_ms: Latencies {
             corrected: LatencySummary::from_us(&agg.corrected),
@@ -277,7 +315,10 @@ fn micros(t: Instant, start: Instant) -> u64 {
 
 /// `base` + `path`, checked to be an `http://host[:port]` URL.
 fn target_url(base: &str, path: &str) -> Result<String, RunError> {
-    let bad = |m: &str| RunError::Target { url: base.to_owned(), message: m.to_owned() };
+    let bad = |m: &str| RunError::Target {
+        url: base.to_owned(),
+        message: m.to_owned(),
+    };
     let uri: http::Uri = base.parse().map_err(|_| bad("not a URL"))?;
     match uri.scheme_str() {
         Some("http") => {}
@@ -290,7 +331,11 @@ fn target_url(base: &str, path: &str) -> Result<String, RunError> {
     Ok(format!("{}{}", base.trim_end_matches('/'), path))
 }
 
-fn build_request(url: &str, host: Option<&str>, body: Bytes) -> Result<hyper::Request<Full<Bytes>>, ()> {
+fn build_request(
+    url: &str,
+    host: Option<&str>,
+    body: Bytes,
+) -> Result<hyper::Request<Full<Bytes>>, ()> {
     let mut b = hyper::Request::builder()
         .method(hyper::Method::POST)
         .uri(url)
@@ -308,9 +353,18 @@ async fn send(
     timeout: Duration,
 ) -> Result<(u16, Bytes), &'static str> {
     let fut = async {
-        let resp = client.request(req).await.map_err(|e| if e.is_connect() { "connect" } else { "io" })?;
+        let resp =
+            client
+                .request(req)
+                .await
+                .map_err(|e| if e.is_connect() { "connect" } else { "io" })?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|_| "io")?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| "io")?
+            .to_bytes();
         Ok((status, body))
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -459,7 +513,9 @@ impl Aggregate {
 
     fn series(&self) -> Vec<SeriesPoint> {
         let q = |h: &Option<Histogram<u64>>, p: f64| {
-            h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(p) as f64 / 1_000.0)
+            h.as_ref()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(p) as f64 / 1_000.0)
         };
         self.buckets
             .iter()
@@ -470,7 +526,11 @@ impl Aggregate {
                 sent_events: b.sent_events,
                 dropped_events: b.dropped_events,
                 ok_events: b.ok_events,
-                responses: b.responses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                responses: b
+                    .responses
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
                 transport_errors: b.errors,
                 latency_p50_ms: q(&b.corrected, 0.5),
                 latency_p99_ms: q(&b.corrected, 0.99),
@@ -502,7 +562,8 @@ impl Aggregate {
                 } else if status == 429 {
                     self.throttled.responses += 1;
                     if let Ok(rb) = serde_json::from_slice::<ResponseBody>(&body) {
-                        self.throttled.events += rb.throttled_events.as_ref().map_or(0, |v| v.len() as u64);
+                        self.throttled.events +=
+                            rb.throttled_events.as_ref().map_or(0, |v| v.len() as u64);
                         for (map, out) in [
                             (&rb.throttled_devices, &mut self.throttled.devices),
                             (&rb.throttled_users, &mut self.throttled.users),
@@ -524,16 +585,27 @@ impl Aggregate {
     }
 }
 
-async fn collect(mut rx: mpsc::UnboundedReceiver<Msg>, live: Arc<Live>, mut agg: Aggregate) -> Aggregate {
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    live: Arc<Live>,
+    mut agg: Aggregate,
+) -> Aggregate {
     while let Some(m) = rx.recv().await {
         match m {
-            Msg::Dropped { intended_us, events } => {
+            Msg::Dropped {
+                intended_us,
+                events,
+            } => {
                 agg.dropped.requests += 1;
                 agg.dropped.events += events;
                 agg.bucket(intended_us / 1_000_000).dropped_events += events;
                 live.dropped_events.fetch_add(events, Ordering::Relaxed);
             }
-            Msg::Sent { sent_us, events, lag_us } => {
+            Msg::Sent {
+                sent_us,
+                events,
+                lag_us,
+            } => {
                 agg.sent.requests += 1;
                 agg.sent.events += events;
                 if sent_us >= agg.last_sent_us {
@@ -547,7 +619,8 @@ async fn collect(mut rx: mpsc::UnboundedReceiver<Msg>, live: Arc<Live>, mut agg:
             Msg::Done(d) => {
                 match &d.outcome {
                     Ok((s, _)) if (200..300).contains(s) => {
-                        live.ok_events.fetch_add(d.event_offsets_us.len() as u64, Ordering::Relaxed);
+                        live.ok_events
+                            .fetch_add(d.event_offsets_us.len() as u64, Ordering::Relaxed);
                     }
                     Ok(_) => {
                         live.non_2xx.fetch_add(1, Ordering::Relaxed);
@@ -624,12 +697,24 @@ mod tests {
         )
         .unwrap();
         let (tx, mut rx) = mpsc::channel(100);
-        plan_requests(sc.events(1).unwrap(), "KEY", sc.run.batch_size, sc.run.max_batch_wait.ms() * 1_000, 1_000_000, &tx).unwrap();
+        plan_requests(
+            sc.events(1).unwrap(),
+            "KEY",
+            sc.run.batch_size,
+            sc.run.max_batch_wait.ms() * 1_000,
+            1_000_000,
+            &tx,
+        )
+        .unwrap();
         drop(tx);
         let mut out = Vec::new();
         while let Ok(p) = rx.try_recv() {
             let req: amplitude_wire::UploadRequest = serde_json::from_slice(&p.body).unwrap();
-            out.push((p.intended_us / 1_000, p.event_offsets_us.iter().map(|o| o / 1_000).collect(), req));
+            out.push((
+                p.intended_us / 1_000,
+                p.event_offsets_us.iter().map(|o| o / 1_000).collect(),
+                req,
+            ));
         }
         out
     }
@@ -641,27 +726,55 @@ mod tests {
         let shape: Vec<(u64, Vec<u64>)> = full.iter().map(|(t, o, _)| (*t, o.clone())).collect();
         assert_eq!(
             shape,
-            vec![(250, vec![50, 150, 250]), (550, vec![350, 450, 550]), (850, vec![650, 750, 850]), (1_200, vec![950])]
+            vec![
+                (250, vec![50, 150, 250]),
+                (550, vec![350, 450, 550]),
+                (850, vec![650, 750, 850]),
+                (1_200, vec![950])
+            ]
         );
         let timed = plan("150ms", 10);
         let shape: Vec<(u64, Vec<u64>)> = timed.iter().map(|(t, o, _)| (*t, o.clone())).collect();
         assert_eq!(
             shape,
-            vec![(200, vec![50, 150]), (400, vec![250, 350]), (600, vec![450, 550]), (800, vec![650, 750]), (1_000, vec![850, 950])]
+            vec![
+                (200, vec![50, 150]),
+                (400, vec![250, 350]),
+                (600, vec![450, 550]),
+                (800, vec![650, 750]),
+                (1_000, vec![850, 950])
+            ]
         );
         // Bodies are upload requests with the key and the events in order.
         let req = &timed[1].2;
         assert_eq!(req.api_key.as_deref(), Some("KEY"));
-        let seqs: Vec<u64> = req.events.as_ref().unwrap().iter()
-            .map(|e| e.event_properties.as_ref().unwrap()["conformance_seq"].as_u64().unwrap())
+        let seqs: Vec<u64> = req
+            .events
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.event_properties.as_ref().unwrap()["conformance_seq"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(seqs, vec![2, 3]);
     }
 
     #[test]
     fn target_urls_are_checked() {
-        assert_eq!(target_url("http://127.0.0.1:8080/", "/batch").unwrap(), "http://127.0.0.1:8080/batch");
-        assert!(matches!(target_url("127.0.0.1:8080", "/batch"), Err(RunError::Target { .. })));
-        assert!(matches!(target_url("https://x", "/batch"), Err(RunError::Target { .. })));
+        assert_eq!(
+            target_url("http://127.0.0.1:8080/", "/batch").unwrap(),
+            "http://127.0.0.1:8080/batch"
+        );
+        assert!(matches!(
+            target_url("127.0.0.1:8080", "/batch"),
+            Err(RunError::Target { .. })
+        ));
+        assert!(matches!(
+            target_url("https://x", "/batch"),
+            Err(RunError::Target { .. })
+        ));
     }
 }

@@ -197,13 +197,10 @@ impl Scenario {
     pub fn from_toml_str(text: &str, origin: impl AsRef<Path>) -> Result<Self, ScenarioError> {
         let origin = origin.as_ref();
         let de = toml::Deserializer::new(text);
-        let mut sc: Scenario = serde_path_to_error::deserialize(de)
-            .map_err(|e| parse_error(origin, text, e))?;
+        let mut sc: Scenario =
+            serde_path_to_error::deserialize(de).map_err(|e| parse_error(origin, text, e))?;
         sc.source = origin.to_path_buf();
-        sc.base_dir = origin
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        sc.base_dir = origin.parent().map(Path::to_path_buf).unwrap_or_default();
         if sc.name.is_empty() {
             sc.name = origin
                 .file_stem()
@@ -250,12 +247,18 @@ impl Scenario {
             (None, None) => {}
         }
         if self.phases.is_empty() {
-            return Err(self.invalid("phases", "a scenario needs `arrival` + `duration` or at least one `[[phases]]`"));
+            return Err(self.invalid(
+                "phases",
+                "a scenario needs `arrival` + `duration` or at least one `[[phases]]`",
+            ));
         }
         for (i, p) in self.phases.iter().enumerate() {
             let field = format!("phases[{i}]");
             if p.duration.is_none() && !matches!(p.arrival, Arrival::Trace { .. }) {
-                return Err(self.invalid(format!("{field}.duration"), "missing (required unless the arrival is a trace)"));
+                return Err(self.invalid(
+                    format!("{field}.duration"),
+                    "missing (required unless the arrival is a trace)",
+                ));
             }
             if let Some(d) = p.duration {
                 if d.ms() == 0 {
@@ -292,7 +295,10 @@ impl Scenario {
     /// needs the trace to be loaded; see [`EventStream::phase_bounds_ms`]). `None` for a trace
     /// phase without a duration.
     pub fn phase_duration_ms(&self, index: usize) -> Option<u64> {
-        self.phases.get(index).and_then(|p| p.duration).map(DurationMs::ms)
+        self.phases
+            .get(index)
+            .and_then(|p| p.duration)
+            .map(DurationMs::ms)
     }
 
     /// Sum of the phases' declared durations, ms. A trace phase without a duration counts 0;
@@ -368,7 +374,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let col = offset - before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
+    let col = offset
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     (line, col)
 }
 
@@ -397,7 +408,9 @@ arrival = { kind = "constant", rate = 10.0 }
         let text = "seed = 1\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 1.0 }\nsede = 3\n";
         let err = Scenario::from_toml_str(text, "x.toml").unwrap_err();
         match &err {
-            ScenarioError::Parse { line, field, path, .. } => {
+            ScenarioError::Parse {
+                line, field, path, ..
+            } => {
                 assert_eq!(field, "sede");
                 assert_eq!(*line, 4);
                 assert_eq!(path, &PathBuf::from("x.toml"));
@@ -426,7 +439,10 @@ arrival = { kind = "constant", rate = 10.0 }
     fn wrong_type_and_range_errors_name_the_field() {
         let text = "duration = \"1s\"\narrival = { kind = \"constant\", rate = \"fast\" }\n";
         let err = Scenario::from_toml_str(text, "t.toml").unwrap_err();
-        assert!(err.field().is_some_and(|f| f.starts_with("arrival")), "{err}");
+        assert!(
+            err.field().is_some_and(|f| f.starts_with("arrival")),
+            "{err}"
+        );
 
         let text = "duration = \"1s\"\narrival = { kind = \"constant\", rate = -1.0 }\n";
         let err = Scenario::from_toml_str(text, "t.toml").unwrap_err();
@@ -453,9 +469,18 @@ faults = [{ kind = "status", status = 503, count = 3 }]
 deadline = "60s"
 "#;
         let sc = Scenario::from_toml_str(text, "m.toml").unwrap();
-        assert_eq!(sc.mock.get("eps_threshold").and_then(|v| v.as_integer()), Some(30));
+        assert_eq!(
+            sc.mock.get("eps_threshold").and_then(|v| v.as_integer()),
+            Some(30)
+        );
         let faults = sc.mock.get("faults").and_then(|v| v.as_array()).unwrap();
-        assert_eq!(faults[0].get("status").and_then(|v| v.as_integer()), Some(503));
-        assert_eq!(sc.conformance.get("deadline").and_then(|v| v.as_str()), Some("60s"));
+        assert_eq!(
+            faults[0].get("status").and_then(|v| v.as_integer()),
+            Some(503)
+        );
+        assert_eq!(
+            sc.conformance.get("deadline").and_then(|v| v.as_str()),
+            Some("60s")
+        );
     }
 }

@@ -74,15 +74,21 @@ impl Threshold {
     /// A message naming the accepted forms.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        let ops = [("<=", CmpOp::Le), (">=", CmpOp::Ge), ("==", CmpOp::Eq), ("!=", CmpOp::Ne), ("<", CmpOp::Lt), (">", CmpOp::Gt)];
+        let ops = [
+            ("<=", CmpOp::Le),
+            (">=", CmpOp::Ge),
+            ("==", CmpOp::Eq),
+            ("!=", CmpOp::Ne),
+            ("<", CmpOp::Lt),
+            (">", CmpOp::Gt),
+        ];
         let (op, rest) = ops
             .iter()
             .find_map(|(s, op)| t.strip_prefix(s).map(|r| (*op, r)))
             .unwrap_or((CmpOp::Le, t));
-        let value: f64 = rest
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid threshold {text:?}: expected e.g. \"< 60000\" or a number"))?;
+        let value: f64 = rest.trim().parse().map_err(|_| {
+            format!("invalid threshold {text:?}: expected e.g. \"< 60000\" or a number")
+        })?;
         if value.is_nan() {
             return Err(format!("invalid threshold {text:?}: NaN"));
         }
@@ -114,13 +120,22 @@ impl<'de> Deserialize<'de> for Threshold {
                 Threshold::parse(v).map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Threshold, E> {
-                Ok(Threshold { op: CmpOp::Le, value: v as f64 })
+                Ok(Threshold {
+                    op: CmpOp::Le,
+                    value: v as f64,
+                })
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Threshold, E> {
-                Ok(Threshold { op: CmpOp::Le, value: v as f64 })
+                Ok(Threshold {
+                    op: CmpOp::Le,
+                    value: v as f64,
+                })
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Threshold, E> {
-                Ok(Threshold { op: CmpOp::Le, value: v })
+                Ok(Threshold {
+                    op: CmpOp::Le,
+                    value: v,
+                })
             }
         }
         d.deserialize_any(V)
@@ -145,8 +160,17 @@ mod tests {
         assert!(t.check(0.0) && !t.check(1.0));
         assert!(!Threshold::parse("== 0").unwrap().check(f64::NAN));
         assert!(Threshold::parse("< soon").is_err());
-        let m: Thresholds = toml::from_str("lost = 0\np99_delivery_ms = \"< 60000\"\nachieved_rate_error = \"< 0.01\"").unwrap();
-        assert_eq!(m["lost"], Threshold { op: CmpOp::Le, value: 0.0 });
+        let m: Thresholds = toml::from_str(
+            "lost = 0\np99_delivery_ms = \"< 60000\"\nachieved_rate_error = \"< 0.01\"",
+        )
+        .unwrap();
+        assert_eq!(
+            m["lost"],
+            Threshold {
+                op: CmpOp::Le,
+                value: 0.0
+            }
+        );
         assert_eq!(m["p99_delivery_ms"].to_string(), "< 60000");
     }
 }

@@ -31,11 +31,28 @@ pub struct TraceRecord {
 
 /// Keys of the export schema that a sender never sends (spec §13).
 const EXPORT_ONLY_KEYS: &[&str] = &[
-    "server_received_time", "app", "uuid", "event_time", "client_event_time", "amplitude_id",
-    "processed_time", "paying", "client_upload_time", "server_upload_time",
-    "amplitude_attribution_ids", "device_type", "start_version", "data", "device_family",
-    "sample_rate", "$schema", "amplitude_event_type", "user_creation_time", "is_attribution_event",
-    "source_id", "data_type",
+    "server_received_time",
+    "app",
+    "uuid",
+    "event_time",
+    "client_event_time",
+    "amplitude_id",
+    "processed_time",
+    "paying",
+    "client_upload_time",
+    "server_upload_time",
+    "amplitude_attribution_ids",
+    "device_type",
+    "start_version",
+    "data",
+    "device_family",
+    "sample_rate",
+    "$schema",
+    "amplitude_event_type",
+    "user_creation_time",
+    "is_attribution_event",
+    "source_id",
+    "data_type",
 ];
 
 /// Loads and time-sorts (stable) the records of a trace file.
@@ -51,7 +68,10 @@ pub fn load_trace(path: &Path, format: TraceFormat) -> Result<Vec<TraceRecord>, 
     };
     let format = match format {
         TraceFormat::Auto => {
-            if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
+            if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+            {
                 TraceFormat::ExportZip
             } else {
                 TraceFormat::Jsonl
@@ -59,7 +79,8 @@ pub fn load_trace(path: &Path, format: TraceFormat) -> Result<Vec<TraceRecord>, 
         }
         f => f,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(path, None, format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| err(path, None, format!("cannot open: {e}")))?;
     let mut out = Vec::new();
     match format {
         TraceFormat::ExportZip => {
@@ -125,18 +146,26 @@ pub fn parse_record(line: &str) -> Result<TraceRecord, String> {
     let Value::Object(mut map) = v else {
         return Err("expected a JSON object".into());
     };
-    let ts = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).and_then(parse_iso8601_ms);
+    let ts = |m: &Map<String, Value>, k: &str| {
+        m.get(k).and_then(Value::as_str).and_then(parse_iso8601_ms)
+    };
     let time_ms = ts(&map, "client_event_time")
         .or_else(|| ts(&map, "event_time"))
         .or_else(|| map.get("time").and_then(Value::as_i64))
         .ok_or("no timestamp: need integer `time` or ISO-8601 `client_event_time`/`event_time`")?;
-    let is_export = ["$insert_id", "event_time", "client_event_time", "amplitude_id"]
-        .iter()
-        .any(|k| map.contains_key(*k));
+    let is_export = [
+        "$insert_id",
+        "event_time",
+        "client_event_time",
+        "amplitude_id",
+    ]
+    .iter()
+    .any(|k| map.contains_key(*k));
     if is_export {
         map = export_to_ingestion(map);
     }
-    let event: Event = serde_json::from_value(Value::Object(map)).map_err(|e| format!("not an event: {e}"))?;
+    let event: Event =
+        serde_json::from_value(Value::Object(map)).map_err(|e| format!("not an event: {e}"))?;
     Ok(TraceRecord { time_ms, event })
 }
 
@@ -183,7 +212,9 @@ mod tests {
     fn ingestion_record_uses_time_and_errors_name_the_line() {
         let r = parse_record(r#"{"event_type":"A","user_id":"user-1","time":1000}"#).unwrap();
         assert_eq!(r.time_ms, 1_000);
-        assert!(parse_record(r#"{"event_type":"A"}"#).unwrap_err().contains("timestamp"));
+        assert!(parse_record(r#"{"event_type":"A"}"#)
+            .unwrap_err()
+            .contains("timestamp"));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.jsonl");
         std::fs::write(&p, "{\"event_type\":\"A\",\"time\":5}\n\nnot json\n").unwrap();

@@ -32,9 +32,9 @@ impl DurationMs {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"500ms\", \"10s\", \"2m\", \"1h\""))?;
+        let value: f64 = num.parse().map_err(|_| {
+            format!("invalid duration {text:?}: expected e.g. \"500ms\", \"10s\", \"2m\", \"1h\"")
+        })?;
         let factor = match unit.trim() {
             "" | "ms" => 1.0,
             "s" => 1_000.0,
@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(parse_iso8601_ms("2026-01-01T01:00:05.123+01:00"), Some(t));
         assert_eq!(parse_iso8601_ms("2026-01-01T00:00:05Z"), Some(t - 123));
         assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_iso8601_ms("2024-02-29T12:00:00Z"), Some(1_709_208_000_000));
+        assert_eq!(
+            parse_iso8601_ms("2024-02-29T12:00:00Z"),
+            Some(1_709_208_000_000)
+        );
         assert_eq!(parse_iso8601_ms("yesterday"), None);
         assert_eq!(parse_iso8601_ms("2026-13-01T00:00:00Z"), None);
     }

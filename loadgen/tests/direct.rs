@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use amplitude_loadgen::{render_html, run, ProgressMode, Report, RunOptions, Scenario, REPORT_SCHEMA};
+use amplitude_loadgen::{
+    render_html, run, ProgressMode, Report, RunOptions, Scenario, REPORT_SCHEMA,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -32,7 +34,9 @@ async fn start_server(behaviour: Behaviour) -> TestServer {
     let (r, h, e) = (requests.clone(), hosts.clone(), events.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let (b, r, h, e) = (behaviour.clone(), r.clone(), h.clone(), e.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -40,12 +44,17 @@ async fn start_server(behaviour: Behaviour) -> TestServer {
                     async move {
                         let n = r.fetch_add(1, Ordering::SeqCst);
                         if let Some(host) = req.headers().get(hyper::header::HOST) {
-                            h.lock().unwrap().push(host.to_str().unwrap_or("").to_owned());
+                            h.lock()
+                                .unwrap()
+                                .push(host.to_str().unwrap_or("").to_owned());
                         }
                         let body = req.into_body().collect().await?.to_bytes();
                         let text = String::from_utf8_lossy(&body).into_owned();
                         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                        e.fetch_add(v["events"].as_array().map_or(0, |a| a.len() as u64), Ordering::SeqCst);
+                        e.fetch_add(
+                            v["events"].as_array().map_or(0, |a| a.len() as u64),
+                            Ordering::SeqCst,
+                        );
                         let (status, out, delay) = b(n, &text);
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
@@ -58,11 +67,18 @@ async fn start_server(behaviour: Behaviour) -> TestServer {
                         Ok::<_, hyper::Error>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
-    TestServer { url: format!("http://{addr}"), requests, hosts, events }
+    TestServer {
+        url: format!("http://{addr}"),
+        requests,
+        hosts,
+        events,
+    }
 }
 
 fn ok_body() -> String {
@@ -85,7 +101,11 @@ async fn coordinated_omission_corrected_p99_sees_the_stall() {
     // the stall waits behind it: its latency from the intended start includes the wait, its
     // latency from the actual send does not (what a closed-loop tool would report).
     let server = start_server(Arc::new(|n, _| {
-        let delay = if n == 50 { Duration::from_millis(1_000) } else { Duration::ZERO };
+        let delay = if n == 50 {
+            Duration::from_millis(1_000)
+        } else {
+            Duration::ZERO
+        };
         (200, ok_body(), delay)
     }))
     .await;
@@ -112,13 +132,21 @@ max_lag = "5s"
     let u = &report.latency_ms.uncorrected;
     // ~50 requests were scheduled during the stall, waiting 0..1,000 ms: the top 1% of 200
     // (2 requests) waited ~1 s.
-    assert!(c.p99 >= 800.0, "corrected {c:?} uncorrected {u:?} lag {:?}", report.latency_ms.schedule_lag);
+    assert!(
+        c.p99 >= 800.0,
+        "corrected {c:?} uncorrected {u:?} lag {:?}",
+        report.latency_ms.schedule_lag
+    );
     assert!(c.p90 >= 100.0, "corrected p90 {} ms", c.p90);
     // Only the stalled request itself was slow once sent.
     assert!(u.p99 < 200.0, "uncorrected p99 {} ms", u.p99);
     assert!(u.max >= 950.0 && c.max >= 950.0, "{} {}", u.max, c.max);
     // The per-second series shows the stall in the second it happened.
-    let worst = report.series.iter().filter_map(|p| p.latency_p99_ms).fold(0.0, f64::max);
+    let worst = report
+        .series
+        .iter()
+        .filter_map(|p| p.latency_p99_ms)
+        .fold(0.0, f64::max);
     assert!(worst >= 800.0);
     assert_eq!(server.requests.load(Ordering::SeqCst), 200);
 }
@@ -127,7 +155,10 @@ max_lag = "5s"
 async fn arrivals_that_cannot_start_in_time_are_dropped_not_delayed() {
     // Every response takes 1.5 s; two requests in flight; a request may start at most
     // 200 ms late. Open model: the rest are counted as dropped.
-    let server = start_server(Arc::new(|_, _| (200, ok_body(), Duration::from_millis(1_500)))).await;
+    let server = start_server(Arc::new(|_, _| {
+        (200, ok_body(), Duration::from_millis(1_500))
+    }))
+    .await;
     let sc = Scenario::from_toml_str(
         r#"
 duration = "1s"
@@ -153,12 +184,17 @@ dropped_events = 0
     assert_eq!(report.dropped.events, 18);
     assert!(!report.passed);
     let t = &report.thresholds[0];
-    assert_eq!((t.metric.as_str(), t.actual, t.passed), ("dropped_events", Some(18.0), Some(false)));
+    assert_eq!(
+        (t.metric.as_str(), t.actual, t.passed),
+        ("dropped_events", Some(18.0), Some(false))
+    );
 }
 
 fn validate(schema: &serde_json::Value, instance: &serde_json::Value) -> Vec<String> {
     let v = jsonschema::validator_for(schema).unwrap();
-    v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path)).collect()
+    v.iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,12 +241,23 @@ p99_latency_ms = "< 5000"
     assert!(report.target.ends_with("/2/httpapi"));
     let hosts = server.hosts.lock().unwrap().clone();
     assert_eq!(hosts.len(), 10);
-    assert!(hosts.iter().all(|h| h == "api.eu.amplitude.com"), "{hosts:?}");
+    assert!(
+        hosts.iter().all(|h| h == "api.eu.amplitude.com"),
+        "{hosts:?}"
+    );
     // Achieved vs offered: both 100 events over the 2 s schedule.
-    assert!(report.achieved_rate_error < 0.05, "{}", report.achieved_rate_error);
+    assert!(
+        report.achieved_rate_error < 0.05,
+        "{}",
+        report.achieved_rate_error
+    );
     // Thresholds: status_429 fails, lost is not loadgen's, p99 passes.
     assert!(!report.passed);
-    let by: std::collections::HashMap<_, _> = report.thresholds.iter().map(|t| (t.metric.as_str(), t.passed)).collect();
+    let by: std::collections::HashMap<_, _> = report
+        .thresholds
+        .iter()
+        .map(|t| (t.metric.as_str(), t.passed))
+        .collect();
     assert_eq!(by["status_429"], Some(false));
     assert_eq!(by["lost"], None);
     assert_eq!(by["p99_latency_ms"], Some(true));
@@ -220,7 +267,11 @@ p99_latency_ms = "< 5000"
     // The JSON report validates against the schema shipped in the repo...
     let schema: serde_json::Value = serde_json::from_str(REPORT_SCHEMA).unwrap();
     let on_disk: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/report.schema.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(schema, on_disk);
@@ -267,7 +318,11 @@ async fn transport_errors_are_counted() {
 async fn binary_exit_codes_distinguish_threshold_failure_from_error() {
     let server = start_server(Arc::new(|n, _| {
         if n == 0 {
-            (503, r#"{"code":503,"error":"Service Unavailable"}"#.to_owned(), Duration::ZERO)
+            (
+                503,
+                r#"{"code":503,"error":"Service Unavailable"}"#.to_owned(),
+                Duration::ZERO,
+            )
         } else {
             (200, ok_body(), Duration::ZERO)
         }
@@ -286,7 +341,11 @@ async fn binary_exit_codes_distinguish_threshold_failure_from_error() {
     let pass = write("pass.toml", "transport_errors = 0");
     let fail = write("fail.toml", "status_5xx = 0");
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "duration = \"1s\"\narrival = { kind = \"constant\", rat = 1 }\n").unwrap();
+    std::fs::write(
+        &bad,
+        "duration = \"1s\"\narrival = { kind = \"constant\", rat = 1 }\n",
+    )
+    .unwrap();
     let json_path = dir.path().join("r.json");
     let html_path = dir.path().join("r.html");
     let url = server.url.clone();
@@ -301,9 +360,21 @@ async fn binary_exit_codes_distinguish_threshold_failure_from_error() {
                 .args(extra)
                 .output()
                 .unwrap();
-            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         };
-        let fail_run = go(&fail, &["--report-json".as_ref(), jp.as_os_str(), "--report-html".as_ref(), hp.as_os_str()]);
+        let fail_run = go(
+            &fail,
+            &[
+                "--report-json".as_ref(),
+                jp.as_os_str(),
+                "--report-html".as_ref(),
+                hp.as_os_str(),
+            ],
+        );
         let pass_run = go(&pass, &[]);
         let bad_run = go(&bad, &[]);
         (fail_run, pass_run, bad_run)
@@ -315,8 +386,15 @@ async fn binary_exit_codes_distinguish_threshold_failure_from_error() {
     assert!(fail_run.1.contains("FAIL status_5xx"), "{}", fail_run.1);
     assert_eq!(pass_run.0, Some(0), "{pass_run:?}");
     assert_eq!(bad_run.0, Some(1), "{bad_run:?}");
-    assert!(bad_run.2.contains("bad.toml:2:") && bad_run.2.contains("arrival.rat"), "{}", bad_run.2);
-    let report: Report = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert!(
+        bad_run.2.contains("bad.toml:2:") && bad_run.2.contains("arrival.rat"),
+        "{}",
+        bad_run.2
+    );
+    let report: Report =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(report.status_counts.get("503"), Some(&1));
-    assert!(std::fs::read_to_string(&html_path).unwrap().contains("<svg"));
+    assert!(std::fs::read_to_string(&html_path)
+        .unwrap()
+        .contains("<svg"));
 }

@@ -24,7 +24,9 @@ fn bytes_of(events: &[GeneratedEvent]) -> Vec<u8> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[test]
@@ -68,21 +70,35 @@ resend = 0.05
     let bytes = bytes_of(&events);
     let first = events[0].to_json().unwrap();
     assert_eq!(events.len(), 191, "{first}");
-    assert_eq!(format!("{:016x}", fnv1a(&bytes)), GOLDEN, "first event: {first}");
+    assert_eq!(
+        format!("{:016x}", fnv1a(&bytes)),
+        GOLDEN,
+        "first event: {first}"
+    );
 }
 
 const GOLDEN: &str = "57244d01f0c9c12b";
 
 #[test]
 fn offsets_are_ordered_and_seqs_dense() {
-    for name in ["launch-spike.toml", "dirty-data.toml", "session-bursts.toml", "trace-replay.toml"] {
+    for name in [
+        "launch-spike.toml",
+        "dirty-data.toml",
+        "session-bursts.toml",
+        "trace-replay.toml",
+    ] {
         let sc = load(name);
         let events: Vec<_> = sc.events(sc.seed).unwrap().collect();
-        assert!(events.windows(2).all(|w| w[0].offset_us <= w[1].offset_us), "{name}");
+        assert!(
+            events.windows(2).all(|w| w[0].offset_us <= w[1].offset_us),
+            "{name}"
+        );
         let mut next = 0;
         for (i, e) in events.iter().enumerate() {
             assert_eq!(e.index, i as u64);
-            let seq = e.event.event_properties.as_ref().unwrap()[SEQ_PROPERTY].as_u64().unwrap();
+            let seq = e.event.event_properties.as_ref().unwrap()[SEQ_PROPERTY]
+                .as_u64()
+                .unwrap();
             assert_eq!(seq, e.seq, "{name}");
             if matches!(e.defect, Some(Defect::Resend { .. })) {
                 assert!(e.seq < next);
@@ -112,10 +128,19 @@ fn every_shipped_scenario_loads_and_is_short() {
     }
     names.sort();
     for required in [
-        "steady-trickle", "launch-spike", "heavy-hitter", "nightly-backfill", "outage-recovery",
-        "property-storm", "dirty-data", "eu-project",
+        "steady-trickle",
+        "launch-spike",
+        "heavy-hitter",
+        "nightly-backfill",
+        "outage-recovery",
+        "property-storm",
+        "dirty-data",
+        "eu-project",
     ] {
-        assert!(names.iter().any(|n| n == required), "missing {required}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == required),
+            "missing {required}: {names:?}"
+        );
     }
 }
 
@@ -126,7 +151,10 @@ fn heavy_hitter_device_exceeds_the_30_second_budget() {
     let events: Vec<_> = sc.events(sc.seed).unwrap().collect();
     let mut per_device: HashMap<String, Vec<u64>> = HashMap::new();
     for e in &events {
-        per_device.entry(e.event.device_id.clone().unwrap()).or_default().push(e.offset_us);
+        per_device
+            .entry(e.event.device_id.clone().unwrap())
+            .or_default()
+            .push(e.offset_us);
     }
     let (top, offsets) = per_device.iter().max_by_key(|(_, v)| v.len()).unwrap();
     // Most events of the top device inside any 30 s window.
@@ -141,7 +169,12 @@ fn heavy_hitter_device_exceeds_the_30_second_budget() {
     assert_eq!(top, "device-000000-0");
     assert!(best > 900, "top device sent only {best} events in 30 s");
     // And the rest of the population is under its budget.
-    let second = per_device.values().map(Vec::len).filter(|n| *n != offsets.len()).max().unwrap();
+    let second = per_device
+        .values()
+        .map(Vec::len)
+        .filter(|n| *n != offsets.len())
+        .max()
+        .unwrap();
     assert!(second < 900, "{second}");
 }
 
@@ -152,7 +185,9 @@ fn property_storm_exceeds_the_hourly_property_cap() {
     let mut per_user: BTreeMap<String, u32> = BTreeMap::new();
     for e in sc.events(sc.seed).unwrap() {
         if e.event.user_properties.is_some() {
-            *per_user.entry(e.event.user_id.clone().unwrap()).or_default() += 1;
+            *per_user
+                .entry(e.event.user_id.clone().unwrap())
+                .or_default() += 1;
         }
     }
     assert_eq!(per_user.len(), 2);
@@ -173,7 +208,10 @@ fn dirty_data_shares_and_shapes() {
         match d {
             Defect::ShortId => {
                 let id = ev.user_id.as_deref().or(ev.device_id.as_deref()).unwrap();
-                assert!(id.len() < amplitude_wire::limits::DEFAULT_MIN_ID_LENGTH, "{id}");
+                assert!(
+                    id.len() < amplitude_wire::limits::DEFAULT_MIN_ID_LENGTH,
+                    "{id}"
+                );
             }
             Defect::ReservedId => {
                 let id = ev.user_id.as_deref().or(ev.device_id.as_deref()).unwrap();
@@ -186,7 +224,9 @@ fn dirty_data_shares_and_shapes() {
             }
             Defect::MissingEventType => assert!(ev.event_type.is_none()),
             Defect::OversizedString => {
-                let s = ev.event_properties.as_ref().unwrap()["oversized"].as_str().unwrap();
+                let s = ev.event_properties.as_ref().unwrap()["oversized"]
+                    .as_str()
+                    .unwrap();
                 assert!(s.len() > amplitude_wire::limits::MAX_STRING_LENGTH);
             }
             Defect::Resend { of_index } => {
@@ -198,18 +238,31 @@ fn dirty_data_shares_and_shapes() {
             }
         }
         if !matches!(d, Defect::Resend { .. }) {
-            assert_eq!(ev.event_properties.as_ref().unwrap()["conformance_defect"], d.name());
+            assert_eq!(
+                ev.event_properties.as_ref().unwrap()["conformance_defect"],
+                d.name()
+            );
         }
     }
     // Each 2% share within ±1.5 points over ~1,000 events; re-sends 5% ± 2.
-    for name in ["short_id", "reserved_id", "iso_time", "missing_event_type", "oversized_string"] {
+    for name in [
+        "short_id",
+        "reserved_id",
+        "iso_time",
+        "missing_event_type",
+        "oversized_string",
+    ] {
         let share = *counts.get(name).unwrap_or(&0) as f64 / n;
         assert!((0.005..0.035).contains(&share), "{name}: {share}");
     }
     let resend = counts["resend"] as f64 / n;
     assert!((0.03..0.07).contains(&resend), "{resend}");
     // 10% without insert_id (clean events only; re-sends always have one).
-    let without = events.iter().filter(|e| e.event.insert_id.is_none()).count() as f64 / n;
+    let without = events
+        .iter()
+        .filter(|e| e.event.insert_id.is_none())
+        .count() as f64
+        / n;
     assert!((0.06..0.14).contains(&without), "{without}");
 }
 
@@ -263,7 +316,10 @@ fn trace_replay_keeps_inter_arrival_times_and_remaps_ids() {
     // Remapping is consistent: same original user -> same synthetic user.
     let mut map: HashMap<&str, &str> = HashMap::new();
     for (e, r) in events.iter().zip(&records) {
-        let prev = map.insert(r.event.user_id.as_deref().unwrap(), e.event.user_id.as_deref().unwrap());
+        let prev = map.insert(
+            r.event.user_id.as_deref().unwrap(),
+            e.event.user_id.as_deref().unwrap(),
+        );
         if let Some(p) = prev {
             assert_eq!(p, e.event.user_id.as_deref().unwrap());
         }
@@ -278,8 +334,12 @@ fn trace_replay_from_an_export_zip() {
     {
         let file = std::fs::File::create(&zpath).unwrap();
         let mut zip = zip::ZipWriter::new(file);
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        for (hour, name) in [(1, "100_2026-01-01_1#0.json.gz"), (0, "100_2026-01-01_0#0.json.gz")] {
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (hour, name) in [
+            (1, "100_2026-01-01_1#0.json.gz"),
+            (0, "100_2026-01-01_0#0.json.gz"),
+        ] {
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             for i in 0..3 {
                 writeln!(
@@ -317,12 +377,20 @@ fn bad_scenario_file_names_file_line_and_field() {
     let p = dir.path().join("bad.toml");
     std::fs::write(&p, "seed = 1\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 5.0 }\n\n[mix]\nidentify_shar = 0.5\n").unwrap();
     let err = Scenario::from_path(&p).unwrap_err();
-    let ScenarioError::Parse { path, line, field, .. } = &err else { panic!("{err:?}") };
+    let ScenarioError::Parse {
+        path, line, field, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(path, &p);
     assert_eq!(*line, 6);
     assert_eq!(field, "mix.identify_shar");
     let shown = err.to_string();
-    assert!(shown.contains("bad.toml:6:") && shown.contains("identify_shar"), "{shown}");
+    assert!(
+        shown.contains("bad.toml:6:") && shown.contains("identify_shar"),
+        "{shown}"
+    );
 
     let missing = Scenario::from_path(dir.path().join("nope.toml")).unwrap_err();
     assert!(matches!(missing, ScenarioError::Io { .. }));

@@ -92,7 +92,10 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<ResponseBodyType> {
     if !authorized(state, remote, &req) {
-        return error(403, "the /__mock/ routes need a loopback client or x-mock-admin-token");
+        return error(
+            403,
+            "the /__mock/ routes need a loopback client or x-mock-admin-token",
+        );
     }
     let q = query(&req);
     let path = req.uri().path().to_owned();
@@ -113,18 +116,24 @@ pub async fn handle(
             };
             ok(&state.ledger.events(&filter))
         }
-        (Method::GET, "/__mock/requests") => {
-            ok(&state.ledger.requests(q.get("limit").and_then(|l| l.parse().ok())))
-        }
+        (Method::GET, "/__mock/requests") => ok(&state
+            .ledger
+            .requests(q.get("limit").and_then(|l| l.parse().ok()))),
         (Method::GET, "/__mock/duplicates") => ok(&state.ledger.duplicates()),
         (Method::GET, "/__mock/property_drops") => ok(&state.ledger.property_drops()),
         (Method::GET, "/__mock/clock") => ok(&clock_view(state)),
         (Method::POST, "/__mock/clock") => match json_body::<ClockCommand>(req).await {
-            Ok(ClockCommand { advance_ms: Some(ms), set_ms: None }) => {
+            Ok(ClockCommand {
+                advance_ms: Some(ms),
+                set_ms: None,
+            }) => {
                 state.clock.advance_ms(ms);
                 ok(&clock_view(state))
             }
-            Ok(ClockCommand { advance_ms: None, set_ms: Some(t) }) => {
+            Ok(ClockCommand {
+                advance_ms: None,
+                set_ms: Some(t),
+            }) => {
                 state.clock.set_ms(t);
                 ok(&clock_view(state))
             }
@@ -154,7 +163,8 @@ pub async fn handle(
                 .get("api_key")
                 .and_then(|k| state.projects.lookup_any_region(k))
                 .map_or(1, |p| p.id);
-            let (Some(group_type), Some(group_value)) = (q.get("group_type"), q.get("group_value")) else {
+            let (Some(group_type), Some(group_value)) = (q.get("group_type"), q.get("group_value"))
+            else {
                 return error(400, "give group_type and group_value");
             };
             match state.properties.group(project, group_type, group_value) {

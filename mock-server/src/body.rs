@@ -38,12 +38,16 @@ pub async fn read_limited(
     if content_length.is_some_and(|n| n > DRAIN_CAP) {
         return Err(BodyError::TooLarge);
     }
-    let mut buf = bytes::BytesMut::with_capacity(content_length.map_or(8 * 1024, |n| n.min(limit as u64) as usize));
+    let mut buf = bytes::BytesMut::with_capacity(
+        content_length.map_or(8 * 1024, |n| n.min(limit as u64) as usize),
+    );
     let mut seen: u64 = 0;
     let mut over = declared_over;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Io(e.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len() as u64;
         if seen > limit as u64 {
             over = true;
@@ -85,8 +89,14 @@ mod tests {
         enc.write_all(&vec![b' '; 5_000_000]).unwrap();
         let z = enc.finish().unwrap();
         assert!(z.len() < 50_000);
-        assert!(matches!(gunzip_limited(&z, 1_000_000), Err(BodyError::TooLarge)));
+        assert!(matches!(
+            gunzip_limited(&z, 1_000_000),
+            Err(BodyError::TooLarge)
+        ));
         assert_eq!(gunzip_limited(&z, 5_000_000).unwrap().len(), 5_000_000);
-        assert!(matches!(gunzip_limited(b"not gzip", 10), Err(BodyError::BadGzip(_))));
+        assert!(matches!(
+            gunzip_limited(b"not gzip", 10),
+            Err(BodyError::BadGzip(_))
+        ));
     }
 }

@@ -112,8 +112,12 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = MockConfig::from_toml_str("[profile]\nshort_ids = \"strip\"\n", "mock.toml").unwrap_err();
+        let e = MockConfig::from_toml_str("[profile]\nshort_ids = \"strip\"\n", "mock.toml")
+            .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("mock.toml") && msg.contains("short_ids"), "{msg}");
+        assert!(
+            msg.contains("mock.toml") && msg.contains("short_ids"),
+            "{msg}"
+        );
     }
 }

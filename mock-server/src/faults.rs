@@ -196,12 +196,18 @@ impl Fault {
 
     /// `{"kind":"status","status":N}`: answer `status` with a JSON body (spec §5.2, §5.5).
     pub fn status(status: u16) -> Self {
-        Self { status: Some(status), ..Self::new(FaultKind::Status) }
+        Self {
+            status: Some(status),
+            ..Self::new(FaultKind::Status)
+        }
     }
 
     /// `{"kind":"html","status":N}`: a load balancer's HTML error page (spec §2).
     pub fn html(status: u16) -> Self {
-        Self { status: Some(status), ..Self::new(FaultKind::Html) }
+        Self {
+            status: Some(status),
+            ..Self::new(FaultKind::Html)
+        }
     }
 
     /// `{"kind":"empty_400"}`: 400 with body `{}`.
@@ -211,17 +217,28 @@ impl Fault {
 
     /// `{"kind":"delay","ms":N}`: hold the response `ms` milliseconds.
     pub fn delay_ms(ms: u64) -> Self {
-        Self { ms: Some(ms), ..Self::new(FaultKind::Delay) }
+        Self {
+            ms: Some(ms),
+            ..Self::new(FaultKind::Delay)
+        }
     }
 
     /// `{"kind":"delay","min_ms":A,"max_ms":B}`: a delay uniform in `[min_ms, max_ms]` ms.
     pub fn delay_uniform(min_ms: u64, max_ms: u64) -> Self {
-        Self { min_ms: Some(min_ms), max_ms: Some(max_ms), ..Self::new(FaultKind::Delay) }
+        Self {
+            min_ms: Some(min_ms),
+            max_ms: Some(max_ms),
+            ..Self::new(FaultKind::Delay)
+        }
     }
 
     /// `{"kind":"delay","median_ms":M,"sigma":S}`: a log-normal delay, median `M` ms.
     pub fn delay_lognormal(median_ms: f64, sigma: f64) -> Self {
-        Self { median_ms: Some(median_ms), sigma: Some(sigma), ..Self::new(FaultKind::Delay) }
+        Self {
+            median_ms: Some(median_ms),
+            sigma: Some(sigma),
+            ..Self::new(FaultKind::Delay)
+        }
     }
 
     /// `{"kind":"reset"}`: TCP reset before any response.
@@ -241,7 +258,10 @@ impl Fault {
 
     /// `{"kind":"dribble","ms":N}`: the response trickled over `ms` milliseconds.
     pub fn dribble(ms: u64) -> Self {
-        Self { ms: Some(ms), ..Self::new(FaultKind::Dribble) }
+        Self {
+            ms: Some(ms),
+            ..Self::new(FaultKind::Dribble)
+        }
     }
 
     /// `{"kind":"hang"}`: never answer (until the client gives up or the mock stops).
@@ -293,7 +313,10 @@ impl Fault {
     }
 
     fn err(&self, message: impl Into<String>) -> FaultError {
-        FaultError { kind: self.kind.as_str(), message: message.into() }
+        FaultError {
+            kind: self.kind.as_str(),
+            message: message.into(),
+        }
     }
 
     /// Checks the fault: required fields present, fields of other kinds absent, values in
@@ -346,7 +369,10 @@ impl Fault {
         if self.kind == K::Empty400 && self.status.is_some_and(|s| s != 400) {
             return Err(self.err("empty_400 answers 400"));
         }
-        if matches!(self.kind, K::Truncate | K::Dribble) && self.status.is_none() && self.committed == Some(false) {
+        if matches!(self.kind, K::Truncate | K::Dribble)
+            && self.status.is_none()
+            && self.committed == Some(false)
+        {
             return Err(self.err(
                 "without `status` it cuts or trickles the real response, which commits; give a `status` for an uncommitted one",
             ));
@@ -358,17 +384,24 @@ impl Fault {
                 self.median_ms.is_some() || self.sigma.is_some(),
             ];
             if forms.iter().filter(|f| **f).count() != 1 {
-                return Err(self.err("give exactly one of `ms`, `min_ms`+`max_ms`, `median_ms`+`sigma`"));
+                return Err(
+                    self.err("give exactly one of `ms`, `min_ms`+`max_ms`, `median_ms`+`sigma`")
+                );
             }
             if forms[1] {
                 match (self.min_ms, self.max_ms) {
                     (Some(a), Some(b)) if a <= b => {}
-                    _ => return Err(self.err("`min_ms` and `max_ms` are both required, min_ms <= max_ms")),
+                    _ => {
+                        return Err(
+                            self.err("`min_ms` and `max_ms` are both required, min_ms <= max_ms")
+                        )
+                    }
                 }
             }
             if forms[2] {
                 match (self.median_ms, self.sigma) {
-                    (Some(m), Some(s)) if m.is_finite() && m > 0.0 && s.is_finite() && s >= 0.0 => {}
+                    (Some(m), Some(s)) if m.is_finite() && m > 0.0 && s.is_finite() && s >= 0.0 => {
+                    }
                     _ => return Err(self.err("`median_ms` > 0 and `sigma` >= 0 are both required")),
                 }
             }
@@ -548,7 +581,9 @@ pub struct Faults {
 
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Faults").field("seed", &self.seed).finish_non_exhaustive()
+        f.debug_struct("Faults")
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -569,7 +604,8 @@ impl Faults {
 
     /// Schedules `fault` after the ones already scheduled; returns its id.
     pub fn push(&self, fault: Fault) -> Result<u64, FaultError> {
-        self.push_all(vec![fault]).map(|ids| ids.first().copied().unwrap_or(0))
+        self.push_all(vec![fault])
+            .map(|ids| ids.first().copied().unwrap_or(0))
     }
 
     /// Schedules `faults` in order, all or none (the first invalid one is returned with
@@ -584,7 +620,12 @@ impl Faults {
             let id = g.next_id;
             g.next_id += 1;
             ids.push(id);
-            g.list.push(ScheduledFault { id, remaining: fault.count, injected: 0, fault });
+            g.list.push(ScheduledFault {
+                id,
+                remaining: fault.count,
+                injected: 0,
+                fault,
+            });
         }
         self.armed.store(!g.list.is_empty(), Ordering::Release);
         Ok(ids)
@@ -662,7 +703,11 @@ enum FaultsBody {
 /// Parses `POST /__mock/faults` JSON (one fault object or an array of them).
 pub fn parse_faults_json(bytes: &[u8]) -> Result<Vec<Fault>, String> {
     // Try the precise forms first so that serde's message names the bad field.
-    let trimmed = bytes.iter().skip_while(|b| b.is_ascii_whitespace()).copied().next();
+    let trimmed = bytes
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .copied()
+        .next();
     let parsed = if trimmed == Some(b'[') {
         serde_json::from_slice::<Vec<Fault>>(bytes).map(FaultsBody::Many)
     } else {
@@ -680,25 +725,46 @@ pub(crate) async fn admin_route(
     req: http::Request<hyper::body::Incoming>,
 ) -> http::Response<crate::server::ResponseBodyType> {
     use crate::server::json_response;
-    let reply = |status: u16, v: serde_json::Value| json_response(status, v.to_string().into_bytes());
+    let reply =
+        |status: u16, v: serde_json::Value| json_response(status, v.to_string().into_bytes());
     match *req.method() {
-        http::Method::GET => reply(200, serde_json::json!({"seed": state.faults.seed(), "faults": state.faults.list()})),
+        http::Method::GET => reply(
+            200,
+            serde_json::json!({"seed": state.faults.seed(), "faults": state.faults.list()}),
+        ),
         http::Method::DELETE => reply(200, serde_json::json!({"cleared": state.faults.clear()})),
         http::Method::POST => {
-            let bytes = match http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await {
+            let bytes = match http_body_util::Limited::new(req.into_body(), 1 << 20)
+                .collect()
+                .await
+            {
                 Ok(c) => c.to_bytes(),
-                Err(e) => return reply(400, serde_json::json!({"code": 400, "error": format!("reading body: {e}")})),
+                Err(e) => {
+                    return reply(
+                        400,
+                        serde_json::json!({"code": 400, "error": format!("reading body: {e}")}),
+                    )
+                }
             };
             let faults = match parse_faults_json(&bytes) {
                 Ok(f) => f,
                 Err(e) => return reply(400, serde_json::json!({"code": 400, "error": e})),
             };
             match state.faults.push_all(faults) {
-                Ok(ids) => reply(200, serde_json::json!({"scheduled": ids, "faults": state.faults.list()})),
-                Err(e) => reply(400, serde_json::json!({"code": 400, "error": e.to_string()})),
+                Ok(ids) => reply(
+                    200,
+                    serde_json::json!({"scheduled": ids, "faults": state.faults.list()}),
+                ),
+                Err(e) => reply(
+                    400,
+                    serde_json::json!({"code": 400, "error": e.to_string()}),
+                ),
             }
         }
-        _ => reply(405, serde_json::json!({"code": 405, "error": "GET, POST or DELETE"})),
+        _ => reply(
+            405,
+            serde_json::json!({"code": 405, "error": "GET, POST or DELETE"}),
+        ),
     }
 }
 
@@ -715,7 +781,10 @@ pub struct FaultBody {
 
 impl std::fmt::Debug for FaultBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultBody").field("chunks", &self.chunks.len()).field("cut", &self.cut).finish()
+        f.debug_struct("FaultBody")
+            .field("chunks", &self.chunks.len())
+            .field("cut", &self.cut)
+            .finish()
     }
 }
 
@@ -725,7 +794,8 @@ impl FaultBody {
     /// whole body, so the client sees the body cut.
     pub(crate) fn truncate(body: Bytes) -> Self {
         let half = body.slice(..body.len() / 2);
-        let chunks: std::collections::VecDeque<Bytes> = std::iter::once(half).filter(|b| !b.is_empty()).collect();
+        let chunks: std::collections::VecDeque<Bytes> =
+            std::iter::once(half).filter(|b| !b.is_empty()).collect();
         Self {
             wait_next: chunks.is_empty(),
             chunks,
@@ -740,10 +810,18 @@ impl FaultBody {
     pub(crate) fn dribble(body: Bytes, total: Duration, chunks: u32) -> Self {
         let n = (chunks.max(1) as usize).min(body.len().max(1));
         let size = body.len().div_ceil(n).max(1);
-        let pieces: std::collections::VecDeque<Bytes> =
-            (0..body.len()).step_by(size).map(|i| body.slice(i..(i + size).min(body.len()))).collect();
+        let pieces: std::collections::VecDeque<Bytes> = (0..body.len())
+            .step_by(size)
+            .map(|i| body.slice(i..(i + size).min(body.len())))
+            .collect();
         let interval = total / u32::try_from(pieces.len().max(1)).unwrap_or(1);
-        Self { chunks: pieces, interval, sleep: None, wait_next: true, cut: false }
+        Self {
+            chunks: pieces,
+            interval,
+            sleep: None,
+            wait_next: true,
+            cut: false,
+        }
     }
 }
 
@@ -758,7 +836,9 @@ impl Body for FaultBody {
         let this = &mut *self;
         if this.wait_next {
             let interval = this.interval;
-            let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -816,7 +896,10 @@ mod tests {
             assert_eq!(f.len(), 1, "{text}");
             f[0].validate().unwrap_or_else(|e| panic!("{text}: {e}"));
         }
-        let many = parse_faults_json(br#"[{"kind":"status","status":503,"count":2},{"kind":"reset","count":1}]"#).unwrap();
+        let many = parse_faults_json(
+            br#"[{"kind":"status","status":503,"count":2},{"kind":"reset","count":1}]"#,
+        )
+        .unwrap();
         assert_eq!(many.len(), 2);
     }
 
@@ -826,9 +909,18 @@ mod tests {
         assert!(Fault::status(503).committed(true).validate().is_err());
         assert!(Fault::status(403).committed(true).validate().is_err());
         assert!(Fault::status(502).committed(true).validate().is_ok());
-        let e = Fault { ms: Some(5), ..Fault::status(500) }.validate().unwrap_err();
+        let e = Fault {
+            ms: Some(5),
+            ..Fault::status(500)
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.to_string().contains("`ms`"), "{e}");
-        assert!(parse_faults_json(br#"{"kind":"status","status":500,"cuont":1}"#).unwrap_err().contains("cuont"));
+        assert!(
+            parse_faults_json(br#"{"kind":"status","status":500,"cuont":1}"#)
+                .unwrap_err()
+                .contains("cuont")
+        );
         assert!(Fault::delay_uniform(5, 1).validate().is_err());
         assert!(Fault::status(503).probability(1.5).validate().is_err());
     }
@@ -844,7 +936,10 @@ mod tests {
         ])
         .unwrap();
         let kinds: Vec<_> = (0..6)
-            .map(|_| f.pick("/2/httpapi", 0).map(|p| (p.kind, p.run_pipeline, p.synthetic.map(|s| s.status))))
+            .map(|_| {
+                f.pick("/2/httpapi", 0)
+                    .map(|p| (p.kind, p.run_pipeline, p.synthetic.map(|s| s.status)))
+            })
             .collect();
         assert_eq!(
             kinds,
@@ -863,18 +958,25 @@ mod tests {
     #[test]
     fn route_and_window_filter() {
         let f = Faults::new(1);
-        f.push(Fault::close().route("/batch").window(Some(100), Some(200))).unwrap();
+        f.push(Fault::close().route("/batch").window(Some(100), Some(200)))
+            .unwrap();
         assert!(f.pick("/2/httpapi", 150).is_none());
         assert!(f.pick("/batch", 99).is_none());
         assert!(f.pick("/batch", 200).is_none());
         assert!(f.pick("/batch", 150).is_some());
-        assert!(f.pick("/batch", 150).is_some(), "no count: every matching request");
+        assert!(
+            f.pick("/batch", 150).is_some(),
+            "no count: every matching request"
+        );
     }
 
     #[test]
     fn lognormal_with_zero_sigma_is_the_median() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        assert_eq!(Fault::delay_lognormal(250.0, 0.0).draw_delay_ms(&mut rng), 250);
+        assert_eq!(
+            Fault::delay_lognormal(250.0, 0.0).draw_delay_ms(&mut rng),
+            250
+        );
         let d = Fault::delay_uniform(10, 20).draw_delay_ms(&mut rng);
         assert!((10..=20).contains(&d));
     }

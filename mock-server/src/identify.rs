@@ -83,7 +83,9 @@ impl MockState {
         };
         let now = self.clock.now_ms();
         let mut out = match endpoint {
-            Endpoint::Attribution => self.attribution(&project, params.get("event"), request_id, now),
+            Endpoint::Attribution => {
+                self.attribution(&project, params.get("event"), request_id, now)
+            }
             _ => {
                 let Some(items) = identifications(params.get("identification")) else {
                     return TextOutcome {
@@ -112,8 +114,16 @@ impl MockState {
     ) -> TextOutcome {
         // Identifications are not events (spec §10): they never enter the event counters.
         let n = items.len();
-        if items.iter().any(|m| str_field(m, "user_id").is_none() && str_field(m, "device_id").is_none()) {
-            return text(400, "missing_event", Some(RejectReason::MissingEventFields), n);
+        if items
+            .iter()
+            .any(|m| str_field(m, "user_id").is_none() && str_field(m, "device_id").is_none())
+        {
+            return text(
+                400,
+                "missing_event",
+                Some(RejectReason::MissingEventFields),
+                n,
+            );
         }
         // Same per-identity limits as HTTP V2 (spec §10 "Throttling": the V2 guidance
         // applies): its EPS threshold, the daily quota when the profile applies it to V2, and
@@ -130,8 +140,15 @@ impl MockState {
         for m in items {
             let mut slots = Vec::with_capacity(2);
             for (kind, field) in [(b"d", "device_id"), (b"u", "user_id")] {
-                let Some(id) = str_field(m, field) else { continue };
-                let key = crate::dedup::fingerprint(&[&project.id.to_le_bytes(), b"i", kind, id.as_bytes()]);
+                let Some(id) = str_field(m, field) else {
+                    continue;
+                };
+                let key = crate::dedup::fingerprint(&[
+                    &project.id.to_le_bytes(),
+                    b"i",
+                    kind,
+                    id.as_bytes(),
+                ]);
                 if let Some(slot) = idents.iter().position(|(k, _, _)| *k == key) {
                     if let Some(e) = idents.get_mut(slot) {
                         e.1 += 1;
@@ -145,13 +162,21 @@ impl MockState {
                 if quota_applies && usage.over_daily_quota(&cfg) {
                     flagged = true;
                     any_quota = true;
-                    let map = if device { &mut limited.exceeded_daily_quota_devices } else { &mut limited.exceeded_daily_quota_users };
+                    let map = if device {
+                        &mut limited.exceeded_daily_quota_devices
+                    } else {
+                        &mut limited.exceeded_daily_quota_users
+                    };
                     if let Some(map) = map {
                         map.insert(id.to_owned(), usage.daily_events);
                     }
                 } else if usage.throttled(&cfg) {
                     flagged = true;
-                    let map = if device { &mut limited.throttled_devices } else { &mut limited.throttled_users };
+                    let map = if device {
+                        &mut limited.throttled_devices
+                    } else {
+                        &mut limited.throttled_users
+                    };
                     if let Some(map) = map {
                         map.insert(id.to_owned(), usage.current_rate(&cfg));
                     }
@@ -178,14 +203,24 @@ impl MockState {
                 limited.exceeded_daily_quota_devices = None;
             }
             let only_quota = any_quota
-                && limited.throttled_devices.as_ref().is_some_and(|m| m.is_empty())
-                && limited.throttled_users.as_ref().is_some_and(|m| m.is_empty());
+                && limited
+                    .throttled_devices
+                    .as_ref()
+                    .is_some_and(|m| m.is_empty())
+                && limited
+                    .throttled_users
+                    .as_ref()
+                    .is_some_and(|m| m.is_empty());
             limited.throttled_events = Some(throttled_events);
             return TextOutcome {
                 status: 429,
                 body: serde_json::to_string(&limited).unwrap_or_default(),
                 json: true,
-                reason: Some(if only_quota { RejectReason::DailyQuota } else { RejectReason::Throttled }),
+                reason: Some(if only_quota {
+                    RejectReason::DailyQuota
+                } else {
+                    RejectReason::Throttled
+                }),
                 items: n,
                 api_key: None,
             };
@@ -200,24 +235,34 @@ impl MockState {
         for (index, m) in items.iter().enumerate() {
             let (user, device) = (str_field(m, "user_id"), str_field(m, "device_id"));
             let amplitude_id = self.properties.amplitude_id(project.id, user, device);
-            let Some(Value::Object(props)) = m.get("user_properties") else { continue };
-            match self.properties.apply_user_properties(project.id, amplitude_id, props, false, now, &pcfg) {
+            let Some(Value::Object(props)) = m.get("user_properties") else {
+                continue;
+            };
+            match self.properties.apply_user_properties(
+                project.id,
+                amplitude_id,
+                props,
+                false,
+                now,
+                &pcfg,
+            ) {
                 PropertyOutcome::Applied => self.ledger.count_property_update(true),
                 PropertyOutcome::Skipped => self.ledger.count_property_update(false),
                 PropertyOutcome::Dropped => {
                     let user_properties = serde_json::value::to_raw_value(props)
                         .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned());
-                    self.ledger.record_property_drop(crate::ledger::PropertyDropRecord {
-                        seq: None,
-                        request_id,
-                        endpoint,
-                        index,
-                        amplitude_id,
-                        user_id: user.map(str::to_owned),
-                        device_id: device.map(str::to_owned),
-                        user_properties,
-                        at_ms: now,
-                    });
+                    self.ledger
+                        .record_property_drop(crate::ledger::PropertyDropRecord {
+                            seq: None,
+                            request_id,
+                            endpoint,
+                            index,
+                            amplitude_id,
+                            user_id: user.map(str::to_owned),
+                            device_id: device.map(str::to_owned),
+                            user_properties,
+                            at_ms: now,
+                        });
                 }
                 PropertyOutcome::NoUpdate => {}
             }
@@ -229,11 +274,22 @@ impl MockState {
     fn group_identify(&self, project: u32, items: &[Map<String, Value>]) -> TextOutcome {
         let n = items.len();
         if n > 1_024 {
-            return text(413, "Payload too large", Some(RejectReason::PayloadTooLarge), n);
+            return text(
+                413,
+                "Payload too large",
+                Some(RejectReason::PayloadTooLarge),
+                n,
+            );
         }
         for m in items {
-            let (Some(gt), Some(gv)) = (str_field(m, "group_type"), str_field(m, "group_value")) else {
-                return text(400, "missing_event", Some(RejectReason::MissingEventFields), n);
+            let (Some(gt), Some(gv)) = (str_field(m, "group_type"), str_field(m, "group_value"))
+            else {
+                return text(
+                    400,
+                    "missing_event",
+                    Some(RejectReason::MissingEventFields),
+                    n,
+                );
             };
             let mut groups = Map::new();
             groups.insert(gt.to_owned(), Value::String(gv.to_owned()));
@@ -251,25 +307,45 @@ impl MockState {
         request_id: u64,
         now: i64,
     ) -> TextOutcome {
-        let Some(Value::Object(ev)) = event.and_then(|e| serde_json::from_str::<Value>(e).ok()) else {
+        let Some(Value::Object(ev)) = event.and_then(|e| serde_json::from_str::<Value>(e).ok())
+        else {
             return text(400, "missing_event", Some(RejectReason::InvalidJson), 0);
         };
         self.ledger.count_received(1);
         let has = |k: &str| str_field(&ev, k).is_some();
         // spec §12: event_type and platform required; iOS needs idfa|idfv, Android adid|android_app_set_id
         let ok = has("event_type")
-            && match str_field(&ev, "platform").map(str::to_ascii_lowercase).as_deref() {
+            && match str_field(&ev, "platform")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 Some("ios") => has("idfa") || has("idfv"),
                 Some("android") => has("adid") || has("android_app_set_id"),
                 _ => false,
             };
         if !ok {
-            self.ledger.count_rejected(RejectReason::MissingEventFields, 1);
-            return text(400, "missing_event", Some(RejectReason::MissingEventFields), 1);
+            self.ledger
+                .count_rejected(RejectReason::MissingEventFields, 1);
+            return text(
+                400,
+                "missing_event",
+                Some(RejectReason::MissingEventFields),
+                1,
+            );
         }
         let raw = serde_json::value::to_raw_value(&Value::Object(ev));
         if let Ok(raw) = raw {
-            self.ledger.store(request_id, project.id, &project.api_key, Endpoint::Attribution, now, vec![NewEvent { event: raw, fingerprint: None }]);
+            self.ledger.store(
+                request_id,
+                project.id,
+                &project.api_key,
+                Endpoint::Attribution,
+                now,
+                vec![NewEvent {
+                    event: raw,
+                    fingerprint: None,
+                }],
+            );
         }
         text(200, "success", None, 1)
     }

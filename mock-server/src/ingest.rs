@@ -104,14 +104,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventsField<'a> {
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(EventsField::NotList)
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
                 {}
                 Ok(EventsField::NotList)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(e) = seq.next_element::<&'a RawValue>()? {
                     list.push(e);
@@ -134,7 +140,9 @@ fn events_text<'a>(body: &'a str, events: &[&RawValue]) -> &'a str {
     let start = (first.get().as_ptr() as usize).saturating_sub(base);
     let end = (last.get().as_ptr() as usize).saturating_sub(base) + last.get().len();
     let bytes = body.as_bytes();
-    let open = bytes.get(..start).and_then(|b| b.iter().rposition(|&c| c == b'['));
+    let open = bytes
+        .get(..start)
+        .and_then(|b| b.iter().rposition(|&c| c == b'['));
     let close = bytes
         .get(end..)
         .and_then(|b| b.iter().position(|&c| c == b']'))
@@ -189,8 +197,12 @@ struct Identity<'a> {
 
 /// The event's `(user_id, device_id)` after any stripping.
 fn id_of<'a>(ev: &'a ScannedEvent<'_>, fixes: &Fixes) -> (Option<&'a str>, Option<&'a str>) {
-    let user = (!fixes.strip_user_id).then(|| ev.user_id.as_str()).flatten();
-    let device = (!fixes.strip_device_id).then(|| ev.device_id.as_str()).flatten();
+    let user = (!fixes.strip_user_id)
+        .then(|| ev.user_id.as_str())
+        .flatten();
+    let device = (!fixes.strip_device_id)
+        .then(|| ev.device_id.as_str())
+        .flatten();
     (user, device)
 }
 
@@ -245,7 +257,14 @@ impl MockState {
             o.api_key = Some(api_key.into_owned());
             return o;
         };
-        let mut out = self.ingest_events(endpoint, &project, text, &upload, payload_size_bytes, request_id);
+        let mut out = self.ingest_events(
+            endpoint,
+            &project,
+            text,
+            &upload,
+            payload_size_bytes,
+            request_id,
+        );
         out.api_key = Some(api_key.into_owned());
         out
     }
@@ -284,7 +303,9 @@ impl MockState {
                 return None;
             }
             let raw = events_text(text, events);
-            serde_json::from_str::<&RawValue>(raw).ok().map(RawValue::to_owned)
+            serde_json::from_str::<&RawValue>(raw)
+                .ok()
+                .map(RawValue::to_owned)
         };
         let reject = |body, reason| {
             self.ledger.count_rejected(reason, n);
@@ -293,17 +314,25 @@ impl MockState {
             o
         };
         if n == 0 && !profile.accept_empty_events {
-            return reject(ResponseBody::missing_field("events"), RejectReason::MissingField);
+            return reject(
+                ResponseBody::missing_field("events"),
+                RejectReason::MissingField,
+            );
         }
         if profile.too_many_events(n) {
-            return reject(ResponseBody::payload_too_large(), RejectReason::PayloadTooLarge);
+            return reject(
+                ResponseBody::payload_too_large(),
+                RejectReason::PayloadTooLarge,
+            );
         }
         let min_id_length = upload
             .options
             .and_then(|o| serde_json::from_str::<RawOptions>(o.get()).ok())
             .and_then(|o| o.min_id_length)
             .and_then(|v| v.as_u64())
-            .map_or(wl::DEFAULT_MIN_ID_LENGTH, |v| usize::try_from(v).unwrap_or(usize::MAX));
+            .map_or(wl::DEFAULT_MIN_ID_LENGTH, |v| {
+                usize::try_from(v).unwrap_or(usize::MAX)
+            });
 
         // Per-event validation (spec §3.4), one scan per event.
         let mut scanned: Vec<(ScannedEvent<'_>, Fixes)> = Vec::with_capacity(n);
@@ -388,9 +417,15 @@ impl MockState {
         for (ident, flag) in identities.iter_mut().zip(flagged.iter_mut()) {
             ident.usage = self.limiter.usage(ident.key, now, &cfg);
             let (rates, quotas) = if ident.device {
-                (&mut limited.throttled_devices, &mut limited.exceeded_daily_quota_devices)
+                (
+                    &mut limited.throttled_devices,
+                    &mut limited.exceeded_daily_quota_devices,
+                )
             } else {
-                (&mut limited.throttled_users, &mut limited.exceeded_daily_quota_users)
+                (
+                    &mut limited.throttled_users,
+                    &mut limited.exceeded_daily_quota_users,
+                )
             };
             if quota_applies && ident.usage.over_daily_quota(&cfg) {
                 *flag = true;
@@ -416,7 +451,11 @@ impl MockState {
             let throttled_events: Vec<usize> = event_slots
                 .iter()
                 .enumerate()
-                .filter(|(_, pair)| pair.iter().flatten().any(|s| flagged.get(*s) == Some(&true)))
+                .filter(|(_, pair)| {
+                    pair.iter()
+                        .flatten()
+                        .any(|s| flagged.get(*s) == Some(&true))
+                })
                 .map(|(i, _)| i)
                 .collect();
             limited.throttled_events = Some(throttled_events);
@@ -425,8 +464,15 @@ impl MockState {
                     self.limiter.record(ident.key, ident.events, now, &cfg);
                 }
             }
-            let reason = if any_quota && limited.throttled_devices.as_ref().is_some_and(|m| m.is_empty())
-                && limited.throttled_users.as_ref().is_some_and(|m| m.is_empty())
+            let reason = if any_quota
+                && limited
+                    .throttled_devices
+                    .as_ref()
+                    .is_some_and(|m| m.is_empty())
+                && limited
+                    .throttled_users
+                    .as_ref()
+                    .is_some_and(|m| m.is_empty())
             {
                 RejectReason::DailyQuota
             } else {
@@ -457,7 +503,12 @@ impl MockState {
                     DedupKey::InsertId => fingerprint(&[&pid, insert_id.as_bytes()]),
                     DedupKey::InsertIdAndDeviceId => match device {
                         Some(d) => fingerprint(&[&pid, b"d", d.as_bytes(), insert_id.as_bytes()]),
-                        None => fingerprint(&[&pid, b"u", user.unwrap_or("").as_bytes(), insert_id.as_bytes()]),
+                        None => fingerprint(&[
+                            &pid,
+                            b"u",
+                            user.unwrap_or("").as_bytes(),
+                            insert_id.as_bytes(),
+                        ]),
                     },
                 }
             });
@@ -467,7 +518,16 @@ impl MockState {
                     continue;
                 }
             }
-            self.apply_properties(project, ev, user, device, now, &pcfg, &mut drops, (to_store.len(), i));
+            self.apply_properties(
+                project,
+                ev,
+                user,
+                device,
+                now,
+                &pcfg,
+                &mut drops,
+                (to_store.len(), i),
+            );
             let event = if fixes.none() {
                 (*raw).to_owned()
             } else {
@@ -476,17 +536,32 @@ impl MockState {
                     Err(_) => (*raw).to_owned(),
                 }
             };
-            to_store.push(NewEvent { event, fingerprint: fp });
+            to_store.push(NewEvent {
+                event,
+                fingerprint: fp,
+            });
         }
         let stored = to_store.len();
         let deduplicated = duplicates.len();
-        let first_seq = self.ledger.store(request_id, project.id, &project.api_key, endpoint, now, to_store);
+        let first_seq = self.ledger.store(
+            request_id,
+            project.id,
+            &project.api_key,
+            endpoint,
+            now,
+            to_store,
+        );
         for (i, insert_id, fp) in duplicates {
-            self.ledger.record_duplicate(request_id, i, insert_id, fp, now);
+            self.ledger
+                .record_duplicate(request_id, i, insert_id, fp, now);
         }
         for (pos, i, amplitude_id) in drops {
-            let Some((ev, fixes)) = scanned.get(i) else { continue };
-            let Some(user_properties) = ev.user_properties else { continue };
+            let Some((ev, fixes)) = scanned.get(i) else {
+                continue;
+            };
+            let Some(user_properties) = ev.user_properties else {
+                continue;
+            };
             let (user, device) = id_of(ev, fixes);
             self.ledger.record_property_drop(PropertyDropRecord {
                 seq: Some(first_seq + pos as u64),
@@ -500,7 +575,11 @@ impl MockState {
                 at_ms: now,
             });
         }
-        let ingested = if profile.duplicates_count_as_ingested { n } else { stored };
+        let ingested = if profile.duplicates_count_as_ingested {
+            n
+        } else {
+            stored
+        };
         Outcome {
             body: ResponseBody::success(ingested as u64, payload_size_bytes as u64, now),
             reason: None,
@@ -541,7 +620,9 @@ impl MockState {
         // Every event teaches the mock which device belongs to which user (spec §10).
         let amplitude_id = self.properties.amplitude_id(project.id, user, device);
         let Some(up) = ev.user_properties else { return };
-        let Ok(props) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up.get()) else {
+        let Ok(props) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up.get())
+        else {
             return;
         };
         if props.is_empty() {
@@ -572,7 +653,9 @@ mod events_field_tests {
         // The journal keeps the request's `events` array as sent (ledger `journal_bodies`).
         let body = r#"{"api_key":"K","events" : [ {"a":1} ,{"b":[2, 3]}  ] ,"x":null}"#;
         let up: RawUpload<'_> = serde_json::from_str(body).unwrap();
-        let Some(EventsField::List(list)) = &up.events else { panic!("not a list") };
+        let Some(EventsField::List(list)) = &up.events else {
+            panic!("not a list")
+        };
         assert_eq!(list.len(), 2);
         assert_eq!(events_text(body, list), r#"[ {"a":1} ,{"b":[2, 3]}  ]"#);
         assert_eq!(events_text(body, &[]), "[]");
@@ -598,6 +681,8 @@ mod events_field_tests {
             };
             assert_eq!(got, want, "{body}");
         }
-        assert!(serde_json::from_str::<RawUpload<'_>>(r#"{"api_key":"K","events":[{"a":}]}"#).is_err());
+        assert!(
+            serde_json::from_str::<RawUpload<'_>>(r#"{"api_key":"K","events":[{"a":}]}"#).is_err()
+        );
     }
 }

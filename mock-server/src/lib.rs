@@ -42,7 +42,9 @@ mod validate;
 pub use clock::{Clock, MockClock};
 pub use config::{ConfigError, MockConfig};
 pub use dedup::{fingerprint, DedupStore};
-pub use faults::{parse_faults_json, Fault, FaultBody, FaultError, FaultKind, Faults, ScheduledFault};
+pub use faults::{
+    parse_faults_json, Fault, FaultBody, FaultError, FaultKind, Faults, ScheduledFault,
+};
 pub use ingest::Outcome;
 pub use ledger::{
     DedupRecord, Endpoint, EventFilter, JournalEntry, LedgerConfig, PropertyDropRecord,

@@ -1,8 +1,8 @@
 //! `amplitude-mock`: the mock as a standalone server.
 
 use amplitude_mock::{
-    parse_faults_json, serve_with, MockClock, MockConfig, MockState, ProjectConfig, Region, ServeOptions,
-    TlsIdentity,
+    parse_faults_json, serve_with, MockClock, MockConfig, MockState, ProjectConfig, Region,
+    ServeOptions, TlsIdentity,
 };
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -105,7 +105,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let sub = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let sub = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => sub.json().init(),
         LogFormat::Human => sub.init(),
@@ -114,7 +116,10 @@ async fn main() -> anyhow::Result<()> {
         Some(p) => MockConfig::from_path(p)?,
         None => MockConfig::default(),
     };
-    for (keys, region) in [(&args.api_keys, Region::Us), (&args.eu_api_keys, Region::Eu)] {
+    for (keys, region) in [
+        (&args.api_keys, Region::Us),
+        (&args.eu_api_keys, Region::Eu),
+    ] {
         config.projects.extend(keys.iter().map(|k| ProjectConfig {
             api_key: k.clone(),
             region,
@@ -128,13 +133,17 @@ async fn main() -> anyhow::Result<()> {
         config.admin_token = Some(token.clone());
     }
     for text in &args.faults {
-        let faults = parse_faults_json(text.as_bytes()).map_err(anyhow::Error::msg).context("--fault")?;
+        let faults = parse_faults_json(text.as_bytes())
+            .map_err(anyhow::Error::msg)
+            .context("--fault")?;
         config.faults.extend(faults);
     }
     if config.projects.is_empty() {
         tracing::info!("no --api-key given: any API key is accepted as a US project");
     }
-    let clock = args.virtual_clock.map_or_else(MockClock::system, MockClock::virtual_at);
+    let clock = args
+        .virtual_clock
+        .map_or_else(MockClock::system, MockClock::virtual_at);
     let state = Arc::new(MockState::try_new(config, clock).context("scheduling faults")?);
     let options = ServeOptions {
         region: None,
@@ -155,7 +164,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(addr = %eu_listener.local_addr()?, "EU listener");
         let mut rx = stop_rx.clone();
         let st = state.clone();
-        let opts = ServeOptions { region: Some(Region::Eu), ..options.clone() };
+        let opts = ServeOptions {
+            region: Some(Region::Eu),
+            ..options.clone()
+        };
         eu_task = Some(tokio::spawn(async move {
             serve_with(eu_listener, st, opts, async move {
                 let _ = rx.changed().await;
@@ -166,7 +178,10 @@ async fn main() -> anyhow::Result<()> {
     let mut tls_task = None;
     if let Some(bind) = args.tls {
         let identity = TlsIdentity::self_signed(&args.tls_names)?;
-        for (path, pem) in [(&args.tls_cert_out, &identity.cert_pem), (&args.tls_key_out, &identity.key_pem)] {
+        for (path, pem) in [
+            (&args.tls_cert_out, &identity.cert_pem),
+            (&args.tls_key_out, &identity.key_pem),
+        ] {
             if let Some(path) = path {
                 std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
             }
@@ -177,7 +192,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(addr = %tls_listener.local_addr()?, cert = ?args.tls_cert_out, "HTTPS listener");
         let mut rx = stop_rx.clone();
         let st = state.clone();
-        let opts = ServeOptions { tls: Some(identity), ..options.clone() };
+        let opts = ServeOptions {
+            tls: Some(identity),
+            ..options.clone()
+        };
         tls_task = Some(tokio::spawn(async move {
             serve_with(tls_listener, st, opts, async move {
                 let _ = rx.changed().await;

@@ -110,8 +110,12 @@ impl Metrics {
     /// Zeroed metrics (about 40 KiB of counters).
     pub fn new() -> Self {
         Self {
-            requests: (0..ROUTES.len() * STATUSES).map(|_| AtomicU64::new(0)).collect(),
-            latency: (0..ROUTES.len() * (BUCKETS_US.len() + 1)).map(|_| AtomicU64::new(0)).collect(),
+            requests: (0..ROUTES.len() * STATUSES)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: (0..ROUTES.len() * (BUCKETS_US.len() + 1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             latency_sum_us: std::array::from_fn(|_| AtomicU64::new(0)),
             throttled_identities: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
@@ -129,7 +133,10 @@ impl Metrics {
             c.fetch_add(1, Relaxed);
         }
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let b = BUCKETS_US.iter().position(|ub| us <= *ub).unwrap_or(BUCKETS_US.len());
+        let b = BUCKETS_US
+            .iter()
+            .position(|ub| us <= *ub)
+            .unwrap_or(BUCKETS_US.len());
         if let Some(c) = self.latency.get(r * (BUCKETS_US.len() + 1) + b) {
             c.fetch_add(1, Relaxed);
         }
@@ -177,7 +184,12 @@ impl Metrics {
     /// Zeroes the request counters and the histogram (`POST /__mock/reset`); the connection
     /// gauges stay.
     pub fn reset(&self) {
-        for c in self.requests.iter().chain(self.latency.iter()).chain(self.latency_sum_us.iter()) {
+        for c in self
+            .requests
+            .iter()
+            .chain(self.latency.iter())
+            .chain(self.latency_sum_us.iter())
+        {
             c.store(0, Relaxed);
         }
         self.throttled_identities.store(0, Relaxed);
@@ -196,17 +208,34 @@ pub fn render(state: &MockState) -> String {
     let stats = state.ledger.stats();
     let mut out = String::with_capacity(8 * 1024);
 
-    header(&mut out, "amplitude_mock_requests_total", "counter", "Requests by route and HTTP status answered (status 0: connection cut without a response).");
+    header(
+        &mut out,
+        "amplitude_mock_requests_total",
+        "counter",
+        "Requests by route and HTTP status answered (status 0: connection cut without a response).",
+    );
     for route in ROUTES {
         for status in 0..STATUSES {
-            let n = m.requests.get(route.index() * STATUSES + status).map_or(0, |c| c.load(Relaxed));
+            let n = m
+                .requests
+                .get(route.index() * STATUSES + status)
+                .map_or(0, |c| c.load(Relaxed));
             if n > 0 {
-                let _ = writeln!(out, "amplitude_mock_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", route.as_str());
+                let _ = writeln!(
+                    out,
+                    "amplitude_mock_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    route.as_str()
+                );
             }
         }
     }
 
-    header(&mut out, "amplitude_mock_request_duration_seconds", "histogram", "Time from request head to response head, by route.");
+    header(
+        &mut out,
+        "amplitude_mock_request_duration_seconds",
+        "histogram",
+        "Time from request head to response head, by route.",
+    );
     for route in ROUTES {
         let base = route.index() * (BUCKETS_US.len() + 1);
         let counts: Vec<u64> = (0..=BUCKETS_US.len())
@@ -220,53 +249,197 @@ pub fn render(state: &MockState) -> String {
         let mut cum = 0;
         for (ub, n) in BUCKETS_US.iter().zip(&counts) {
             cum += n;
-            let _ = writeln!(out, "amplitude_mock_request_duration_seconds_bucket{{route=\"{r}\",le=\"{}\"}} {cum}", *ub as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "amplitude_mock_request_duration_seconds_bucket{{route=\"{r}\",le=\"{}\"}} {cum}",
+                *ub as f64 / 1e6
+            );
         }
-        let _ = writeln!(out, "amplitude_mock_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {total}");
-        let sum = m.latency_sum_us.get(route.index()).map_or(0, |c| c.load(Relaxed));
-        let _ = writeln!(out, "amplitude_mock_request_duration_seconds_sum{{route=\"{r}\"}} {}", sum as f64 / 1e6);
-        let _ = writeln!(out, "amplitude_mock_request_duration_seconds_count{{route=\"{r}\"}} {total}");
+        let _ = writeln!(
+            out,
+            "amplitude_mock_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {total}"
+        );
+        let sum = m
+            .latency_sum_us
+            .get(route.index())
+            .map_or(0, |c| c.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "amplitude_mock_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+            sum as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "amplitude_mock_request_duration_seconds_count{{route=\"{r}\"}} {total}"
+        );
     }
 
     header(&mut out, "amplitude_mock_events_received_total", "counter", "Events in requests parsed far enough to count them (= stored + deduplicated + rejected, spec §6).");
-    let _ = writeln!(out, "amplitude_mock_events_received_total {}", stats.events_received);
-    header(&mut out, "amplitude_mock_events_total", "counter", "Events by outcome: stored, deduplicated (spec §9), rejected (spec §5).");
-    let _ = writeln!(out, "amplitude_mock_events_total{{outcome=\"stored\"}} {}", stats.events_stored);
-    let _ = writeln!(out, "amplitude_mock_events_total{{outcome=\"deduplicated\"}} {}", stats.events_deduplicated);
-    let _ = writeln!(out, "amplitude_mock_events_total{{outcome=\"rejected\"}} {}", stats.events_rejected.total);
-    header(&mut out, "amplitude_mock_events_rejected_total", "counter", "Rejected events by reason.");
+    let _ = writeln!(
+        out,
+        "amplitude_mock_events_received_total {}",
+        stats.events_received
+    );
+    header(
+        &mut out,
+        "amplitude_mock_events_total",
+        "counter",
+        "Events by outcome: stored, deduplicated (spec §9), rejected (spec §5).",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_events_total{{outcome=\"stored\"}} {}",
+        stats.events_stored
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_events_total{{outcome=\"deduplicated\"}} {}",
+        stats.events_deduplicated
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_events_total{{outcome=\"rejected\"}} {}",
+        stats.events_rejected.total
+    );
+    header(
+        &mut out,
+        "amplitude_mock_events_rejected_total",
+        "counter",
+        "Rejected events by reason.",
+    );
     for (reason, n) in &stats.events_rejected.by_reason {
-        let _ = writeln!(out, "amplitude_mock_events_rejected_total{{reason=\"{reason}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "amplitude_mock_events_rejected_total{{reason=\"{reason}\"}} {n}"
+        );
     }
 
-    header(&mut out, "amplitude_mock_throttled_identities_total", "counter", "Devices and users listed in 429 bodies (spec §5.4).");
-    let _ = writeln!(out, "amplitude_mock_throttled_identities_total {}", m.throttled_identities.load(Relaxed));
-    header(&mut out, "amplitude_mock_limiter_identities", "gauge", "Identities the EPS/daily-quota limiter holds (spec §8).");
-    let _ = writeln!(out, "amplitude_mock_limiter_identities {}", state.limiter.active_identities());
-    header(&mut out, "amplitude_mock_dedup_store_ids", "gauge", "insert_ids remembered by the 7-day dedup store (spec §9).");
+    header(
+        &mut out,
+        "amplitude_mock_throttled_identities_total",
+        "counter",
+        "Devices and users listed in 429 bodies (spec §5.4).",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_throttled_identities_total {}",
+        m.throttled_identities.load(Relaxed)
+    );
+    header(
+        &mut out,
+        "amplitude_mock_limiter_identities",
+        "gauge",
+        "Identities the EPS/daily-quota limiter holds (spec §8).",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_limiter_identities {}",
+        state.limiter.active_identities()
+    );
+    header(
+        &mut out,
+        "amplitude_mock_dedup_store_ids",
+        "gauge",
+        "insert_ids remembered by the 7-day dedup store (spec §9).",
+    );
     let _ = writeln!(out, "amplitude_mock_dedup_store_ids {}", state.dedup.len());
-    header(&mut out, "amplitude_mock_dedup_store_bytes", "gauge", "Heap bytes of the dedup store.");
-    let _ = writeln!(out, "amplitude_mock_dedup_store_bytes {}", state.dedup.heap_bytes());
+    header(
+        &mut out,
+        "amplitude_mock_dedup_store_bytes",
+        "gauge",
+        "Heap bytes of the dedup store.",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_dedup_store_bytes {}",
+        state.dedup.heap_bytes()
+    );
 
-    header(&mut out, "amplitude_mock_property_updates_total", "counter", "User-property updates by outcome (dropped: over 1,800/hour, spec §8.1).");
-    let _ = writeln!(out, "amplitude_mock_property_updates_total{{outcome=\"applied\"}} {}", stats.property_updates_applied);
-    let _ = writeln!(out, "amplitude_mock_property_updates_total{{outcome=\"dropped\"}} {}", stats.property_updates_dropped);
-    let _ = writeln!(out, "amplitude_mock_property_updates_total{{outcome=\"skipped\"}} {}", stats.property_updates_skipped);
+    header(
+        &mut out,
+        "amplitude_mock_property_updates_total",
+        "counter",
+        "User-property updates by outcome (dropped: over 1,800/hour, spec §8.1).",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_property_updates_total{{outcome=\"applied\"}} {}",
+        stats.property_updates_applied
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_property_updates_total{{outcome=\"dropped\"}} {}",
+        stats.property_updates_dropped
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_property_updates_total{{outcome=\"skipped\"}} {}",
+        stats.property_updates_skipped
+    );
 
-    header(&mut out, "amplitude_mock_faults_injected_total", "counter", "Injected faults by kind and whether the request's events were committed (spec §5.5).");
+    header(
+        &mut out,
+        "amplitude_mock_faults_injected_total",
+        "counter",
+        "Injected faults by kind and whether the request's events were committed (spec §5.5).",
+    );
     for (kind, c) in &stats.faults {
-        let _ = writeln!(out, "amplitude_mock_faults_injected_total{{kind=\"{kind}\",committed=\"true\"}} {}", c.committed);
-        let _ = writeln!(out, "amplitude_mock_faults_injected_total{{kind=\"{kind}\",committed=\"false\"}} {}", c.injected.saturating_sub(c.committed));
+        let _ = writeln!(
+            out,
+            "amplitude_mock_faults_injected_total{{kind=\"{kind}\",committed=\"true\"}} {}",
+            c.committed
+        );
+        let _ = writeln!(
+            out,
+            "amplitude_mock_faults_injected_total{{kind=\"{kind}\",committed=\"false\"}} {}",
+            c.injected.saturating_sub(c.committed)
+        );
     }
-    header(&mut out, "amplitude_mock_faults_scheduled", "gauge", "Faults still scheduled.");
-    let _ = writeln!(out, "amplitude_mock_faults_scheduled {}", state.faults.list().len());
+    header(
+        &mut out,
+        "amplitude_mock_faults_scheduled",
+        "gauge",
+        "Faults still scheduled.",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_faults_scheduled {}",
+        state.faults.list().len()
+    );
 
-    header(&mut out, "amplitude_mock_connections_open", "gauge", "Open client connections.");
-    let _ = writeln!(out, "amplitude_mock_connections_open {}", m.connections_open.load(Relaxed));
-    header(&mut out, "amplitude_mock_connections_total", "counter", "Connections accepted.");
-    let _ = writeln!(out, "amplitude_mock_connections_total {}", m.connections_total.load(Relaxed));
-    header(&mut out, "amplitude_mock_body_read_timeouts_total", "counter", "Request bodies that did not arrive within the read timeout (answered 408).");
-    let _ = writeln!(out, "amplitude_mock_body_read_timeouts_total {}", m.body_timeouts.load(Relaxed));
+    header(
+        &mut out,
+        "amplitude_mock_connections_open",
+        "gauge",
+        "Open client connections.",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_connections_open {}",
+        m.connections_open.load(Relaxed)
+    );
+    header(
+        &mut out,
+        "amplitude_mock_connections_total",
+        "counter",
+        "Connections accepted.",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_connections_total {}",
+        m.connections_total.load(Relaxed)
+    );
+    header(
+        &mut out,
+        "amplitude_mock_body_read_timeouts_total",
+        "counter",
+        "Request bodies that did not arrive within the read timeout (answered 408).",
+    );
+    let _ = writeln!(
+        out,
+        "amplitude_mock_body_read_timeouts_total {}",
+        m.body_timeouts.load(Relaxed)
+    );
     out
 }
 

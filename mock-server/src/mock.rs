@@ -160,18 +160,31 @@ impl MockServerBuilder {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
             let tls_listener = TcpListener::bind("127.0.0.1:0").await?;
             let tls_addr = tls_listener.local_addr()?;
-            let options = ServeOptions { tls: Some(identity.clone()), ..self.options.clone() };
+            let options = ServeOptions {
+                tls: Some(identity.clone()),
+                ..self.options.clone()
+            };
             spawn_serve(tls_listener, state.clone(), options, rx.clone());
             Some((tls_addr, identity))
         } else {
             None
         };
         spawn_serve(listener, state.clone(), self.options, rx);
-        Ok(MockServer { state, addr, tls, shutdown: tx })
+        Ok(MockServer {
+            state,
+            addr,
+            tls,
+            shutdown: tx,
+        })
     }
 }
 
-fn spawn_serve(listener: TcpListener, state: Arc<MockState>, options: ServeOptions, mut stop: watch::Receiver<bool>) {
+fn spawn_serve(
+    listener: TcpListener,
+    state: Arc<MockState>,
+    options: ServeOptions,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let stop = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -206,7 +219,9 @@ impl MockServer {
     /// HTTPS base URL, e.g. `https://localhost:40124`, when built with
     /// [`MockServerBuilder::tls`].
     pub fn tls_uri(&self) -> Option<String> {
-        self.tls.as_ref().map(|(a, _)| format!("https://localhost:{}", a.port()))
+        self.tls
+            .as_ref()
+            .map(|(a, _)| format!("https://localhost:{}", a.port()))
     }
 
     /// The HTTPS listener's address and certificate, when built with

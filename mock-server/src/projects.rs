@@ -114,13 +114,20 @@ mod tests {
     fn wrong_region_is_unknown() {
         // spec §1.1: a key used in the wrong region gets the invalid-key 400
         let p = Projects::new(
-            &[ProjectConfig { api_key: "eu-key".into(), region: Region::Eu, limits: None }],
+            &[ProjectConfig {
+                api_key: "eu-key".into(),
+                region: Region::Eu,
+                limits: None,
+            }],
             Limits::default(),
         );
         assert!(p.lookup("eu-key", Region::Eu).is_some());
         assert!(p.lookup("eu-key", Region::Us).is_none());
         assert!(p.lookup("other", Region::Us).is_none());
-        assert_eq!(Region::from_host(Some("api.eu.amplitude.com:443")), Region::Eu);
+        assert_eq!(
+            Region::from_host(Some("api.eu.amplitude.com:443")),
+            Region::Eu
+        );
         assert_eq!(Region::from_host(Some("127.0.0.1:8080")), Region::Us);
     }
 

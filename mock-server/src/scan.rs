@@ -110,8 +110,8 @@ impl<'de> Visitor<'de> for EventVisitor {
                 "session_id" => (Some(&mut ev.session_id), 0),
                 "event_id" => (Some(&mut ev.event_id), 0),
                 "$skip_user_properties_sync" => {
-                    ev.skip_user_properties_sync = map.next_value::<Option<bool>>().ok().flatten()
-                        == Some(true);
+                    ev.skip_user_properties_sync =
+                        map.next_value::<Option<bool>>().ok().flatten() == Some(true);
                     (None, 0)
                 }
                 "user_properties" | "event_properties" | "groups" | "group_properties" => {

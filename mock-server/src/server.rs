@@ -58,7 +58,12 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { region: None, read_timeout_ms: 30_000, max_connections: 10_000, tls: None }
+        Self {
+            region: None,
+            read_timeout_ms: 30_000,
+            max_connections: 10_000,
+            tls: None,
+        }
     }
 }
 
@@ -71,7 +76,16 @@ pub async fn serve(
     region: Option<Region>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, ServeOptions { region, ..ServeOptions::default() }, shutdown).await
+    serve_with(
+        listener,
+        state,
+        ServeOptions {
+            region,
+            ..ServeOptions::default()
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// Per-listener context shared by its connections.
@@ -106,13 +120,21 @@ impl Drop for ConnIo {
 }
 
 impl AsyncRead for ConnIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ConnIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -177,7 +199,10 @@ pub async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let ctl = Arc::new(ConnCtl::default());
-        let io = ConnIo { inner: stream, ctl: ctl.clone() };
+        let io = ConnIo {
+            inner: stream,
+            ctl: ctl.clone(),
+        };
         let watcher = graceful.watcher();
         let state = state.clone();
         let ctx = ctx.clone();
@@ -185,12 +210,19 @@ pub async fn serve_with(
         tokio::spawn(async move {
             state.metrics.connection_opened();
             match acceptor {
-                None => serve_connection(TokioIo::new(io), &state, &ctx, ctl, remote, watcher).await,
-                Some(acceptor) => match tokio::time::timeout(ctx.read_timeout, acceptor.accept(io)).await {
-                    Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), &state, &ctx, ctl, remote, watcher).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-                },
+                None => {
+                    serve_connection(TokioIo::new(io), &state, &ctx, ctl, remote, watcher).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(ctx.read_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(tls)) => {
+                            serve_connection(TokioIo::new(tls), &state, &ctx, ctl, remote, watcher)
+                                .await
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
             }
             state.metrics.connection_closed();
             drop(permit);
@@ -236,7 +268,10 @@ fn response(status: u16, body: Bytes, content_type: &'static str) -> Response<Re
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     resp
 }
 
@@ -254,10 +289,22 @@ fn preflight() -> Response<ResponseBodyType> {
     let mut resp = Response::new(Either::Left(Full::new(Bytes::new())));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     resp
 }
 
@@ -274,7 +321,11 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBodyType>, Cut> {
     let start = Instant::now();
-    let route = if req.method() == Method::OPTIONS { Route::Other } else { Route::of(req.uri().path()) };
+    let route = if req.method() == Method::OPTIONS {
+        Route::Other
+    } else {
+        Route::of(req.uri().path())
+    };
     let result = dispatch(state, ctx, ctl, remote, req).await;
     let status = result.as_ref().map_or(0, |r| r.status().as_u16());
     state.metrics.record_request(route, status, start.elapsed());
@@ -317,7 +368,14 @@ struct Handled {
 
 impl Handled {
     fn gone() -> Self {
-        Self { status: 0, body: Bytes::new(), content_type: "application/json", entry: None, committed: false, close: true }
+        Self {
+            status: 0,
+            body: Bytes::new(),
+            content_type: "application/json",
+            entry: None,
+            committed: false,
+            close: true,
+        }
     }
 }
 
@@ -333,7 +391,8 @@ fn finish(state: &MockState, h: Handled) -> Result<Response<ResponseBodyType>, C
     }
     let mut resp = response(h.status, h.body, h.content_type);
     if h.close {
-        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     Ok(resp)
 }
@@ -355,7 +414,12 @@ fn log_request(entry: &JournalEntry) {
 }
 
 /// Routes one ingestion request through its pipeline (nothing counted or journaled yet).
-async fn process(state: &MockState, ctx: &Listener, remote: SocketAddr, req: Request<Incoming>) -> Handled {
+async fn process(
+    state: &MockState,
+    ctx: &Listener,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Handled {
     let endpoint = match (req.method(), req.uri().path()) {
         (&Method::POST, "/2/httpapi") => Endpoint::HttpV2,
         (&Method::POST, "/batch") => Endpoint::Batch,
@@ -373,7 +437,13 @@ async fn process(state: &MockState, ctx: &Listener, remote: SocketAddr, req: Req
     upload(state, ctx, remote, endpoint, req).await
 }
 
-fn new_entry(state: &MockState, id: u64, method: String, path: String, remote: SocketAddr) -> JournalEntry {
+fn new_entry(
+    state: &MockState,
+    id: u64,
+    method: String,
+    path: String,
+    remote: SocketAddr,
+) -> JournalEntry {
     JournalEntry {
         id,
         at_ms: state.clock.now_ms(),
@@ -397,11 +467,24 @@ fn invalid_path(state: &MockState, remote: SocketAddr, req: &Request<Incoming>) 
     let id = state.ledger.next_request_id();
     let body = ResponseBody::error(400, error_text::INVALID_PATH);
     let (status, bytes) = amplitude_response(&body);
-    let mut entry = new_entry(state, id, req.method().to_string(), req.uri().path().to_owned(), remote);
+    let mut entry = new_entry(
+        state,
+        id,
+        req.method().to_string(),
+        req.uri().path().to_owned(),
+        remote,
+    );
     entry.status = status;
     entry.outcome = RejectReason::InvalidPath.as_str().to_owned();
     entry.response = String::from_utf8_lossy(&bytes).into_owned();
-    Handled { status, body: Bytes::from(bytes), content_type: "application/json", entry: Some(entry), committed: false, close: false }
+    Handled {
+        status,
+        body: Bytes::from(bytes),
+        content_type: "application/json",
+        entry: Some(entry),
+        committed: false,
+        close: false,
+    }
 }
 
 /// Why a body could not be read in time.
@@ -433,7 +516,14 @@ fn body_timeout(mut entry: JournalEntry) -> Handled {
     entry.status = 408;
     entry.outcome = "body_timeout".to_owned();
     entry.response = String::from_utf8_lossy(&bytes).into_owned();
-    Handled { status: 408, body: Bytes::from(bytes), content_type: "application/json", entry: Some(entry), committed: false, close: true }
+    Handled {
+        status: 408,
+        body: Bytes::from(bytes),
+        content_type: "application/json",
+        entry: Some(entry),
+        committed: false,
+        close: true,
+    }
 }
 
 fn is_gzip(req: &Request<Incoming>) -> bool {
@@ -459,7 +549,9 @@ async fn upload(
     req: Request<Incoming>,
 ) -> Handled {
     let profile = &state.config.profile;
-    let region = ctx.region.unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
+    let region = ctx
+        .region
+        .unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
     let limit = upload_limit(state, endpoint);
     let gzip = is_gzip(&req);
     let content_type_ok = !profile.strict_content_type
@@ -469,7 +561,13 @@ async fn upload(
         });
     let content_length = content_length(&req);
     let id = state.ledger.next_request_id();
-    let mut entry = new_entry(state, id, req.method().to_string(), req.uri().path().to_owned(), remote);
+    let mut entry = new_entry(
+        state,
+        id,
+        req.method().to_string(),
+        req.uri().path().to_owned(),
+        remote,
+    );
     let raw = match read_body(state, ctx, req.into_body(), content_length, limit).await {
         Ok(raw) => Ok(raw),
         Err(ReadError::Timeout) => return body_timeout(entry),
@@ -497,24 +595,38 @@ async fn upload(
             tracing::debug!(error = %e, "client went away while sending the body");
             return Handled::gone();
         }
-        Err(BodyError::TooLarge) => reject(ResponseBody::payload_too_large(), RejectReason::PayloadTooLarge),
-        Err(BodyError::BadGzip(_)) => {
-            reject(ResponseBody::error(400, error_text::INVALID_JSON), RejectReason::InvalidJson)
-        }
-        Ok(_) if !content_type_ok => {
-            reject(ResponseBody::error(400, error_text::INVALID_JSON), RejectReason::InvalidJson)
-        }
+        Err(BodyError::TooLarge) => reject(
+            ResponseBody::payload_too_large(),
+            RejectReason::PayloadTooLarge,
+        ),
+        Err(BodyError::BadGzip(_)) => reject(
+            ResponseBody::error(400, error_text::INVALID_JSON),
+            RejectReason::InvalidJson,
+        ),
+        Ok(_) if !content_type_ok => reject(
+            ResponseBody::error(400, error_text::INVALID_JSON),
+            RejectReason::InvalidJson,
+        ),
         Ok(body) => {
-            let size = if profile.payload_size_is_compressed { raw_len } else { body.len() };
+            let size = if profile.payload_size_is_compressed {
+                raw_len
+            } else {
+                body.len()
+            };
             state.ingest(endpoint, region, &body, size, id)
         }
     };
     if outcome.body.code == 429 {
         let b = &outcome.body;
-        let n = [&b.throttled_devices, &b.throttled_users, &b.exceeded_daily_quota_devices, &b.exceeded_daily_quota_users]
-            .iter()
-            .map(|m| m.as_ref().map_or(0, |m| m.len() as u64))
-            .sum();
+        let n = [
+            &b.throttled_devices,
+            &b.throttled_users,
+            &b.exceeded_daily_quota_devices,
+            &b.exceeded_daily_quota_users,
+        ]
+        .iter()
+        .map(|m| m.as_ref().map_or(0, |m| m.len() as u64))
+        .sum();
         state.metrics.add_throttled_identities(n);
     }
     let (status, bytes) = amplitude_response(&outcome.body);
@@ -523,12 +635,16 @@ async fn upload(
     let mut response = String::from_utf8_lossy(&bytes).into_owned();
     // Only error bodies can echo the key (a 200 holds numbers only): skipping the search on
     // the hot path saves ~5% of a small request (docs/benchmarks.md).
-    if let (Some(k), Some(r), true) = (api_key.filter(|k| !k.is_empty()), &redacted, status != 200) {
+    if let (Some(k), Some(r), true) = (api_key.filter(|k| !k.is_empty()), &redacted, status != 200)
+    {
         response = response.replace(k, r);
     }
     entry.api_key = redacted;
     entry.status = status;
-    entry.outcome = outcome.reason.map_or("stored", RejectReason::as_str).to_owned();
+    entry.outcome = outcome
+        .reason
+        .map_or("stored", RejectReason::as_str)
+        .to_owned();
     entry.events = outcome.events;
     entry.stored = outcome.stored;
     entry.deduplicated = outcome.deduplicated;
@@ -562,12 +678,20 @@ async fn identify(
     endpoint: Endpoint,
     req: Request<Incoming>,
 ) -> Handled {
-    let region = ctx.region.unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
+    let region = ctx
+        .region
+        .unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
     let limit = state.config.profile.megabytes(1);
     let content_length = content_length(&req);
     let mut params = query_params(&req);
     let id = state.ledger.next_request_id();
-    let mut entry = new_entry(state, id, req.method().to_string(), req.uri().path().to_owned(), remote);
+    let mut entry = new_entry(
+        state,
+        id,
+        req.method().to_string(),
+        req.uri().path().to_owned(),
+        remote,
+    );
     let raw = match read_body(state, ctx, req.into_body(), content_length, limit).await {
         Ok(raw) => Ok(raw),
         Err(ReadError::Timeout) => return body_timeout(entry),
@@ -596,14 +720,21 @@ async fn identify(
     }
     entry.api_key = api_key.map(redact_key);
     entry.status = outcome.status;
-    entry.outcome = outcome.reason.map_or("stored", RejectReason::as_str).to_owned();
+    entry.outcome = outcome
+        .reason
+        .map_or("stored", RejectReason::as_str)
+        .to_owned();
     entry.events = outcome.items;
     entry.body_bytes = raw_len;
     entry.response = response;
     Handled {
         status: outcome.status,
         body: Bytes::from(outcome.body.into_bytes()),
-        content_type: if outcome.json { "application/json" } else { "text/plain; charset=utf-8" },
+        content_type: if outcome.json {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        },
         entry: Some(entry),
         committed: outcome.status == 200,
         close: false,
@@ -613,7 +744,13 @@ async fn identify(
 /// The API key, the number of events and the raw `events` array of an HTTP V2 / Batch body,
 /// without running the pipeline (an uncommitted fault still accounts for what it refused, and
 /// the journal keeps what was sent).
-fn peek_upload(body: &[u8]) -> (Option<String>, usize, Option<Box<serde_json::value::RawValue>>) {
+fn peek_upload(
+    body: &[u8],
+) -> (
+    Option<String>,
+    usize,
+    Option<Box<serde_json::value::RawValue>>,
+) {
     #[derive(serde::Deserialize)]
     struct Peek<'a> {
         #[serde(default)]
@@ -625,7 +762,9 @@ fn peek_upload(body: &[u8]) -> (Option<String>, usize, Option<Box<serde_json::va
         Ok(p) => {
             let n = p
                 .events
-                .and_then(|e| serde_json::from_str::<Vec<&serde_json::value::RawValue>>(e.get()).ok())
+                .and_then(|e| {
+                    serde_json::from_str::<Vec<&serde_json::value::RawValue>>(e.get()).ok()
+                })
                 .map_or(0, |e| e.len());
             (
                 p.api_key.and_then(|k| k.as_str().map(str::to_owned)),
@@ -639,7 +778,12 @@ fn peek_upload(body: &[u8]) -> (Option<String>, usize, Option<Box<serde_json::va
 
 /// Reads the body of a request an uncommitted fault takes: nothing is stored; its events
 /// count as received and rejected with reason `fault` (spec §5.5: never committed).
-async fn refuse(state: &MockState, ctx: &Listener, remote: SocketAddr, req: Request<Incoming>) -> Handled {
+async fn refuse(
+    state: &MockState,
+    ctx: &Listener,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Handled {
     let path = req.uri().path().to_owned();
     let endpoint = match path.as_str() {
         "/2/httpapi" => Some(Endpoint::HttpV2),
@@ -660,7 +804,13 @@ async fn refuse(state: &MockState, ctx: &Listener, remote: SocketAddr, req: Requ
     };
     entry.body_bytes = raw.len();
     let (api_key, events, events_json) = if endpoint.is_some() {
-        let body = if gzip { gunzip_limited(&raw, limit).map(Bytes::from).unwrap_or_default() } else { raw };
+        let body = if gzip {
+            gunzip_limited(&raw, limit)
+                .map(Bytes::from)
+                .unwrap_or_default()
+        } else {
+            raw
+        };
         peek_upload(&body)
     } else {
         params.extend(form_urlencoded::parse(&raw).into_owned());
@@ -674,7 +824,14 @@ async fn refuse(state: &MockState, ctx: &Listener, remote: SocketAddr, req: Requ
     entry.api_key = api_key.as_deref().map(redact_key);
     entry.events = events;
     entry.outcome = RejectReason::Fault.as_str().to_owned();
-    Handled { status: 0, body: Bytes::new(), content_type: "application/json", entry: Some(entry), committed: false, close: false }
+    Handled {
+        status: 0,
+        body: Bytes::new(),
+        content_type: "application/json",
+        entry: Some(entry),
+        committed: false,
+        close: false,
+    }
 }
 
 /// Applies an injected fault to a request (see `faults.rs` for what each kind does).
@@ -721,7 +878,10 @@ async fn fault(
         api_key = entry.api_key.as_deref().unwrap_or("-"),
         "fault injected"
     );
-    let cut = matches!(plan.delivery, Delivery::Reset | Delivery::Close | Delivery::Hang(_));
+    let cut = matches!(
+        plan.delivery,
+        Delivery::Reset | Delivery::Close | Delivery::Hang(_)
+    );
     entry.status = if cut { 0 } else { h.status };
     state.ledger.count_status(entry.status);
     log_request(&entry);
@@ -756,7 +916,8 @@ async fn fault(
             };
             let mut resp = response(h.status, Bytes::new(), h.content_type);
             *resp.body_mut() = Either::Right(body);
-            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             Ok(resp)
         }
     }

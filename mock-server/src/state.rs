@@ -48,7 +48,10 @@ impl MockState {
     }
 
     /// Like [`MockState::new`], but an invalid fault in the config is an error.
-    pub fn try_new(config: MockConfig, clock: MockClock) -> Result<Self, crate::faults::FaultError> {
+    pub fn try_new(
+        config: MockConfig,
+        clock: MockClock,
+    ) -> Result<Self, crate::faults::FaultError> {
         let faults = config.faults.clone();
         let state = Self::empty(config, clock);
         state.faults.push_all(faults)?;

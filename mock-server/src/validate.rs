@@ -2,11 +2,11 @@
 //! offending index is collected (or only the first, per the profile), and the request is
 //! rejected whole (spec §6).
 
+use crate::ledger::RejectReason;
 use crate::profile::{FidelityProfile, IndexLists, LongStringPolicy, ShortIdPolicy};
 use crate::scan::{Scalar, ScannedEvent};
 use amplitude_wire::limits::{self as wl, INVALID_ID_VALUES, RESERVED_EVENT_TYPES};
 use amplitude_wire::{error_text, IndexMap, ResponseBody};
-use crate::ledger::RejectReason;
 
 /// What the mock must change in an accepted event before storing it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,8 @@ impl Issues {
         match &ev.event_type {
             Scalar::Absent => push(&mut self.missing, "event_type", index, lists),
             Scalar::Str(t) => {
-                if profile.reject_reserved_event_types && RESERVED_EVENT_TYPES.contains(&t.as_ref()) {
+                if profile.reject_reserved_event_types && RESERVED_EVENT_TYPES.contains(&t.as_ref())
+                {
                     push(&mut self.invalid, "event_type", index, lists);
                 }
             }
@@ -108,7 +109,11 @@ impl Issues {
             // leaves the event without one)
             push(&mut self.missing, "device_id", index, lists);
         }
-        for (name, v) in [("time", &ev.time), ("session_id", &ev.session_id), ("event_id", &ev.event_id)] {
+        for (name, v) in [
+            ("time", &ev.time),
+            ("session_id", &ev.session_id),
+            ("event_id", &ev.event_id),
+        ] {
             if !matches!(v, Scalar::Absent | Scalar::Int(_)) {
                 push(&mut self.invalid, name, index, lists);
             }
@@ -163,7 +168,10 @@ impl Issues {
 }
 
 /// Applies `fixes` to an event, returning the JSON to store (spec §3.4).
-pub fn apply_fixes(raw: &str, fixes: Fixes) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+pub fn apply_fixes(
+    raw: &str,
+    fixes: Fixes,
+) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
     let mut v: serde_json::Value = serde_json::from_str(raw)?;
     if let serde_json::Value::Object(m) = &mut v {
         if fixes.strip_user_id {

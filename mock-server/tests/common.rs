@@ -21,7 +21,12 @@ pub fn builder() -> MockServerBuilder {
 }
 
 /// POSTs raw bytes; returns (HTTP status, parsed body).
-pub async fn post_raw(mock: &MockServer, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+pub async fn post_raw(
+    mock: &MockServer,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut req = client
         .post(format!("{}{path}", mock.uri()))
@@ -65,15 +70,24 @@ pub fn upload(events: &[Value]) -> Value {
 
 /// GETs a `/__mock/` (or any) path; returns (HTTP status, parsed JSON body).
 pub async fn get_json(mock: &MockServer, path_and_query: &str) -> (u16, Value) {
-    let resp = reqwest::get(format!("{}{path_and_query}", mock.uri())).await.unwrap();
+    let resp = reqwest::get(format!("{}{path_and_query}", mock.uri()))
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body: {text}")))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body: {text}")),
+    )
 }
 
 /// POSTs a form-urlencoded body (plus an optional query string) to an identify-style
 /// endpoint; returns (HTTP status, content-type, body text).
-pub async fn post_form(mock: &MockServer, path_and_query: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+pub async fn post_form(
+    mock: &MockServer,
+    path_and_query: &str,
+    form: &[(&str, &str)],
+) -> (u16, String, String) {
     let resp = reqwest::Client::new()
         .post(format!("{}{path_and_query}", mock.uri()))
         .form(form)
@@ -90,7 +104,11 @@ pub async fn post_form(mock: &MockServer, path_and_query: &str, form: &[(&str, &
 }
 
 /// GETs a path with query parameters; returns (HTTP status, content-type, body text).
-pub async fn get_text(mock: &MockServer, path: &str, query: &[(&str, &str)]) -> (u16, String, String) {
+pub async fn get_text(
+    mock: &MockServer,
+    path: &str,
+    query: &[(&str, &str)],
+) -> (u16, String, String) {
     let resp = reqwest::Client::new()
         .get(format!("{}{path}", mock.uri()))
         .query(query)

@@ -11,7 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
 
-use amplitude_mock::{Endpoint, MockClock, MockConfig, MockServer, MockState, ProjectConfig, Region};
+use amplitude_mock::{
+    Endpoint, MockClock, MockConfig, MockServer, MockState, ProjectConfig, Region,
+};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +22,11 @@ const KEY: &str = "0123456789abcdef0123456789abcdef";
 
 fn state() -> MockState {
     let config = MockConfig {
-        projects: vec![ProjectConfig { api_key: KEY.into(), region: Region::Us, limits: None }],
+        projects: vec![ProjectConfig {
+            api_key: KEY.into(),
+            region: Region::Us,
+            limits: None,
+        }],
         ..MockConfig::default()
     };
     MockState::new(config, MockClock::virtual_at(1_700_000_000_000))
@@ -53,17 +59,20 @@ fn valid_upload() -> impl Strategy<Value = Vec<u8>> {
             }
             serde_json::Value::Object(m)
         });
-    (proptest::collection::vec(event, 0..20), any::<bool>())
-        .prop_map(|(events, good_key)| {
-            let key = if good_key { KEY } else { "nope" };
-            serde_json::to_vec(&serde_json::json!({"api_key": key, "events": events})).unwrap_or_default()
-        })
+    (proptest::collection::vec(event, 0..20), any::<bool>()).prop_map(|(events, good_key)| {
+        let key = if good_key { KEY } else { "nope" };
+        serde_json::to_vec(&serde_json::json!({"api_key": key, "events": events}))
+            .unwrap_or_default()
+    })
 }
 
 /// A valid upload with a few bytes flipped, inserted or cut.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    (valid_upload(), proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6)).prop_map(
-        |(mut body, edits)| {
+    (
+        valid_upload(),
+        proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
+    )
+        .prop_map(|(mut body, edits)| {
             for (at, byte, op) in edits {
                 if body.is_empty() {
                     break;
@@ -76,18 +85,25 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
                 }
             }
             body
-        },
-    )
+        })
 }
 
 fn check(state: &MockState, body: &[u8], id: u64) {
     for endpoint in [Endpoint::HttpV2, Endpoint::Batch] {
         let out = state.ingest(endpoint, Region::Us, body, body.len(), id);
-        assert!([200, 400, 413, 429].contains(&out.body.code), "status {} for {:?}", out.body.code, String::from_utf8_lossy(body));
+        assert!(
+            [200, 400, 413, 429].contains(&out.body.code),
+            "status {} for {:?}",
+            out.body.code,
+            String::from_utf8_lossy(body)
+        );
         assert_eq!(out.reason.is_none(), out.body.code == 200);
     }
     let s = state.ledger.stats();
-    assert_eq!(s.events_received, s.events_stored + s.events_deduplicated + s.events_rejected.total);
+    assert_eq!(
+        s.events_received,
+        s.events_stored + s.events_deduplicated + s.events_rejected.total
+    );
 }
 
 proptest! {
@@ -112,13 +128,23 @@ proptest! {
 #[tokio::test]
 #[ignore = "long fuzz run: cargo test -p amplitude-mock --test fuzz -- --ignored"]
 async fn raw_bytes_on_the_socket_never_kill_the_mock() {
-    let mock = MockServer::builder().api_key(KEY).read_timeout_ms(200).start().await.unwrap();
+    let mock = MockServer::builder()
+        .api_key(KEY)
+        .read_timeout_ms(200)
+        .start()
+        .await
+        .unwrap();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = proptest::collection::vec(any::<u8>(), 0..300);
-    let cases: usize = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let cases: usize = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     for _ in 0..cases {
         let junk = strategy.new_tree(&mut runner).unwrap().current();
-        let mut s = tokio::net::TcpStream::connect(mock.address()).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(mock.address())
+            .await
+            .unwrap();
         let mut req = b"POST /2/httpapi HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".to_vec();
         req.extend_from_slice(&junk);
         let _ = s.write_all(&req).await;
@@ -126,8 +152,13 @@ async fn raw_bytes_on_the_socket_never_kill_the_mock() {
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out).await;
     }
-    let r = reqwest::get(format!("{}/__mock/stats", mock.uri())).await.unwrap();
+    let r = reqwest::get(format!("{}/__mock/stats", mock.uri()))
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200, "still serving");
     let s = mock.stats();
-    assert_eq!(s.events_received, s.events_stored + s.events_deduplicated + s.events_rejected.total);
+    assert_eq!(
+        s.events_received,
+        s.events_stored + s.events_deduplicated + s.events_rejected.total
+    );
 }

@@ -81,7 +81,11 @@ fn event_spec() -> impl Strategy<Value = EventSpec> {
             (3, 3) => (Some(0), None),
             (d, u) => ((d < 3).then_some(d), (u < 3).then_some(u)),
         };
-        EventSpec { device, user, insert_id }
+        EventSpec {
+            device,
+            user,
+            insert_id,
+        }
     })
 }
 
@@ -106,16 +110,26 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn setup() -> impl Strategy<Value = Setup> {
-    (1u32..3, 2u32..4, prop_oneof![5u64..30, 60u64..200], any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(eps_v2, eps_batch, daily_quota, count_rejected, insert_id_only, duplicates_count)| Setup {
-            eps_v2,
-            eps_batch,
-            daily_quota,
-            count_rejected,
-            insert_id_only,
-            duplicates_count,
-        },
+    (
+        1u32..3,
+        2u32..4,
+        prop_oneof![5u64..30, 60u64..200],
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(eps_v2, eps_batch, daily_quota, count_rejected, insert_id_only, duplicates_count)| {
+                Setup {
+                    eps_v2,
+                    eps_batch,
+                    daily_quota,
+                    count_rejected,
+                    insert_id_only,
+                    duplicates_count,
+                }
+            },
+        )
 }
 
 /// The obviously-correct reference.
@@ -134,14 +148,33 @@ struct Model {
 impl Model {
     fn window(&self, key: &(bool, char, String), now: i64) -> (u64, u64) {
         let recs = self.counts.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        let eps = recs.iter().filter(|(t, _)| t.div_euclid(SEC) > now.div_euclid(SEC) - 30).map(|r| r.1).sum();
-        let day = recs.iter().filter(|(t, _)| t.div_euclid(HOUR) > now.div_euclid(HOUR) - 24).map(|r| r.1).sum();
+        let eps = recs
+            .iter()
+            .filter(|(t, _)| t.div_euclid(SEC) > now.div_euclid(SEC) - 30)
+            .map(|r| r.1)
+            .sum();
+        let day = recs
+            .iter()
+            .filter(|(t, _)| t.div_euclid(HOUR) > now.div_euclid(HOUR) - 24)
+            .map(|r| r.1)
+            .sum();
         (eps, day)
     }
 
     /// Expected response body for `events` (labelled `labels`) at `now`.
-    fn upload(&mut self, batch: bool, events: &[EventSpec], labels: &[u64], body_len: usize, now: i64) -> Value {
-        let threshold = u64::from(if batch { self.setup.eps_batch } else { self.setup.eps_v2 });
+    fn upload(
+        &mut self,
+        batch: bool,
+        events: &[EventSpec],
+        labels: &[u64],
+        body_len: usize,
+        now: i64,
+    ) -> Value {
+        let threshold = u64::from(if batch {
+            self.setup.eps_batch
+        } else {
+            self.setup.eps_v2
+        });
         // Identities of each event and per-identity event counts, first-seen order.
         let mut order: Vec<(bool, char, String)> = Vec::new();
         let mut per_event: Vec<Vec<(bool, char, String)>> = Vec::new();
@@ -183,14 +216,23 @@ impl Model {
         }
         let record = |model: &mut Model| {
             for id in &order {
-                model.counts.entry(id.clone()).or_default().push((now, n_of[id]));
+                model
+                    .counts
+                    .entry(id.clone())
+                    .or_default()
+                    .push((now, n_of[id]));
             }
         };
         if !flagged.is_empty() {
             if self.setup.count_rejected {
                 record(self);
             }
-            let idx: Vec<usize> = per_event.iter().enumerate().filter(|(_, ids)| ids.iter().any(|i| flagged.contains(i))).map(|(i, _)| i).collect();
+            let idx: Vec<usize> = per_event
+                .iter()
+                .enumerate()
+                .filter(|(_, ids)| ids.iter().any(|i| flagged.contains(i)))
+                .map(|(i, _)| i)
+                .collect();
             let mut body = json!({
                 "code": 429,
                 "error": "Too many requests for some devices and users",
@@ -240,7 +282,11 @@ impl Model {
             stored += 1;
             self.stored.push(*label);
         }
-        let ingested = if self.setup.duplicates_count { events.len() as u64 } else { stored };
+        let ingested = if self.setup.duplicates_count {
+            events.len() as u64
+        } else {
+            stored
+        };
         json!({"code": 200, "events_ingested": ingested, "payload_size_bytes": body_len, "server_upload_time": now})
     }
 }
@@ -268,12 +314,27 @@ async fn run(setup: Setup, steps: Vec<Step>) -> Result<Coverage, TestCaseError> 
     };
     let profile = FidelityProfile {
         count_rejected_toward_eps: setup.count_rejected,
-        dedup_key: if setup.insert_id_only { DedupKey::InsertId } else { DedupKey::InsertIdAndDeviceId },
+        dedup_key: if setup.insert_id_only {
+            DedupKey::InsertId
+        } else {
+            DedupKey::InsertIdAndDeviceId
+        },
         duplicates_count_as_ingested: setup.duplicates_count,
         ..FidelityProfile::default()
     };
-    let mock: MockServer = builder().limits(limits).profile(profile).start().await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let mut model = Model { setup, counts: HashMap::new(), seen: HashMap::new(), stored: Vec::new(), coverage: Coverage::default() };
+    let mock: MockServer = builder()
+        .limits(limits)
+        .profile(profile)
+        .start()
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut model = Model {
+        setup,
+        counts: HashMap::new(),
+        seen: HashMap::new(),
+        stored: Vec::new(),
+        coverage: Coverage::default(),
+    };
     let mut next_label = 0u64;
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     for (i, step) in steps.iter().enumerate() {
@@ -284,14 +345,25 @@ async fn run(setup: Setup, steps: Vec<Step>) -> Result<Coverage, TestCaseError> 
             Step::Upload { batch, events } => {
                 let labels: Vec<u64> = (next_label..next_label + events.len() as u64).collect();
                 next_label += events.len() as u64;
-                let json_events: Vec<Value> = events.iter().zip(&labels).map(|(e, l)| to_json(e, *l)).collect();
-                let body = serde_json::to_vec(&upload(&json_events)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let json_events: Vec<Value> = events
+                    .iter()
+                    .zip(&labels)
+                    .map(|(e, l)| to_json(e, *l))
+                    .collect();
+                let body = serde_json::to_vec(&upload(&json_events))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let body_len = body.len();
                 let path = if *batch { "/batch" } else { "/2/httpapi" };
                 let (status, got) = post_raw(&mock, path, body, &[]).await;
                 let now = mock.clock().now_ms_for_test();
                 let want = model.upload(*batch, events, &labels, body_len, now);
-                prop_assert_eq!(u64::from(status), want["code"].as_u64().unwrap_or(0), "step {}: {}", i, got);
+                prop_assert_eq!(
+                    u64::from(status),
+                    want["code"].as_u64().unwrap_or(0),
+                    "step {}: {}",
+                    i,
+                    got
+                );
                 prop_assert_eq!(&got, &want, "step {}", i);
                 *statuses.entry(status).or_default() += 1;
             }
@@ -300,12 +372,20 @@ async fn run(setup: Setup, steps: Vec<Step>) -> Result<Coverage, TestCaseError> 
     let stored: Vec<u64> = mock
         .events()
         .iter()
-        .map(|e| serde_json::from_str::<Value>(e.event.get()).ok().and_then(|v| v["event_properties"]["label"].as_u64()).unwrap_or(u64::MAX))
+        .map(|e| {
+            serde_json::from_str::<Value>(e.event.get())
+                .ok()
+                .and_then(|v| v["event_properties"]["label"].as_u64())
+                .unwrap_or(u64::MAX)
+        })
         .collect();
     prop_assert_eq!(&stored, &model.stored);
     let stats = mock.stats();
     prop_assert_eq!(stats.events_stored, model.stored.len() as u64);
-    prop_assert_eq!(stats.requests_by_status.get("429").copied().unwrap_or(0), statuses.get(&429).copied().unwrap_or(0));
+    prop_assert_eq!(
+        stats.requests_by_status.get("429").copied().unwrap_or(0),
+        statuses.get(&429).copied().unwrap_or(0)
+    );
     Ok(model.coverage)
 }
 
@@ -324,18 +404,31 @@ impl NowForTest for amplitude_mock::MockClock {
 fn mock_agrees_with_the_reference_model() {
     // spec §5.4, §6, §8.1-§8.3, §9: every response body and the final stored set. 64 cases
     // of at most 20 steps; no regression file is written.
-    let config = ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     // A fixed seed: the same 64 cases on every run (deterministic CI); change the seed
     // locally to explore further.
-    let rng = proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &[7; 32]);
+    let rng = proptest::test_runner::TestRng::from_seed(
+        proptest::test_runner::RngAlgorithm::ChaCha,
+        &[7; 32],
+    );
     let mut runner = proptest::test_runner::TestRunner::new_with_rng(config, rng);
     let total = std::cell::RefCell::new(Coverage::default());
-    let result = runner.run(&(setup(), prop::collection::vec(step(), 1..=20)), |(setup, steps)| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let coverage = rt.block_on(run(setup, steps))?;
-        total.borrow_mut().add(coverage);
-        Ok(())
-    });
+    let result = runner.run(
+        &(setup(), prop::collection::vec(step(), 1..=20)),
+        |(setup, steps)| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let coverage = rt.block_on(run(setup, steps))?;
+            total.borrow_mut().add(coverage);
+            Ok(())
+        },
+    );
     if let Err(e) = result {
         panic!("{e}");
     }
@@ -346,11 +439,17 @@ fn mock_agrees_with_the_reference_model() {
         ("EPS 429", total.eps_429),
         ("quota 429", total.quota_429),
         ("quota at exactly the limit", total.quota_at_exact_limit),
-        ("EPS window at exactly threshold x 30", total.eps_at_exact_limit),
+        (
+            "EPS window at exactly threshold x 30",
+            total.eps_at_exact_limit,
+        ),
         ("deduplicated", total.deduplicated),
         ("dedup expired", total.dedup_expired),
     ] {
-        assert!(reached > 0, "the generator never reached: {name} ({total:?})");
+        assert!(
+            reached > 0,
+            "the generator never reached: {name} ({total:?})"
+        );
     }
 }
 
@@ -358,15 +457,47 @@ fn mock_agrees_with_the_reference_model() {
 fn the_generator_produces_throttling_quota_and_duplicates() {
     // Guard against a model test that silently never reaches the interesting rules: a fixed
     // sequence must produce a 429 for EPS, a 429 for quota and a deduplicated event.
-    let setup = Setup { eps_v2: 1, eps_batch: 2, daily_quota: 32, count_rejected: true, insert_id_only: false, duplicates_count: true };
-    let mut model = Model { setup, counts: HashMap::new(), seen: HashMap::new(), stored: Vec::new(), coverage: Coverage::default() };
-    let burst: Vec<EventSpec> = (0..31).map(|i| EventSpec { device: Some(0), user: None, insert_id: Some(i % 6) }).collect();
+    let setup = Setup {
+        eps_v2: 1,
+        eps_batch: 2,
+        daily_quota: 32,
+        count_rejected: true,
+        insert_id_only: false,
+        duplicates_count: true,
+    };
+    let mut model = Model {
+        setup,
+        counts: HashMap::new(),
+        seen: HashMap::new(),
+        stored: Vec::new(),
+        coverage: Coverage::default(),
+    };
+    let burst: Vec<EventSpec> = (0..31)
+        .map(|i| EventSpec {
+            device: Some(0),
+            user: None,
+            insert_id: Some(i % 6),
+        })
+        .collect();
     let labels: Vec<u64> = (0..31).collect();
-    assert_eq!(model.upload(false, &burst, &labels, 0, T0)["code"], json!(200));
+    assert_eq!(
+        model.upload(false, &burst, &labels, 0, T0)["code"],
+        json!(200)
+    );
     assert_eq!(model.stored.len(), 6);
-    let one = [EventSpec { device: Some(0), user: None, insert_id: None }];
+    let one = [EventSpec {
+        device: Some(0),
+        user: None,
+        insert_id: None,
+    }];
     let v = model.upload(false, &one, &[99], 0, T0 + SEC);
-    assert_eq!((v["code"].clone(), v["throttled_devices"].clone()), (json!(429), json!({"device-0": 2})));
+    assert_eq!(
+        (v["code"].clone(), v["throttled_devices"].clone()),
+        (json!(429), json!({"device-0": 2}))
+    );
     let v = model.upload(false, &burst[..10], &labels[..10], 0, T0 + HOUR);
-    assert_eq!((v["code"].clone(), v["exceeded_daily_quota_devices"].clone()), (json!(429), json!({"device-0": 32})));
+    assert_eq!(
+        (v["code"].clone(), v["exceeded_daily_quota_devices"].clone()),
+        (json!(429), json!({"device-0": 32}))
+    );
 }

@@ -15,7 +15,12 @@ const KEY: &str = "0123456789abcdef0123456789abcdef";
 /// Resident set size of this process, bytes (Linux).
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
 }
 
 fn request(client: usize, i: usize) -> Value {
@@ -38,9 +43,20 @@ fn request(client: usize, i: usize) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_keeps_accounting_exact_and_memory_bounded() {
     let mut config = MockConfig {
-        projects: vec![ProjectConfig { api_key: KEY.into(), region: Region::Us, limits: None }],
-        limits: Limits { eps_threshold_http_v2: 5, ..Limits::default() },
-        ledger: LedgerConfig { journal_capacity: 500, max_events: 20_000, ..LedgerConfig::default() },
+        projects: vec![ProjectConfig {
+            api_key: KEY.into(),
+            region: Region::Us,
+            limits: None,
+        }],
+        limits: Limits {
+            eps_threshold_http_v2: 5,
+            ..Limits::default()
+        },
+        ledger: LedgerConfig {
+            journal_capacity: 500,
+            max_events: 20_000,
+            ..LedgerConfig::default()
+        },
         seed: 99,
         ..MockConfig::default()
     };
@@ -50,7 +66,12 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
         Fault::reset().probability(0.01),
         Fault::empty_400().probability(0.01),
     ];
-    let mock = MockServer::builder().config(config).virtual_clock(1_700_000_000_000).start().await.unwrap();
+    let mock = MockServer::builder()
+        .config(config)
+        .virtual_clock(1_700_000_000_000)
+        .start()
+        .await
+        .unwrap();
     let rss_before = rss_bytes();
     const CLIENTS: usize = 16;
     const REQUESTS: usize = 250;
@@ -83,11 +104,24 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
     assert!(sent >= CLIENTS * 10, "the load ran: {sent} requests");
     let s = mock.stats();
     // spec §6: exact accounting
-    assert_eq!(s.events_received, s.events_stored + s.events_deduplicated + s.events_rejected.total, "{s:?}");
-    assert_eq!(s.events_rejected.total, s.events_rejected.by_reason.values().sum::<u64>());
+    assert_eq!(
+        s.events_received,
+        s.events_stored + s.events_deduplicated + s.events_rejected.total,
+        "{s:?}"
+    );
+    assert_eq!(
+        s.events_rejected.total,
+        s.events_rejected.by_reason.values().sum::<u64>()
+    );
     assert!(s.events_stored > 0 && s.events_deduplicated > 0, "{s:?}");
     for reason in ["fault", "throttled", "missing_event_fields"] {
-        assert!(s.events_rejected.by_reason.get(reason).is_some_and(|n| *n > 0), "no {reason}: {s:?}");
+        assert!(
+            s.events_rejected
+                .by_reason
+                .get(reason)
+                .is_some_and(|n| *n > 0),
+            "no {reason}: {s:?}"
+        );
     }
     // Every request is accounted for: answered or cut.
     let answered: u64 = s.requests_by_status.values().sum::<u64>() + s.requests_cut;
@@ -98,6 +132,8 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
     let growth = rss_bytes().saturating_sub(rss_before);
     assert!(growth < 256 << 20, "RSS grew {} MiB", growth >> 20);
     // Still serving.
-    let r = reqwest::get(format!("{}/__mock/stats", mock.uri())).await.unwrap();
+    let r = reqwest::get(format!("{}/__mock/stats", mock.uri()))
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }

@@ -29,19 +29,44 @@ async fn traffic(mock: &MockServer) {
     let http = reqwest::Client::new();
     let ev = json!([{"device_id": "device-redact", "event_type": "e", "insert_id": "r1"}]);
     for key in [KEY, BAD_KEY] {
-        let r = http.post(format!("{}/2/httpapi", mock.uri())).json(&json!({"api_key": key, "events": ev})).send().await.unwrap();
+        let r = http
+            .post(format!("{}/2/httpapi", mock.uri()))
+            .json(&json!({"api_key": key, "events": ev}))
+            .send()
+            .await
+            .unwrap();
         let text = r.text().await.unwrap();
         if key == BAD_KEY {
-            assert!(text.contains(BAD_KEY), "spec §5.1: the client itself sees its key: {text}");
+            assert!(
+                text.contains(BAD_KEY),
+                "spec §5.1: the client itself sees its key: {text}"
+            );
         }
     }
-    mock.faults().push(amplitude_mock::Fault::status(500).committed(true).count(1)).unwrap();
-    http.post(format!("{}/batch", mock.uri())).json(&json!({"api_key": KEY, "events": ev})).send().await.unwrap();
-    mock.faults().push(amplitude_mock::Fault::status(503).count(1)).unwrap();
-    http.post(format!("{}/2/httpapi", mock.uri())).json(&json!({"api_key": BAD_KEY, "events": ev})).send().await.unwrap();
-    let ident = json!([{"user_id": "user-redact-1", "user_properties": {"$set": {"a": 1}}}]).to_string();
+    mock.faults()
+        .push(amplitude_mock::Fault::status(500).committed(true).count(1))
+        .unwrap();
+    http.post(format!("{}/batch", mock.uri()))
+        .json(&json!({"api_key": KEY, "events": ev}))
+        .send()
+        .await
+        .unwrap();
+    mock.faults()
+        .push(amplitude_mock::Fault::status(503).count(1))
+        .unwrap();
+    http.post(format!("{}/2/httpapi", mock.uri()))
+        .json(&json!({"api_key": BAD_KEY, "events": ev}))
+        .send()
+        .await
+        .unwrap();
+    let ident =
+        json!([{"user_id": "user-redact-1", "user_properties": {"$set": {"a": 1}}}]).to_string();
     for key in [KEY, BAD_KEY] {
-        http.get(format!("{}/identify", mock.uri())).query(&[("api_key", key), ("identification", ident.as_str())]).send().await.unwrap();
+        http.get(format!("{}/identify", mock.uri()))
+            .query(&[("api_key", key), ("identification", ident.as_str())])
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -59,18 +84,37 @@ async fn api_keys_never_appear_in_logs_or_the_journal() {
         } else {
             tracing::subscriber::set_default(builder.finish())
         };
-        let mock = MockServer::builder().api_key(KEY).virtual_clock(1_700_000_000_000).start().await.unwrap();
+        let mock = MockServer::builder()
+            .api_key(KEY)
+            .virtual_clock(1_700_000_000_000)
+            .start()
+            .await
+            .unwrap();
         traffic(&mock).await;
-        let journal = reqwest::get(format!("{}/__mock/requests", mock.uri())).await.unwrap().text().await.unwrap();
+        let journal = reqwest::get(format!("{}/__mock/requests", mock.uri()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         drop(mock);
         let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        assert!(logs.contains("fault injected"), "the logs were captured: {logs}");
+        assert!(
+            logs.contains("fault injected"),
+            "the logs were captured: {logs}"
+        );
         assert!(logs.contains("0123…"), "keys are logged redacted: {logs}");
         let entries: serde_json::Value = serde_json::from_str(&journal).unwrap();
         assert_eq!(entries.as_array().unwrap().len(), 6, "{journal}");
         for key in [KEY, BAD_KEY] {
-            assert!(!logs.contains(key), "key in the logs (json={json_logs}):\n{logs}");
-            assert!(!journal.contains(key), "key in /__mock/requests:\n{journal}");
+            assert!(
+                !logs.contains(key),
+                "key in the logs (json={json_logs}):\n{logs}"
+            );
+            assert!(
+                !journal.contains(key),
+                "key in /__mock/requests:\n{journal}"
+            );
         }
     }
 }

@@ -21,15 +21,25 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let limits = Limits {
             eps_threshold_http_v2: 1_000_000,
             eps_threshold_batch: 1_000_000,
             daily_quota: u64::MAX,
             ..Limits::default()
         };
-        let mock = rt.block_on(common::builder().limits(limits).start()).unwrap();
-        Fixture { rt, mock, client: reqwest::Client::new() }
+        let mock = rt
+            .block_on(common::builder().limits(limits).start())
+            .unwrap();
+        Fixture {
+            rt,
+            mock,
+            client: reqwest::Client::new(),
+        }
     })
 }
 
@@ -37,7 +47,13 @@ fn fixture() -> &'static Fixture {
 fn post(path: &str, body: Vec<u8>) -> (u16, String) {
     let f = fixture();
     f.rt.block_on(async {
-        let r = f.client.post(format!("{}{path}", f.mock.uri())).body(body).send().await.unwrap();
+        let r = f
+            .client
+            .post(format!("{}{path}", f.mock.uri()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }
@@ -47,7 +63,11 @@ fn assert_amplitude_body(status: u16, text: &str) {
     assert_eq!(v["code"].as_u64(), Some(u64::from(status)), "{text}");
     assert!([200, 400, 413, 429].contains(&status), "{status} {text}");
     if status == 200 {
-        for k in ["events_ingested", "payload_size_bytes", "server_upload_time"] {
+        for k in [
+            "events_ingested",
+            "payload_size_bytes",
+            "server_upload_time",
+        ] {
             assert!(v[k].is_u64(), "{k} missing in {text}");
         }
     }
@@ -63,14 +83,23 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            proptest::collection::btree_map("(api_key|events|options|user_id|device_id|event_type|time|insert_id|[a-z]{1,6})", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(
+                "(api_key|events|options|user_id|device_id|event_type|time|insert_id|[a-z]{1,6})",
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn valid_event() -> impl Strategy<Value = Value> {
-    ("[a-z]{5,12}", "[A-Za-z ]{1,20}", proptest::option::of("[0-9a-f]{16}"), proptest::option::of(0i64..4_000_000_000_000))
+    (
+        "[a-z]{5,12}",
+        "[A-Za-z ]{1,20}",
+        proptest::option::of("[0-9a-f]{16}"),
+        proptest::option::of(0i64..4_000_000_000_000),
+    )
         .prop_map(|(device, event_type, insert_id, time)| {
             let mut e = json!({"device_id": format!("dev-{device}"), "event_type": event_type});
             if let Some(i) = insert_id {
@@ -139,5 +168,8 @@ proptest! {
 fn the_mock_is_still_consistent_after_the_storm() {
     // spec §6: stored + deduplicated + rejected = received, whatever came before
     let s = fixture().mock.stats();
-    assert_eq!(s.events_received, s.events_stored + s.events_deduplicated + s.events_rejected.total);
+    assert_eq!(
+        s.events_received,
+        s.events_stored + s.events_deduplicated + s.events_rejected.total
+    );
 }

@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 
 fn builder() -> MockServerBuilder {
-    MockServer::builder().api_key(KEY).virtual_clock(1_700_000_000_000)
+    MockServer::builder()
+        .api_key(KEY)
+        .virtual_clock(1_700_000_000_000)
 }
 
 fn raw_request(body: &str, extra: &str) -> String {
@@ -35,17 +37,25 @@ async fn https_with_the_generated_certificate() {
     let (addr, identity) = mock.tls_identity().unwrap();
     assert!(mock.tls_uri().unwrap().starts_with("https://localhost:"));
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(identity.cert_der.clone())).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            identity.cert_der.clone(),
+        ))
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    tls.write_all(raw_request(&body("tls"), "Connection: close\r\n").as_bytes()).await.unwrap();
+    tls.write_all(raw_request(&body("tls"), "Connection: close\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut out = String::new();
     tls.read_to_string(&mut out).await.unwrap_or_default();
     assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
@@ -59,19 +69,29 @@ async fn keep_alive_serves_many_requests_on_one_connection_and_close_is_honoured
     let mut s = TcpStream::connect(mock.address()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     for i in 0..5 {
-        s.write_all(raw_request(&body(&format!("ka{i}")), "").as_bytes()).await.unwrap();
+        s.write_all(raw_request(&body(&format!("ka{i}")), "").as_bytes())
+            .await
+            .unwrap();
         let n = s.read(&mut buf).await.unwrap();
         let text = String::from_utf8_lossy(&buf[..n]);
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     }
-    s.write_all(raw_request(&body("ka-last"), "Connection: close\r\n").as_bytes()).await.unwrap();
+    s.write_all(raw_request(&body("ka-last"), "Connection: close\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out);
-    assert!(text.starts_with("HTTP/1.1 200") && text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
     assert_eq!(mock.events().len(), 6);
     let m = mock.metrics_text();
-    assert!(m.lines().any(|l| l == "amplitude_mock_connections_total 1"), "{m}");
+    assert!(
+        m.lines().any(|l| l == "amplitude_mock_connections_total 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +100,9 @@ async fn slowloris_is_cut_and_does_not_starve_others() {
     let mut slow = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(mock.address()).await.unwrap();
-        s.write_all(b"POST /2/httpapi HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s.write_all(b"POST /2/httpapi HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         slow.push(s);
     }
     // Another client is served while the slow ones dangle.
@@ -105,7 +127,12 @@ async fn slowloris_is_cut_and_does_not_starve_others() {
 
 #[tokio::test]
 async fn connection_limit_queues_the_next_client_until_a_slot_frees() {
-    let mock = builder().read_timeout_ms(300).max_connections(2).start().await.unwrap();
+    let mock = builder()
+        .read_timeout_ms(300)
+        .max_connections(2)
+        .start()
+        .await
+        .unwrap();
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(mock.address()).await.unwrap();
@@ -121,7 +148,11 @@ async fn connection_limit_queues_the_next_client_until_a_slot_frees() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(start.elapsed() >= Duration::from_millis(250), "served only after a slot freed: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "served only after a slot freed: {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -136,7 +167,10 @@ async fn stalled_body_gets_408() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(mock.events().is_empty());
     assert_eq!(mock.stats().requests_by_status.get("408"), Some(&1));
-    assert!(mock.metrics_text().lines().any(|l| l == "amplitude_mock_body_read_timeouts_total 1"));
+    assert!(mock
+        .metrics_text()
+        .lines()
+        .any(|l| l == "amplitude_mock_body_read_timeouts_total 1"));
 }
 
 #[tokio::test]
@@ -144,11 +178,27 @@ async fn metrics_in_prometheus_text_format() {
     let mock = builder().start().await.unwrap();
     let http = reqwest::Client::new();
     for tag in ["m1", "m1", "m2"] {
-        http.post(format!("{}/2/httpapi", mock.uri())).header("content-type", "application/json").body(body(tag)).send().await.unwrap();
+        http.post(format!("{}/2/httpapi", mock.uri()))
+            .header("content-type", "application/json")
+            .body(body(tag))
+            .send()
+            .await
+            .unwrap();
     }
-    http.post(format!("{}/nope", mock.uri())).body("{}").send().await.unwrap();
-    let r = http.get(format!("{}/metrics", mock.uri())).send().await.unwrap();
-    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    http.post(format!("{}/nope", mock.uri()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let r = http
+        .get(format!("{}/metrics", mock.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let text = r.text().await.unwrap();
     for line in [
         "# TYPE amplitude_mock_requests_total counter",
@@ -163,13 +213,23 @@ async fn metrics_in_prometheus_text_format() {
         "amplitude_mock_request_duration_seconds_count{route=\"/2/httpapi\"} 3",
         "amplitude_mock_property_updates_total{outcome=\"dropped\"} 0",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
     }
     // Every sample line is `name{labels} value` with a numeric value.
     for l in text.lines().filter(|l| !l.starts_with('#')) {
         let value = l.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "{l}");
     }
-    let v: Value = http.get(format!("{}/__mock/stats", mock.uri())).send().await.unwrap().json().await.unwrap();
+    let v: Value = http
+        .get(format!("{}/__mock/stats", mock.uri()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["events_stored"], 2);
 }

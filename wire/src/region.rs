@@ -50,7 +50,10 @@ mod tests {
     #[test]
     fn host_header_picks_the_region() {
         // spec §1.1
-        assert_eq!(Region::from_host(Some("api.eu.amplitude.com:443")), Region::Eu);
+        assert_eq!(
+            Region::from_host(Some("api.eu.amplitude.com:443")),
+            Region::Eu
+        );
         assert_eq!(Region::from_host(Some("API.EU.AMPLITUDE.COM")), Region::Eu);
         assert_eq!(Region::from_host(Some("127.0.0.1:8080")), Region::Us);
         assert_eq!(Region::from_host(None), Region::Us);

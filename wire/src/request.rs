@@ -109,7 +109,11 @@ pub struct Event {
     pub revenue: Option<f64>,
     #[serde(rename = "productId", default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
-    #[serde(rename = "revenueType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "revenueType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub revenue_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,

@@ -199,6 +199,9 @@ mod tests {
         let b: ResponseBody = serde_json::from_value(json!({"code":400,"error":"Request missing required field","missing_field":"api_key","events_with_invalid_fields":{"time":[3,4,7]},"events_with_missing_fields":{"event_type":[3,4,7]}})).unwrap();
         assert_eq!(b.invalid_event_indexes(), vec![3, 4, 7]);
         assert!(ResponseBody::invalid_api_key("k").is_invalid_api_key());
-        assert_eq!(ResponseBody::invalid_api_key("k").error.as_deref(), Some("Invalid API key: k"));
+        assert_eq!(
+            ResponseBody::invalid_api_key("k").error.as_deref(),
+            Some("Invalid API key: k")
+        );
     }
 }

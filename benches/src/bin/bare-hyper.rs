@@ -37,7 +37,9 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other}; usage: bare-hyper [--bind ADDR]"),
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(&bind).await?;
         println!("listening on http://{}", listener.local_addr()?);

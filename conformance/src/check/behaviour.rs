@@ -18,7 +18,10 @@ fn throttle_pause(obs: &Observation, opts: &CheckOptions) -> Finding {
     let mut paused_until: HashMap<(bool, &str), (i64, u64)> = HashMap::new();
     for r in &obs.requests {
         for e in &r.events {
-            for key in [(true, e.device_id.as_deref()), (false, e.user_id.as_deref())] {
+            for key in [
+                (true, e.device_id.as_deref()),
+                (false, e.user_id.as_deref()),
+            ] {
                 let (dev, Some(id)) = key else { continue };
                 if let Some(&(until, by)) = paused_until.get(&(dev, id)) {
                     if r.at_ms + opts.tolerance_ms < until {
@@ -39,7 +42,8 @@ fn throttle_pause(obs: &Observation, opts: &CheckOptions) -> Finding {
             if let Some(b) = &r.response {
                 for (dev, map) in [(true, &b.throttled_devices), (false, &b.throttled_users)] {
                     for id in map.iter().flat_map(|m| m.keys()) {
-                        paused_until.insert((dev, id.as_str()), (r.at_ms + opts.throttle_pause_ms, r.id));
+                        paused_until
+                            .insert((dev, id.as_str()), (r.at_ms + opts.throttle_pause_ms, r.id));
                     }
                 }
             }
@@ -48,7 +52,12 @@ fn throttle_pause(obs: &Observation, opts: &CheckOptions) -> Finding {
     f
 }
 
-fn next_attempt_after<'a>(idx: &Index<'_>, obs: &'a Observation, seq: u64, ri: usize) -> Option<&'a Request> {
+fn next_attempt_after<'a>(
+    idx: &Index<'_>,
+    obs: &'a Observation,
+    seq: u64,
+    ri: usize,
+) -> Option<&'a Request> {
     idx.attempts
         .get(&seq)?
         .iter()
@@ -81,7 +90,12 @@ fn non_throttled_resent(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions)
                     let gap = n.at_ms - r.at_ms;
                     f.add(|| format!("seq {seq} was not throttled in request #{}'s 429 but waited {gap} ms to be resent", r.id));
                 }
-                None => f.add(|| format!("seq {seq} was not throttled in request #{}'s 429 and was never resent", r.id)),
+                None => f.add(|| {
+                    format!(
+                        "seq {seq} was not throttled in request #{}'s 429 and was never resent",
+                        r.id
+                    )
+                }),
             }
         }
     }
@@ -97,7 +111,9 @@ fn request_limits(obs: &Observation) -> Finding {
         } else {
             wl::HTTP_V2_MAX_BODY_BYTES
         };
-        let over = r.events.len() > wl::MAX_EVENTS_PER_REQUEST || r.body_bytes > max_bytes || (r.status == 413 && r.fault.is_none());
+        let over = r.events.len() > wl::MAX_EVENTS_PER_REQUEST
+            || r.body_bytes > max_bytes
+            || (r.status == 413 && r.fault.is_none());
         if over {
             f.add(|| {
                 if r.status == 413 && r.events.is_empty() {
@@ -117,7 +133,9 @@ fn retries_keep_insert_id(obs: &Observation, idx: &Index<'_>) -> Finding {
     for (seq, attempts) in &idx.attempts {
         let mut failed_with: Option<(&Request, Option<&str>)> = None;
         for &(ri, ei) in attempts {
-            let Some(r) = obs.requests.get(ri) else { continue };
+            let Some(r) = obs.requests.get(ri) else {
+                continue;
+            };
             let id = r.events.get(ei).and_then(|e| e.insert_id.as_deref());
             if let Some((p, pid)) = failed_with {
                 if pid != id || id.is_none() {
@@ -141,7 +159,9 @@ fn invalid_not_retried(obs: &Observation, idx: &Index<'_>) -> Finding {
         }
         let Some(b) = &r.response else { continue };
         for ei in b.invalid_event_indexes() {
-            let Some(seq) = r.events.get(ei).and_then(|e| e.seq) else { continue };
+            let Some(seq) = r.events.get(ei).and_then(|e| e.seq) else {
+                continue;
+            };
             if let Some(n) = next_attempt_after(idx, obs, seq, ri) {
                 f.add(|| format!("seq {seq} was named invalid by request #{}'s 400 and sent again in request #{}", r.id, n.id));
             }
@@ -159,7 +179,10 @@ fn invalid_key_not_retried(obs: &Observation) -> Finding {
         if first.is_some() {
             after += 1;
         }
-        if r.status == 400 && r.response.as_ref().is_some_and(|b| b.is_invalid_api_key()) && first.is_none() {
+        if r.status == 400
+            && r.response.as_ref().is_some_and(|b| b.is_invalid_api_key())
+            && first.is_none()
+        {
             first = Some(r.id);
         }
     }
@@ -177,7 +200,9 @@ fn hot_loop(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> Finding 
     for (seq, attempts) in &idx.attempts {
         let mut streak = 0u32;
         for w in attempts.windows(2) {
-            let (Some(a), Some(b)) = (obs.requests.get(w[0].0), obs.requests.get(w[1].0)) else { continue };
+            let (Some(a), Some(b)) = (obs.requests.get(w[0].0), obs.requests.get(w[1].0)) else {
+                continue;
+            };
             if (failed(a) || a.status == 429) && b.at_ms - a.at_ms < opts.hot_loop_gap_ms {
                 streak += 1;
                 if streak >= opts.hot_loop_retries {
@@ -205,7 +230,10 @@ fn over_budget<'a>(obs: &Observation, idx: &'a Index<'_>) -> HashSet<&'a str> {
     let window = wl::EPS_WINDOW_MS as i64;
     let mut times: HashMap<&str, Vec<i64>> = HashMap::new();
     for a in idx.attempted.values() {
-        for id in [a.device_id.as_deref(), a.user_id.as_deref()].into_iter().flatten() {
+        for id in [a.device_id.as_deref(), a.user_id.as_deref()]
+            .into_iter()
+            .flatten()
+        {
             times.entry(id).or_default().push(a.produced_at_ms);
         }
     }
@@ -235,7 +263,12 @@ fn cold_latency(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> Find
     let mut hot: HashSet<&str> = over_budget(obs, idx);
     for r in &obs.requests {
         if let Some(b) = &r.response {
-            for m in [&b.throttled_devices, &b.throttled_users, &b.exceeded_daily_quota_devices, &b.exceeded_daily_quota_users] {
+            for m in [
+                &b.throttled_devices,
+                &b.throttled_users,
+                &b.exceeded_daily_quota_devices,
+                &b.exceeded_daily_quota_users,
+            ] {
                 hot.extend(m.iter().flat_map(|m| m.keys().map(String::as_str)));
             }
         }
@@ -248,11 +281,16 @@ fn cold_latency(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> Find
         .collect();
     let mut f = Finding::default();
     for (&seq, a) in &idx.attempted {
-        let is_hot = [a.device_id.as_deref(), a.user_id.as_deref()].iter().flatten().any(|id| hot.contains(id));
+        let is_hot = [a.device_id.as_deref(), a.user_id.as_deref()]
+            .iter()
+            .flatten()
+            .any(|id| hot.contains(id));
         if is_hot || troubled.contains(&seq) {
             continue;
         }
-        let Some(first) = idx.stored.get(&seq).and_then(|c| c.first()) else { continue };
+        let Some(first) = idx.stored.get(&seq).and_then(|c| c.first()) else {
+            continue;
+        };
         let waited = first.at_ms - a.produced_at_ms;
         if waited > opts.cold_latency_ms {
             f.add(|| format!("seq {seq} (never throttled) waited {waited} ms to be stored"));

@@ -73,7 +73,11 @@ impl<'a> Index<'a> {
 
 /// How request `r` answered its event at `index`, in words.
 pub(crate) fn told(r: &Request, index: usize) -> String {
-    let fault = r.fault.as_deref().map(|f| format!(" (fault {f})")).unwrap_or_default();
+    let fault = r
+        .fault
+        .as_deref()
+        .map(|f| format!(" (fault {f})"))
+        .unwrap_or_default();
     match r.status {
         0 => format!("connection cut without a response{fault}"),
         429 => {
@@ -89,7 +93,11 @@ pub(crate) fn told(r: &Request, index: usize) -> String {
             }
         }
         s if s >= 500 => {
-            let c = if r.committed { ", committed anyway" } else { "" };
+            let c = if r.committed {
+                ", committed anyway"
+            } else {
+                ""
+            };
             format!("{s}{c}{fault}")
         }
         s => {
@@ -106,14 +114,21 @@ pub(crate) fn told(r: &Request, index: usize) -> String {
 
 fn explain_loss(obs: &Observation, idx: &Index<'_>, seq: u64) -> String {
     let reported = match idx.outcome.get(&seq) {
-        Some(("dropped", reason)) => format!("; the sender reported the drop ({})", reason.unwrap_or("no reason")),
+        Some(("dropped", reason)) => format!(
+            "; the sender reported the drop ({})",
+            reason.unwrap_or("no reason")
+        ),
         Some(("delivered", _)) => "; the sender claimed it was delivered".to_owned(),
         _ => "; the sender never reported it (silent loss)".to_owned(),
     };
     let attempts = idx.attempts.get(&seq).map_or(&[][..], Vec::as_slice);
     let Some(&(ri, ei)) = attempts.last() else {
         // A body refused for its declared size is never read, so its events are unknown.
-        let unread = obs.requests.iter().filter(|r| r.status == 413 && r.events.is_empty()).count();
+        let unread = obs
+            .requests
+            .iter()
+            .filter(|r| r.status == 413 && r.events.is_empty())
+            .count();
         if unread > 0 {
             return format!(
                 "seq {seq} lost: not in any request the mock could read; {unread} request(s) were \
@@ -128,7 +143,9 @@ fn explain_loss(obs: &Observation, idx: &Index<'_>, seq: u64) -> String {
         };
         return format!("seq {seq} lost: never sent {when}{reported}");
     };
-    let last = obs.requests.get(ri).map_or_else(String::new, |r| format!("request #{} got {}", r.id, told(r, ei)));
+    let last = obs.requests.get(ri).map_or_else(String::new, |r| {
+        format!("request #{} got {}", r.id, told(r, ei))
+    });
     format!(
         "seq {seq} lost: sent {} time(s); the last, {last}, was never followed by a successful retry{reported}",
         attempts.len()
@@ -136,13 +153,20 @@ fn explain_loss(obs: &Observation, idx: &Index<'_>, seq: u64) -> String {
 }
 
 fn explain_duplicate(obs: &Observation, idx: &Index<'_>, seq: u64, copies: &[&Stored]) -> String {
-    let ids: Vec<&str> = copies.iter().map(|s| s.insert_id.as_deref().unwrap_or("<none>")).collect();
+    let ids: Vec<&str> = copies
+        .iter()
+        .map(|s| s.insert_id.as_deref().unwrap_or("<none>"))
+        .collect();
     let first_req = copies
         .first()
         .and_then(|s| idx.request_pos.get(&s.request_id))
         .and_then(|p| obs.requests.get(*p));
     let cause = match first_req {
-        Some(r) if r.status != 200 => format!("the first copy came in request #{} answered {} and was retried", r.id, told(r, 0)),
+        Some(r) if r.status != 200 => format!(
+            "the first copy came in request #{} answered {} and was retried",
+            r.id,
+            told(r, 0)
+        ),
         _ => "sent again after a 200".to_owned(),
     };
     let how = if ids.windows(2).any(|w| w[0] != w[1]) || ids.contains(&"<none>") {
@@ -150,10 +174,17 @@ fn explain_duplicate(obs: &Observation, idx: &Index<'_>, seq: u64, copies: &[&St
     } else {
         "with the same insert_id under a different dedup key (device_id)"
     };
-    format!("seq {seq} stored {} times: {cause} {how} (insert_ids {ids:?})", copies.len())
+    format!(
+        "seq {seq} stored {} times: {cause} {how} (insert_ids {ids:?})",
+        copies.len()
+    )
 }
 
-pub(crate) fn classify(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> (EventCounts, Vec<CheckResult>) {
+pub(crate) fn classify(
+    obs: &Observation,
+    idx: &Index<'_>,
+    opts: &CheckOptions,
+) -> (EventCounts, Vec<CheckResult>) {
     let mut counts = EventCounts {
         attempted: idx.attempted.len() as u64,
         ..EventCounts::default()
@@ -181,14 +212,20 @@ pub(crate) fn classify(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) 
         }
         if copies.is_empty() && matches!(idx.outcome.get(&seq), Some(("delivered", _))) {
             counts.false_delivery_claims += 1;
-            claims.add(|| format!("seq {seq}: the sender said delivered, the mock never stored it"));
+            claims
+                .add(|| format!("seq {seq}: the sender said delivered, the mock never stored it"));
         }
     }
     let mut unexpected = Finding::default();
     for s in &obs.stored {
         if s.seq.is_none_or(|q| !idx.attempted.contains_key(&q)) {
             counts.unexpected += 1;
-            unexpected.add(|| format!("stored event #{} (seq {:?}) was never produced by the application", s.storage_seq, s.seq));
+            unexpected.add(|| {
+                format!(
+                    "stored event #{} (seq {:?}) was never produced by the application",
+                    s.storage_seq, s.seq
+                )
+            });
         }
     }
     // Per-device order of first copies, HTTP V2 only (spec §9: processed in order per device).
@@ -197,7 +234,8 @@ pub(crate) fn classify(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) 
         let mut highest: HashMap<&str, u64> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for s in &obs.stored {
-            let (Some(seq), Some(dev)) = (s.seq, s.device_id.as_deref().or(s.user_id.as_deref())) else {
+            let (Some(seq), Some(dev)) = (s.seq, s.device_id.as_deref().or(s.user_id.as_deref()))
+            else {
                 continue;
             };
             if !seen.insert(seq) {
@@ -227,11 +265,31 @@ pub(crate) fn classify(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) 
         });
     }
     let checks = vec![
-        lost.result("no_lost_events", "every valid event the application produced was stored", true),
-        dup.result("no_duplicates_stored", "no event was stored more than once", true),
-        unexpected.result("no_unexpected_events", "nothing was stored that the application never produced", true),
-        reordered.result("per_device_order", "HTTP V2: each device's events were stored in the application's order", true),
-        claims.result("sender_reports_truthful", "no event the sender called delivered is missing", true),
+        lost.result(
+            "no_lost_events",
+            "every valid event the application produced was stored",
+            true,
+        ),
+        dup.result(
+            "no_duplicates_stored",
+            "no event was stored more than once",
+            true,
+        ),
+        unexpected.result(
+            "no_unexpected_events",
+            "nothing was stored that the application never produced",
+            true,
+        ),
+        reordered.result(
+            "per_device_order",
+            "HTTP V2: each device's events were stored in the application's order",
+            true,
+        ),
+        claims.result(
+            "sender_reports_truthful",
+            "no event the sender called delivered is missing",
+            true,
+        ),
         drops.result(
             "property_updates_kept",
             "no user-property update was silently dropped by the 1,800/hour rule",

@@ -13,7 +13,9 @@ mod verdict;
 #[cfg(test)]
 mod tests;
 
-pub use observation::{Attempted, Deduplicated, Observation, Request, SenderOutcome, SentEvent, Stored};
+pub use observation::{
+    Attempted, Deduplicated, Observation, Request, SenderOutcome, SentEvent, Stored,
+};
 pub use verdict::{CheckResult, EventCounts, Verdict};
 
 use serde::{Deserialize, Serialize};

@@ -37,11 +37,55 @@ fn correct_run() -> Observation {
     invalid.events_with_invalid_fields = Some([("time".to_owned(), vec![1])].into_iter().collect());
     let ok = |n| Some(ResponseBody::success(n, 10, T));
     let requests = vec![
-        Request { id: 1, at_ms: T + 10, path: "/2/httpapi".into(), status: 429, events: vec![sent(0, "device-A"), sent(1, "device-B")], response: Some(throttle), ..Default::default() },
-        Request { id: 2, at_ms: T + 20, path: "/2/httpapi".into(), status: 200, events: vec![sent(1, "device-B"), sent(3, "device-B")], response: ok(2), ..Default::default() },
-        Request { id: 3, at_ms: T + 30, path: "/2/httpapi".into(), status: 400, events: vec![sent(3, "device-B"), sent(5, "device-B")], response: Some(invalid), ..Default::default() },
-        Request { id: 4, at_ms: T + 30_020, path: "/2/httpapi".into(), status: 200, events: vec![sent(0, "device-A"), sent(2, "device-A"), sent(4, "device-A")], response: ok(3), ..Default::default() },
-        Request { id: 5, at_ms: T + 30_040, path: "/2/httpapi".into(), status: 200, events: vec![sent(3, "device-B")], response: ok(1), ..Default::default() },
+        Request {
+            id: 1,
+            at_ms: T + 10,
+            path: "/2/httpapi".into(),
+            status: 429,
+            events: vec![sent(0, "device-A"), sent(1, "device-B")],
+            response: Some(throttle),
+            ..Default::default()
+        },
+        Request {
+            id: 2,
+            at_ms: T + 20,
+            path: "/2/httpapi".into(),
+            status: 200,
+            events: vec![sent(1, "device-B"), sent(3, "device-B")],
+            response: ok(2),
+            ..Default::default()
+        },
+        Request {
+            id: 3,
+            at_ms: T + 30,
+            path: "/2/httpapi".into(),
+            status: 400,
+            events: vec![sent(3, "device-B"), sent(5, "device-B")],
+            response: Some(invalid),
+            ..Default::default()
+        },
+        Request {
+            id: 4,
+            at_ms: T + 30_020,
+            path: "/2/httpapi".into(),
+            status: 200,
+            events: vec![
+                sent(0, "device-A"),
+                sent(2, "device-A"),
+                sent(4, "device-A"),
+            ],
+            response: ok(3),
+            ..Default::default()
+        },
+        Request {
+            id: 5,
+            at_ms: T + 30_040,
+            path: "/2/httpapi".into(),
+            status: 200,
+            events: vec![sent(3, "device-B")],
+            response: ok(1),
+            ..Default::default()
+        },
     ];
     let stored = [(1u64, 2u64, 1u64), (2, 4, 0), (3, 4, 2), (4, 4, 4)]
         .iter()
@@ -60,21 +104,40 @@ fn correct_run() -> Observation {
         attempted,
         stored,
         requests,
-        deduplicated: vec![Deduplicated { request_id: 5, index: 0 }],
+        deduplicated: vec![Deduplicated {
+            request_id: 5,
+            index: 0,
+        }],
         property_drops: vec![],
-        outcomes: vec![SenderOutcome { seq: 5, outcome: "dropped".into(), reason: Some("400 invalid time".into()) }],
+        outcomes: vec![SenderOutcome {
+            seq: 5,
+            outcome: "dropped".into(),
+            reason: Some("400 invalid time".into()),
+        }],
         sender_exited: true,
         endpoint_path: "/2/httpapi".into(),
     };
     obs.stored.insert(
         1,
-        Stored { storage_seq: 9, request_id: 2, at_ms: T + 20, seq: Some(3), insert_id: Some("ins-3".into()), device_id: Some("device-B".into()), user_id: None },
+        Stored {
+            storage_seq: 9,
+            request_id: 2,
+            at_ms: T + 20,
+            seq: Some(3),
+            insert_id: Some("ins-3".into()),
+            device_id: Some("device-B".into()),
+            user_id: None,
+        },
     );
     obs
 }
 
 fn failing(v: &Verdict) -> Vec<&'static str> {
-    v.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect()
+    v.checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name)
+        .collect()
 }
 
 #[test]
@@ -109,14 +172,19 @@ fn planted_duplicate_with_new_insert_id_is_caught() {
     let v = check(&obs, &CheckOptions::default());
     assert_eq!(failing(&v), vec!["no_duplicates_stored"]);
     assert_eq!(v.events.duplicate_stored, 1);
-    assert!(v.check("no_duplicates_stored").unwrap().examples[0].contains("new or missing insert_id"));
+    assert!(
+        v.check("no_duplicates_stored").unwrap().examples[0].contains("new or missing insert_id")
+    );
 }
 
 #[test]
 fn planted_reordering_is_caught() {
     let mut obs = correct_run();
     // swap the storage order of device A's seq 2 and seq 4
-    let (i2, i4) = (obs.stored.iter().position(|s| s.seq == Some(2)).unwrap(), obs.stored.iter().position(|s| s.seq == Some(4)).unwrap());
+    let (i2, i4) = (
+        obs.stored.iter().position(|s| s.seq == Some(2)).unwrap(),
+        obs.stored.iter().position(|s| s.seq == Some(4)).unwrap(),
+    );
     obs.stored.swap(i2, i4);
     let v = check(&obs, &CheckOptions::default());
     assert_eq!(failing(&v), vec!["per_device_order"]);
@@ -163,12 +231,40 @@ fn planted_new_insert_id_on_5xx_retry_is_caught() {
     // storage stays as it was: seq 3 first stored from request 2 is now impossible, so move it
     obs.stored.retain(|s| s.storage_seq != 9);
     obs.stored.retain(|s| s.seq != Some(1));
-    obs.requests.push(Request { id: 6, at_ms: T + 31_000, path: "/2/httpapi".into(), status: 200, events: vec![sent(1, "device-B")], response: None, ..Default::default() });
-    obs.stored.push(Stored { storage_seq: 10, request_id: 6, at_ms: T + 31_000, seq: Some(1), insert_id: Some("ins-1".into()), device_id: Some("device-B".into()), user_id: None });
-    obs.stored.push(Stored { storage_seq: 11, request_id: 5, at_ms: T + 30_040, seq: Some(3), insert_id: Some("new-id".into()), device_id: Some("device-B".into()), user_id: None });
+    obs.requests.push(Request {
+        id: 6,
+        at_ms: T + 31_000,
+        path: "/2/httpapi".into(),
+        status: 200,
+        events: vec![sent(1, "device-B")],
+        response: None,
+        ..Default::default()
+    });
+    obs.stored.push(Stored {
+        storage_seq: 10,
+        request_id: 6,
+        at_ms: T + 31_000,
+        seq: Some(1),
+        insert_id: Some("ins-1".into()),
+        device_id: Some("device-B".into()),
+        user_id: None,
+    });
+    obs.stored.push(Stored {
+        storage_seq: 11,
+        request_id: 5,
+        at_ms: T + 30_040,
+        seq: Some(3),
+        insert_id: Some("new-id".into()),
+        device_id: Some("device-B".into()),
+        user_id: None,
+    });
     obs.deduplicated.clear();
     let v = check(&obs, &CheckOptions::default());
-    assert!(failing(&v).contains(&"retries_keep_insert_id"), "{:?}", failing(&v));
+    assert!(
+        failing(&v).contains(&"retries_keep_insert_id"),
+        "{:?}",
+        failing(&v)
+    );
 }
 
 #[test]
@@ -177,7 +273,11 @@ fn planted_hold_back_of_non_throttled_event_is_caught() {
     obs.requests[1].at_ms = T + 30_010; // device B's event waited for A's pause
     obs.requests[2].at_ms = T + 30_015;
     let v = check(&obs, &CheckOptions::default());
-    assert!(failing(&v).contains(&"non_throttled_resent_promptly"), "{:?}", failing(&v));
+    assert!(
+        failing(&v).contains(&"non_throttled_resent_promptly"),
+        "{:?}",
+        failing(&v)
+    );
 }
 
 #[test]
@@ -202,7 +302,10 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
         has_user_properties: false,
     };
     let mut attempted: Vec<Attempted> = (0..901).map(hot).collect();
-    attempted.push(Attempted { device_id: Some("device-cold".into()), ..hot(901) });
+    attempted.push(Attempted {
+        device_id: Some("device-cold".into()),
+        ..hot(901)
+    });
     let store = |seq: u64, dev: &str, at_ms| Stored {
         storage_seq: seq,
         request_id: 1,
@@ -212,9 +315,17 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
         device_id: Some(dev.to_owned()),
         user_id: None,
     };
-    let mut stored: Vec<Stored> = (0..900).map(|s| store(s, "device-hot", T + 1_000)).collect();
+    let mut stored: Vec<Stored> = (0..900)
+        .map(|s| store(s, "device-hot", T + 1_000))
+        .collect();
     stored.push(store(900, "device-hot", T + 31_000));
-    let ok_req = Request { id: 1, at_ms: T + 1_000, path: "/2/httpapi".into(), status: 200, ..Default::default() };
+    let ok_req = Request {
+        id: 1,
+        at_ms: T + 1_000,
+        path: "/2/httpapi".into(),
+        status: 200,
+        ..Default::default()
+    };
     let mut obs = Observation {
         attempted,
         stored,
@@ -227,7 +338,11 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
     };
     obs.stored.push(store(901, "device-cold", T + 1_000));
     let v = check(&obs, &CheckOptions::default());
-    assert!(v.check("cold_identities_not_delayed").is_some_and(|c| c.passed && c.count == 0), "{v:#?}");
+    assert!(
+        v.check("cold_identities_not_delayed")
+            .is_some_and(|c| c.passed && c.count == 0),
+        "{v:#?}"
+    );
     // The quiet device held back 30 s is still caught.
     if let Some(s) = obs.stored.last_mut() {
         s.at_ms = T + 31_000;

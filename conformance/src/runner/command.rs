@@ -52,7 +52,11 @@ pub fn prepare_adapter(name: &str) -> anyhow::Result<String> {
         .arg(dir.join("install.sh"))
         .stdout(std::process::Stdio::null())
         .status()?;
-    anyhow::ensure!(status.success(), "{}/install.sh failed ({status})", dir.display());
+    anyhow::ensure!(
+        status.success(),
+        "{}/install.sh failed ({status})",
+        dir.display()
+    );
     Ok(format!("exec bash '{}'", dir.join("run.sh").display()))
 }
 
@@ -78,7 +82,10 @@ impl SuiteCommand {
                 args: Vec::new(),
             },
         };
-        let opts = RunnerOptions { sender, seed: self.seed };
+        let opts = RunnerOptions {
+            sender,
+            seed: self.seed,
+        };
         let report = run_suite(&files, &opts).await;
         print!("{}", report.to_terminal());
         if let Some(p) = &self.report_json {
@@ -89,7 +96,9 @@ impl SuiteCommand {
         }
         if let Some(p) = &self.report_md {
             let title = match report.sender_version() {
-                Some(v) if self.adapter.is_some() => format!("Conformance of {v} (adapter `{}`)", report.sender),
+                Some(v) if self.adapter.is_some() => {
+                    format!("Conformance of {v} (adapter `{}`)", report.sender)
+                }
                 _ => format!("Conformance of {}", report.sender),
             };
             std::fs::write(p, report.to_markdown(&title))?;

@@ -54,7 +54,9 @@ pub struct RunnerOptions {
 pub fn mock_config(scenario: &Scenario) -> Result<MockConfig, RunnerError> {
     let mut cfg: MockConfig = toml::Value::Table(scenario.mock.clone())
         .try_into()
-        .map_err(|e| RunnerError::Settings(format!("{}: [mock]: {e}", scenario.source.display())))?;
+        .map_err(|e| {
+            RunnerError::Settings(format!("{}: [mock]: {e}", scenario.source.display()))
+        })?;
     cfg.projects.push(ProjectConfig {
         api_key: API_KEY.to_owned(),
         region: scenario.region,
@@ -83,7 +85,10 @@ pub fn shift_fault_windows(config: &mut MockConfig, start_ms: i64) {
 }
 
 /// Runs one scenario file against the sender.
-pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioReport, RunnerError> {
+pub async fn run_scenario(
+    path: &Path,
+    opts: &RunnerOptions,
+) -> Result<ScenarioReport, RunnerError> {
     let scenario = Scenario::from_path(path)?;
     let settings = ConformanceSettings::of(&scenario).map_err(RunnerError::Settings)?;
     let mut config = mock_config(&scenario)?;
@@ -95,19 +100,32 @@ pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioR
     // An EU project gets an EU-only listener: the sender cannot set the Host header (spec §1.1).
     let region = (scenario.region == amplitude_loadgen::Region::Eu).then_some(Region::Eu);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(amplitude_mock::serve(listener, state.clone(), region, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(amplitude_mock::serve(
+        listener,
+        state.clone(),
+        region,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let seed = opts.seed.unwrap_or(scenario.seed);
     let events: Vec<_> = scenario.events(seed)?.collect();
     let mut env = vec![
         ("AMPLITUDE_API_KEY".to_owned(), API_KEY.to_owned()),
-        ("AMPLITUDE_SERVER_URL".to_owned(), format!("{uri}/2/httpapi")),
+        (
+            "AMPLITUDE_SERVER_URL".to_owned(),
+            format!("{uri}/2/httpapi"),
+        ),
         ("AMPLITUDE_BATCH_URL".to_owned(), format!("{uri}/batch")),
         (
             "AMPLITUDE_USE_BATCH".to_owned(),
-            if scenario.endpoint.path() == "/batch" { "1" } else { "0" }.to_owned(),
+            if scenario.endpoint.path() == "/batch" {
+                "1"
+            } else {
+                "0"
+            }
+            .to_owned(),
         ),
     ];
     env.extend(settings.sender_env.clone());
@@ -119,12 +137,25 @@ pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioR
             if scenario.endpoint.path() == "/batch" {
                 args.extend(["--endpoint".to_owned(), "batch".to_owned()]);
             }
-            args.extend(["--drain-deadline-ms".to_owned(), settings.deadline_ms().to_string()]);
-            SenderSpec::Reference { exe: exe.clone(), args }
+            args.extend([
+                "--drain-deadline-ms".to_owned(),
+                settings.deadline_ms().to_string(),
+            ]);
+            SenderSpec::Reference {
+                exe: exe.clone(),
+                args,
+            }
         }
         other => other.clone(),
     };
-    let run = run_sender(&sender, &env, &events, state_dir.path(), settings.deadline_ms()).await?;
+    let run = run_sender(
+        &sender,
+        &env,
+        &events,
+        state_dir.path(),
+        settings.deadline_ms(),
+    )
+    .await?;
     let _ = stop_tx.send(());
     let _ = server.await;
 
@@ -135,13 +166,17 @@ pub async fn run_scenario(path: &Path, opts: &RunnerOptions) -> Result<ScenarioR
     let mut verdict = check(&obs, &settings.checks);
     verdict.checks.push(crate::check::CheckResult {
         name: "drained_before_deadline",
-        description: "the sender flushed everything and exited before the deadline after end of input",
+        description:
+            "the sender flushed everything and exited before the deadline after end of input",
         passed: run.exited,
         count: u64::from(!run.exited),
         examples: if run.exited {
             Vec::new()
         } else {
-            vec![format!("killed {} ms after its last event", settings.deadline_ms())]
+            vec![format!(
+                "killed {} ms after its last event",
+                settings.deadline_ms()
+            )]
         },
     });
     let stats = state.ledger.stats();

@@ -35,7 +35,10 @@ fn string(v: Option<serde_json::Value>) -> Option<String> {
 fn sent_event(raw: &str) -> SentEvent {
     let ids: Ids = serde_json::from_str(raw).unwrap_or_default();
     SentEvent {
-        seq: ids.event_properties.and_then(|p| p.conformance_seq).and_then(|v| v.as_u64()),
+        seq: ids
+            .event_properties
+            .and_then(|p| p.conformance_seq)
+            .and_then(|v| v.as_u64()),
         insert_id: string(ids.insert_id),
         device_id: string(ids.device_id),
         user_id: string(ids.user_id),
@@ -101,7 +104,11 @@ pub fn observe(state: &MockState, attempted: Vec<Attempted>, endpoint_path: &str
         .collect();
     Observation {
         attempted,
-        stored: ledger.events(&amplitude_mock::EventFilter::default()).iter().map(stored).collect(),
+        stored: ledger
+            .events(&amplitude_mock::EventFilter::default())
+            .iter()
+            .map(stored)
+            .collect(),
         requests,
         deduplicated: ledger
             .duplicates()
@@ -111,7 +118,11 @@ pub fn observe(state: &MockState, attempted: Vec<Attempted>, endpoint_path: &str
                 index: d.index,
             })
             .collect(),
-        property_drops: ledger.property_drops().iter().filter_map(|d| d.seq).collect(),
+        property_drops: ledger
+            .property_drops()
+            .iter()
+            .filter_map(|d| d.seq)
+            .collect(),
         outcomes: Vec::new(),
         sender_exited: true,
         endpoint_path: endpoint_path.to_owned(),

@@ -88,7 +88,14 @@ pub async fn run_sender(
         SenderSpec::Reference { exe, args } => {
             let mut c = Command::new(exe);
             c.arg("sender").arg("--state-dir").arg(state_dir).args(args);
-            (c, format!("{} sender --state-dir {}", exe.display(), state_dir.display()))
+            (
+                c,
+                format!(
+                    "{} sender --state-dir {}",
+                    exe.display(),
+                    state_dir.display()
+                ),
+            )
         }
         SenderSpec::Command { cmd, .. } => {
             let mut c = Command::new("sh");
@@ -104,7 +111,9 @@ pub async fn run_sender(
     #[cfg(unix)]
     cmd.process_group(0);
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { cmd: shown, source })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| ProcessError::Spawn { cmd: shown, source })?;
     let pgid = child.id();
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
@@ -157,7 +166,9 @@ pub async fn run_sender(
         let mut tail: Vec<u8> = Vec::new();
         let mut head: Vec<u8> = Vec::new();
         let mut head_done = false;
-        let Some(mut err) = stderr else { return (String::new(), String::new()) };
+        let Some(mut err) = stderr else {
+            return (String::new(), String::new());
+        };
         let mut chunk = [0u8; 4096];
         while let Ok(n) = err.read(&mut chunk).await {
             if n == 0 {
@@ -199,8 +210,16 @@ pub async fn run_sender(
     }
     let fed = feeder.await.unwrap_or(0);
     let grace = Duration::from_secs(5);
-    let outcomes = tokio::time::timeout(grace, reader).await.ok().and_then(Result::ok).unwrap_or_default();
-    let (stderr_tail, stderr_head) = tokio::time::timeout(grace, err_reader).await.ok().and_then(Result::ok).unwrap_or_default();
+    let outcomes = tokio::time::timeout(grace, reader)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let (stderr_tail, stderr_head) = tokio::time::timeout(grace, err_reader)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     Ok(SenderRun {
         exited,
         exit_code,

@@ -66,7 +66,11 @@ pub struct SuiteReport {
 
 impl SuiteReport {
     /// Builds the suite report.
-    pub fn new(sender: String, scenarios: Vec<ScenarioReport>, errors: Vec<(String, String)>) -> Self {
+    pub fn new(
+        sender: String,
+        scenarios: Vec<ScenarioReport>,
+        errors: Vec<(String, String)>,
+    ) -> Self {
         Self {
             schema_version: 1,
             passed: errors.is_empty() && scenarios.iter().all(|s| s.passed),
@@ -81,16 +85,39 @@ impl SuiteReport {
     pub fn to_terminal(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "sender: {}", self.sender);
-        let header = ["scenario", "events", "stored", "lost", "dupSt", "dedup", "reject", "unexp", "reord", "secs", "verdict"];
+        let header = [
+            "scenario", "events", "stored", "lost", "dupSt", "dedup", "reject", "unexp", "reord",
+            "secs", "verdict",
+        ];
         let _ = writeln!(
             out,
             "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  {}",
-            header[0], header[1], header[2], header[3], header[4], header[5], header[6], header[7], header[8], header[9], header[10]
+            header[0],
+            header[1],
+            header[2],
+            header[3],
+            header[4],
+            header[5],
+            header[6],
+            header[7],
+            header[8],
+            header[9],
+            header[10]
         );
         for s in &self.scenarios {
             let e = &s.verdict.events;
-            let failed: Vec<&str> = s.verdict.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
-            let verdict = if s.passed { "PASS".to_owned() } else { format!("FAIL {}", failed.join(",")) };
+            let failed: Vec<&str> = s
+                .verdict
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name)
+                .collect();
+            let verdict = if s.passed {
+                "PASS".to_owned()
+            } else {
+                format!("FAIL {}", failed.join(","))
+            };
             let _ = writeln!(
                 out,
                 "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7.1}  {}",
@@ -165,7 +192,11 @@ impl SuiteReport {
     /// The sender's name and version as its first stderr line gives it (the SDK adapters
     /// print e.g. `[python-sdk-adapter] amplitude-analytics 1.3.0; server_url=...`).
     pub fn sender_version(&self) -> Option<String> {
-        let head = self.scenarios.iter().map(|s| s.stderr_head.as_str()).find(|h| !h.is_empty())?;
+        let head = self
+            .scenarios
+            .iter()
+            .map(|s| s.stderr_head.as_str())
+            .find(|h| !h.is_empty())?;
         let rest = head.split_once("] ").map_or(head, |(_, r)| r);
         let v = rest.split(';').next()?.trim();
         (!v.is_empty() && v.len() <= 80).then(|| v.to_owned())
@@ -191,7 +222,11 @@ impl SuiteReport {
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
         for s in &self.scenarios {
             let e = &s.verdict.events;
-            let statuses: Vec<String> = s.requests_by_status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let statuses: Vec<String> = s
+                .requests_by_status
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} ({} / {}) | {} | {} | {} | {} | {} | {:.1} s{} | {} |",
@@ -218,7 +253,15 @@ impl SuiteReport {
             .unwrap_or_default();
         let _ = writeln!(out, "\n## Checks\n");
         let _ = writeln!(out, "`ok`: passed; `ok (N noted)`: reported only; `FAIL (N)`: N offending events or requests.\n");
-        let _ = writeln!(out, "| check | {} |", self.scenarios.iter().map(|s| s.scenario.as_str()).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            out,
+            "| check | {} |",
+            self.scenarios
+                .iter()
+                .map(|s| s.scenario.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
         let _ = writeln!(out, "|---|{}", "---|".repeat(self.scenarios.len()));
         for name in names {
             let cells: Vec<String> = self
@@ -237,18 +280,32 @@ impl SuiteReport {
         let _ = writeln!(out, "The checker's first example for each failed check.\n");
         for s in self.scenarios.iter().filter(|s| !s.passed) {
             for c in s.verdict.checks.iter().filter(|c| !c.passed) {
-                let ex = c.examples.first().map_or(String::new(), |e| one_line(e, 400));
-                let _ = writeln!(out, "- **{} / {}** ({} found): {}", s.scenario, c.name, c.count, ex);
+                let ex = c
+                    .examples
+                    .first()
+                    .map_or(String::new(), |e| one_line(e, 400));
+                let _ = writeln!(
+                    out,
+                    "- **{} / {}** ({} found): {}",
+                    s.scenario, c.name, c.count, ex
+                );
             }
         }
         for (file, err) in &self.errors {
             let _ = writeln!(out, "- **{file}**: could not run: {err}");
         }
         let _ = writeln!(out, "\n## Scenarios and sender settings\n");
-        let _ = writeln!(out, "| scenario | file | seed | what it models | sender env from the scenario |");
+        let _ = writeln!(
+            out,
+            "| scenario | file | seed | what it models | sender env from the scenario |"
+        );
         let _ = writeln!(out, "|---|---|---:|---|---|");
         for s in &self.scenarios {
-            let env: Vec<String> = s.sender_env.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+            let env: Vec<String> = s
+                .sender_env
+                .iter()
+                .map(|(k, v)| format!("`{k}={v}`"))
+                .collect();
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} | {} | {} |",
@@ -256,7 +313,11 @@ impl SuiteReport {
                 relative_file(&s.file),
                 s.seed,
                 one_line(&s.description, 300),
-                if env.is_empty() { "-".to_owned() } else { env.join(" ") }
+                if env.is_empty() {
+                    "-".to_owned()
+                } else {
+                    env.join(" ")
+                }
             );
         }
         let mut heads: Vec<(String, Vec<&str>)> = Vec::new();
@@ -268,7 +329,10 @@ impl SuiteReport {
             }
         }
         if !heads.is_empty() {
-            let _ = writeln!(out, "\nSettings the sender reported (its first line on stderr):\n");
+            let _ = writeln!(
+                out,
+                "\nSettings the sender reported (its first line on stderr):\n"
+            );
             for (h, names) in heads {
                 let _ = writeln!(out, "- {}: `{h}`", names.join(", "));
             }
@@ -279,7 +343,11 @@ impl SuiteReport {
 
 /// Collapses whitespace (multi-line SDK messages) and cuts at `max` characters.
 fn one_line(s: &str, max: usize) -> String {
-    let mut out = s.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+    let mut out = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|");
     if out.chars().count() > max {
         out = out.chars().take(max).collect::<String>() + " …";
     }
@@ -305,5 +373,6 @@ fn mask_ports(s: &str) -> String {
 
 /// The scenario path from `scenarios/` on, when it has one.
 fn relative_file(file: &str) -> &str {
-    file.rfind("scenarios/").map_or(file, |i| file.get(i..).unwrap_or(file))
+    file.rfind("scenarios/")
+        .map_or(file, |i| file.get(i..).unwrap_or(file))
 }

@@ -398,6 +398,12 @@ mod tests {
             assert_eq!(b.blocked_until(&e, 5), 0);
             warnings.extend(b.reserve(&e, 1, 5));
         }
-        assert_eq!(warnings.iter().map(|w| (w.used, w.over)).collect::<Vec<_>>(), vec![(8, false), (11, true)]);
+        assert_eq!(
+            warnings
+                .iter()
+                .map(|w| (w.used, w.over))
+                .collect::<Vec<_>>(),
+            vec![(8, false), (11, true)]
+        );
     }
 }

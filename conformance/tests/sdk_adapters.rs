@@ -8,6 +8,8 @@
 //! timing are asserted as pass/fail only. Needs python3 (venv, pip) and node/npm, and network
 //! to PyPI and npm the first time (install.sh is idempotent).
 
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
 use amplitude_conformance::runner::{
     prepare_adapter, run_scenario, RunnerOptions, ScenarioReport, SenderSpec,
 };

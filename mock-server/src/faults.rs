@@ -432,9 +432,9 @@ impl Fault {
     }
 
     fn matches(&self, path: &str, now_ms: i64) -> bool {
-        self.route.as_deref().map_or(true, |r| r == path)
-            && self.from_ms.map_or(true, |f| now_ms >= f)
-            && self.until_ms.map_or(true, |u| now_ms < u)
+        self.route.as_deref().is_none_or(|r| r == path)
+            && self.from_ms.is_none_or(|f| now_ms >= f)
+            && self.until_ms.is_none_or(|u| now_ms < u)
     }
 
     /// Whether the request's events go through the pipeline first.

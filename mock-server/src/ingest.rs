@@ -160,7 +160,7 @@ struct RawOptions {
 }
 
 fn is_null(raw: Option<&RawValue>) -> bool {
-    raw.map_or(true, |r| r.get() == "null")
+    raw.is_none_or(|r| r.get() == "null")
 }
 
 /// The limiter settings of `endpoint` for a project (spec §8.1).

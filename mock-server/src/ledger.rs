@@ -629,7 +629,7 @@ impl EventFilter {
             return false;
         };
         let eq = |want: &Option<String>, got: &Option<std::borrow::Cow<'_, str>>| {
-            want.as_deref().map_or(true, |w| got.as_deref() == Some(w))
+            want.as_deref().is_none_or(|w| got.as_deref() == Some(w))
         };
         eq(&self.user_id, &ids.user_id)
             && eq(&self.device_id, &ids.device_id)

@@ -71,7 +71,7 @@ impl QueuedEvent {
     /// Gives `event` an `insert_id` (a UUID v4) unless it has a non-empty one, and serializes
     /// it (spec §9: keep the `insert_id` stable across retries).
     pub fn prepare(key: EventKey, mut event: Event) -> Result<Self, PrepareError> {
-        if event.insert_id.as_deref().map_or(true, str::is_empty) {
+        if event.insert_id.as_deref().is_none_or(str::is_empty) {
             event.insert_id = Some(uuid::Uuid::new_v4().to_string());
         }
         let json = serde_json::to_vec(&event)?;

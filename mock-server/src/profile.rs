@@ -98,6 +98,10 @@ pub struct FidelityProfile {
     pub duplicates_count_as_ingested: bool,
     /// The daily quota also applies to HTTP V2 (true) or only to Batch (false). spec §8.1, §15 #9.
     pub daily_quota_on_http_v2: bool,
+    /// `/identify`, `/groupidentify` and `/attribution` answer with short text bodies
+    /// (`success`, `missing_event`, `invalid_api_key`; true, as third parties observe) or with
+    /// JSON `{"code":N}` / `{"code":N,"error":"<token>"}` (false). spec §10, §15 #16.
+    pub identify_text_bodies: bool,
 }
 
 impl Default for FidelityProfile {
@@ -117,6 +121,7 @@ impl Default for FidelityProfile {
             dedup_key: DedupKey::InsertIdAndDeviceId,
             duplicates_count_as_ingested: true,
             daily_quota_on_http_v2: true,
+            identify_text_bodies: true,
         }
     }
 }

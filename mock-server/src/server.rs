@@ -713,6 +713,17 @@ async fn identify(
             api_key: None,
         },
     };
+    let mut outcome = outcome;
+    if !outcome.json && !state.config.profile.identify_text_bodies {
+        // profile `identify_text_bodies = false` (spec §15 #16): the same answer as JSON
+        let body = if outcome.status == 200 {
+            serde_json::json!({ "code": 200 })
+        } else {
+            serde_json::json!({ "code": outcome.status, "error": outcome.body })
+        };
+        outcome.body = body.to_string();
+        outcome.json = true;
+    }
     let api_key = outcome.api_key.as_deref();
     let mut response = outcome.body.clone();
     if let Some(k) = api_key.filter(|k| !k.is_empty()) {

@@ -109,6 +109,35 @@ async fn identify_errors_are_text_tokens() {
 }
 
 #[tokio::test]
+async fn identify_bodies_can_be_json_by_profile() {
+    // spec §10, §15 #16: the bodies are UNCERTAIN, so `identify_text_bodies = false` answers
+    // the same outcomes as JSON with `code` equal to the status
+    let profile = amplitude_mock::FidelityProfile {
+        identify_text_bodies: false,
+        ..Default::default()
+    };
+    let mock = builder().profile(profile).start().await.unwrap();
+    let ok = json!({"user_id": "user-x"}).to_string();
+    let (s, ct, body) = post_form(
+        &mock,
+        "/identify",
+        &[("api_key", KEY), ("identification", &ok)],
+    )
+    .await;
+    assert_eq!((s, ct.as_str()), (200, "application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"code": 200})
+    );
+    let (s, _, body) = post_form(&mock, "/identify", &[("api_key", KEY)]).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"code": 400, "error": "missing_event"})
+    );
+}
+
+#[tokio::test]
 async fn identify_is_throttled_like_http_v2_with_a_json_429() {
     // spec §10 "Throttling": the V2 throttling guidance applies (threshold 1 here); the
     // 429 body is the §5.4 JSON body

@@ -172,7 +172,14 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
 
 fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     let api_key = std::env::var("AMPLITUDE_API_KEY").context("AMPLITUDE_API_KEY is not set")?;
-    let (endpoint, var) = match a.endpoint {
+    // The contract's AMPLITUDE_USE_BATCH=1 picks /batch as well as --endpoint batch.
+    let batch_env = std::env::var("AMPLITUDE_USE_BATCH").is_ok_and(|v| v == "1");
+    let endpoint_arg = if batch_env {
+        EndpointArg::Batch
+    } else {
+        a.endpoint
+    };
+    let (endpoint, var) = match endpoint_arg {
         EndpointArg::V2 => (Endpoint::HttpV2, "AMPLITUDE_SERVER_URL"),
         EndpointArg::Batch => (Endpoint::Batch, "AMPLITUDE_BATCH_URL"),
     };

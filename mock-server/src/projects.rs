@@ -102,7 +102,9 @@ impl Projects {
 
 /// Redacts an API key for logs and the journal: the first 4 characters then `…`.
 pub fn redact_key(key: &str) -> String {
-    let head: String = key.chars().take(4).collect();
+    // Short keys show nothing: four characters of a five-character key would give it away.
+    let shown = if key.chars().count() >= 12 { 4 } else { 0 };
+    let head: String = key.chars().take(shown).collect();
     format!("{head}…")
 }
 

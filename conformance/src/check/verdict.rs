@@ -76,7 +76,10 @@ impl Finding {
     pub fn add(&mut self, example: impl FnOnce() -> String) {
         self.count += 1;
         if self.examples.len() < 5 {
-            self.examples.push(example());
+            let e = example();
+            if !self.examples.contains(&e) {
+                self.examples.push(e);
+            }
         }
     }
 

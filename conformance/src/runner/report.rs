@@ -85,24 +85,23 @@ impl SuiteReport {
     pub fn to_terminal(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "sender: {}", self.sender);
-        let header = [
-            "scenario", "events", "stored", "lost", "dupSt", "dedup", "reject", "unexp", "reord",
-            "secs", "verdict",
+        let h = [
+            "scenario",
+            "events",
+            "stored",
+            "lost(sil)",
+            "dupSt",
+            "dedup",
+            "reject",
+            "unexp",
+            "reord",
+            "propDr",
+            "secs",
         ];
         let _ = writeln!(
             out,
-            "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  {}",
-            header[0],
-            header[1],
-            header[2],
-            header[3],
-            header[4],
-            header[5],
-            header[6],
-            header[7],
-            header[8],
-            header[9],
-            header[10]
+            "{:<28} {:>6} {:>6} {:>10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  verdict",
+            h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10]
         );
         for s in &self.scenarios {
             let e = &s.verdict.events;
@@ -120,16 +119,17 @@ impl SuiteReport {
             };
             let _ = writeln!(
                 out,
-                "{:<20} {:>6} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7.1}  {}",
+                "{:<28} {:>6} {:>6} {:>10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7.1}  {}",
                 s.scenario,
                 e.attempted,
                 e.stored,
-                e.lost,
+                format!("{}({})", e.lost, e.lost_silently),
                 e.duplicate_stored,
                 e.duplicate_deduplicated,
                 e.expected_rejection,
                 e.unexpected,
                 e.reordered,
+                e.property_update_dropped,
                 s.duration_ms as f64 / 1000.0,
                 verdict
             );
@@ -146,6 +146,15 @@ impl SuiteReport {
                 }
             }
         }
+        let _ = writeln!(
+            out,
+            "\nevents: logical events (a deliberate re-send counts once); stored: exactly once; \
+             lost(sil): valid but never stored (of which nobody reported); dupSt: stored twice or \
+             more; dedup: copies dropped by insert_id dedup (allowed); reject: invalid events \
+             rejected as expected; unexp: stored but never produced; reord: stored out of \
+             per-device order (HTTP V2); propDr: user-property updates silently dropped \
+             (reported, not failed, unless the scenario says so)"
+        );
         let _ = writeln!(
             out,
             "\n{} of {} scenarios passed",

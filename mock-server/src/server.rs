@@ -541,27 +541,38 @@ fn upload_limit(state: &MockState, endpoint: Endpoint) -> usize {
     }
 }
 
-async fn upload(
+/// What every body-carrying route has once its body is in: the journal entry begun for it,
+/// its region, its query parameters, its raw length and the body (gunzipped when
+/// `Content-Encoding: gzip`), or why the body was refused.
+struct Received {
+    entry: JournalEntry,
+    id: u64,
+    region: Region,
+    params: std::collections::HashMap<String, String>,
+    content_type: Option<String>,
+    raw_len: usize,
+    body: Result<Bytes, BodyError>,
+}
+
+/// Reads the body of `req` against `limit` bytes (spec §3.4), raw and after gzip (spec §2).
+/// A body that does not arrive in time is answered 408 (spec §5.6) and a client that goes
+/// away gets nothing: both come back as `Err` with the response to give.
+async fn receive(
     state: &MockState,
     ctx: &Listener,
     remote: SocketAddr,
-    endpoint: Endpoint,
     req: Request<Incoming>,
-) -> Handled {
-    let profile = &state.config.profile;
+    limit: usize,
+) -> Result<Received, Handled> {
     let region = ctx
         .region
         .unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
-    let limit = upload_limit(state, endpoint);
     let gzip = is_gzip(&req);
-    let content_type_ok = !profile.strict_content_type
-        || header_str(&req, header::CONTENT_TYPE).is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t.starts_with("application/json") || t.starts_with("text/plain")
-        });
+    let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_ascii_lowercase);
+    let params = query_params(&req);
     let content_length = content_length(&req);
     let id = state.ledger.next_request_id();
-    let mut entry = new_entry(
+    let entry = new_entry(
         state,
         id,
         req.method().to_string(),
@@ -570,7 +581,11 @@ async fn upload(
     );
     let raw = match read_body(state, ctx, req.into_body(), content_length, limit).await {
         Ok(raw) => Ok(raw),
-        Err(ReadError::Timeout) => return body_timeout(entry),
+        Err(ReadError::Timeout) => return Err(body_timeout(entry)),
+        Err(ReadError::Body(BodyError::Io(e))) => {
+            tracing::debug!(error = %e, "client went away while sending the body");
+            return Err(Handled::gone());
+        }
         Err(ReadError::Body(e)) => Err(e),
     };
     let raw_len = raw.as_ref().map_or(0, Bytes::len);
@@ -581,6 +596,41 @@ async fn upload(
             Ok(raw)
         }
     });
+    Ok(Received {
+        entry,
+        id,
+        region,
+        params,
+        content_type,
+        raw_len,
+        body,
+    })
+}
+
+async fn upload(
+    state: &MockState,
+    ctx: &Listener,
+    remote: SocketAddr,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+) -> Handled {
+    let profile = &state.config.profile;
+    let Received {
+        mut entry,
+        id,
+        region,
+        content_type,
+        raw_len,
+        body,
+        ..
+    } = match receive(state, ctx, remote, req, upload_limit(state, endpoint)).await {
+        Ok(r) => r,
+        Err(handled) => return handled,
+    };
+    let content_type_ok = !profile.strict_content_type
+        || content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/plain"));
     let reject = |body: ResponseBody, reason| crate::ingest::Outcome {
         body,
         reason: Some(reason),
@@ -591,10 +641,7 @@ async fn upload(
         events_json: None,
     };
     let outcome = match body {
-        Err(BodyError::Io(e)) => {
-            tracing::debug!(error = %e, "client went away while sending the body");
-            return Handled::gone();
-        }
+        Err(BodyError::Io(_)) => return Handled::gone(),
         Err(BodyError::TooLarge) => reject(
             ResponseBody::payload_too_large(),
             RejectReason::PayloadTooLarge,
@@ -678,28 +725,20 @@ async fn identify(
     endpoint: Endpoint,
     req: Request<Incoming>,
 ) -> Handled {
-    let region = ctx
-        .region
-        .unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
     let limit = state.config.profile.megabytes(1);
-    let content_length = content_length(&req);
-    let mut params = query_params(&req);
-    let id = state.ledger.next_request_id();
-    let mut entry = new_entry(
-        state,
+    let Received {
+        mut entry,
         id,
-        req.method().to_string(),
-        req.uri().path().to_owned(),
-        remote,
-    );
-    let raw = match read_body(state, ctx, req.into_body(), content_length, limit).await {
-        Ok(raw) => Ok(raw),
-        Err(ReadError::Timeout) => return body_timeout(entry),
-        Err(ReadError::Body(BodyError::Io(_))) => return Handled::gone(),
-        Err(ReadError::Body(e)) => Err(e),
+        region,
+        mut params,
+        raw_len,
+        body,
+        ..
+    } = match receive(state, ctx, remote, req, limit).await {
+        Ok(r) => r,
+        Err(handled) => return handled,
     };
-    let raw_len = raw.as_ref().map_or(0, Bytes::len);
-    let outcome = match raw {
+    let outcome = match body {
         Ok(body) => {
             params.extend(form_urlencoded::parse(&body).into_owned());
             state.identify(endpoint, region, &params, id)
@@ -802,29 +841,22 @@ async fn refuse(
         _ => None,
     };
     let limit = upload_limit(state, endpoint.unwrap_or(Endpoint::Batch));
-    let gzip = is_gzip(&req);
-    let mut params = query_params(&req);
-    let content_length = content_length(&req);
-    let id = state.ledger.next_request_id();
-    let mut entry = new_entry(state, id, req.method().to_string(), path, remote);
-    let raw = match read_body(state, ctx, req.into_body(), content_length, limit).await {
-        Ok(raw) => raw,
-        Err(ReadError::Timeout) => return body_timeout(entry),
-        Err(ReadError::Body(BodyError::Io(_))) => return Handled::gone(),
-        Err(ReadError::Body(_)) => Bytes::new(),
+    let Received {
+        mut entry,
+        mut params,
+        raw_len,
+        body,
+        ..
+    } = match receive(state, ctx, remote, req, limit).await {
+        Ok(r) => r,
+        Err(handled) => return handled,
     };
-    entry.body_bytes = raw.len();
+    entry.body_bytes = raw_len;
+    let body = body.unwrap_or_default();
     let (api_key, events, events_json) = if endpoint.is_some() {
-        let body = if gzip {
-            gunzip_limited(&raw, limit)
-                .map(Bytes::from)
-                .unwrap_or_default()
-        } else {
-            raw
-        };
         peek_upload(&body)
     } else {
-        params.extend(form_urlencoded::parse(&raw).into_owned());
+        params.extend(form_urlencoded::parse(&body).into_owned());
         (params.remove("api_key"), 0, None)
     };
     entry.events_json = events_json;

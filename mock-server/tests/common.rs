@@ -94,13 +94,7 @@ pub async fn post_form(
         .send()
         .await
         .unwrap();
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, ct, resp.text().await.unwrap())
+    status_type_text(resp).await
 }
 
 /// GETs a path with query parameters; returns (HTTP status, content-type, body text).
@@ -115,13 +109,7 @@ pub async fn get_text(
         .send()
         .await
         .unwrap();
-    let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, ct, resp.text().await.unwrap())
+    status_type_text(resp).await
 }
 
 /// `POST /__mock/clock` with `body` (`{"advance_ms": N}` or `{"set_ms": T}`); returns the
@@ -144,4 +132,15 @@ pub fn stored_insert_ids(mock: &MockServer) -> Vec<String> {
 /// One event of `device` with `insert_id`.
 pub fn ev(device: &str, insert_id: &str) -> Value {
     serde_json::json!({"device_id": device, "event_type": "tick", "insert_id": insert_id})
+}
+
+/// (HTTP status, content-type, body text) of a response.
+async fn status_type_text(resp: reqwest::Response) -> (u16, String, String) {
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, resp.text().await.unwrap())
 }

@@ -133,10 +133,9 @@ pub async fn run_scenario(
     let start_ms = state.clock.now_ms();
     let sender = match &opts.sender {
         SenderSpec::Reference { exe, args } => {
+            // The endpoint comes from AMPLITUDE_USE_BATCH, as for any sender; only the drain
+            // deadline is the reference sender's own flag.
             let mut args = args.clone();
-            if scenario.endpoint.path() == "/batch" {
-                args.extend(["--endpoint".to_owned(), "batch".to_owned()]);
-            }
             args.extend([
                 "--drain-deadline-ms".to_owned(),
                 settings.deadline_ms().to_string(),

@@ -163,7 +163,18 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let report = rt.block_on(cmd.run(exe))?;
+    // Exit codes: 0 every check passed; 1 a check failed; 2 the suite could not run (an
+    // invalid scenario, a sender that could not be started, ...).
+    let report = match rt.block_on(cmd.run(exe)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    if !report.errors.is_empty() {
+        std::process::exit(2);
+    }
     if !report.passed {
         std::process::exit(1);
     }

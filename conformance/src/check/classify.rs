@@ -1,7 +1,7 @@
 //! Per-event classification (architecture "Checker vocabulary"), with an explanation of each
 //! loss and duplicate drawn from what the sender was told.
 
-use super::observation::{Attempted, Observation, Request, Stored};
+use super::observation::{Attempted, Expectation, Observation, Request, Stored};
 use super::verdict::{CheckResult, EventCounts, Finding};
 use super::CheckOptions;
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +20,90 @@ pub(crate) struct Index<'a> {
     pub request_pos: HashMap<u64, usize>,
     /// seq -> the sender's last outcome line.
     pub outcome: HashMap<u64, (&'a str, Option<&'a str>)>,
+    /// seq -> why Amplitude refuses the event for good, for any sender (first reason found).
+    pub refused: HashMap<u64, String>,
+}
+
+/// Bytes of a request body around its events (`{"api_key":"...","events":[...]}`), counted
+/// when judging whether one event alone is over the body-size limit.
+const ENVELOPE_BYTES: usize = 64;
+
+/// Indexes of the events a 429 refused for their identity's daily quota (spec §8.1): named
+/// in `throttled_events`, with the device or user in `exceeded_daily_quota_*`.
+pub(crate) fn quota_refused(r: &Request) -> Vec<usize> {
+    let Some(b) = r.response.as_ref().filter(|_| r.status == 429) else {
+        return Vec::new();
+    };
+    let over = |map: &Option<amplitude_wire::RateMap>, id: Option<&str>| {
+        id.is_some_and(|id| map.as_ref().is_some_and(|m| m.contains_key(id)))
+    };
+    b.throttled_events
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&ei| {
+            r.events.get(ei).is_some_and(|e| {
+                over(&b.exceeded_daily_quota_devices, e.device_id.as_deref())
+                    || over(&b.exceeded_daily_quota_users, e.user_id.as_deref())
+            })
+        })
+        .collect()
+}
+
+/// Why each event can never be delivered by any sender, judged from the mock's own answers
+/// and limits (spec §1.1, §3.4, §5.1, §8.1), the generator's markers and the scenario's
+/// declared expectation.
+fn refused(obs: &Observation, attempted: &BTreeMap<u64, &Attempted>) -> HashMap<u64, String> {
+    let mut out: HashMap<u64, String> = HashMap::new();
+    let max_body = obs.max_body_bytes();
+    for (&seq, a) in attempted {
+        if a.invalid {
+            out.insert(seq, "invalid by the scenario's [dirty] settings".to_owned());
+        } else if a.bytes + ENVELOPE_BYTES > max_body {
+            out.insert(
+                seq,
+                format!(
+                    "alone over the {max_body}-byte body limit ({} bytes)",
+                    a.bytes
+                ),
+            );
+        } else if obs.expect == Expectation::AllRejectedInvalidKey {
+            out.insert(seq, "the scenario's API key is invalid".to_owned());
+        }
+    }
+    for r in &obs.requests {
+        let Some(b) = &r.response else { continue };
+        let mut name = |ei: usize, why: String| {
+            if let Some(seq) = r.events.get(ei).and_then(|e| e.seq) {
+                out.entry(seq).or_insert(why);
+            }
+        };
+        match r.status {
+            400 if b.is_invalid_api_key() => {
+                for ei in 0..r.events.len() {
+                    name(
+                        ei,
+                        format!("sent with an invalid API key (request #{})", r.id),
+                    );
+                }
+            }
+            400 => {
+                for ei in b.invalid_event_indexes() {
+                    name(ei, format!("named invalid by request #{}'s 400", r.id));
+                }
+            }
+            429 => {
+                for ei in quota_refused(r) {
+                    name(
+                        ei,
+                        format!("over the daily quota (request #{}'s 429)", r.id),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 impl<'a> Index<'a> {
@@ -60,7 +144,9 @@ impl<'a> Index<'a> {
             .iter()
             .map(|o| (o.seq, (o.outcome.as_str(), o.reason.as_deref())))
             .collect();
+        let refused = refused(obs, &attempted);
         Self {
+            refused,
             attempted,
             attempts,
             stored,
@@ -192,28 +278,54 @@ pub(crate) fn classify(
     let mut lost = Finding::default();
     let mut dup = Finding::default();
     let mut claims = Finding::default();
-    for (&seq, a) in &idx.attempted {
+    let mut false_drops = Finding::default();
+    let mut refused_silent = Finding::default();
+    for &seq in idx.attempted.keys() {
         let copies = idx.stored.get(&seq).map_or(&[][..], Vec::as_slice);
         counts.duplicate_deduplicated += idx.deduplicated.get(&seq).copied().unwrap_or(0);
+        let outcome = idx.outcome.get(&seq).map(|o| o.0);
         match copies.len() {
             1 => counts.stored += 1,
-            0 if a.invalid => counts.expected_rejection += 1,
             0 => {
-                counts.lost += 1;
-                if !matches!(idx.outcome.get(&seq), Some(("dropped", _))) {
-                    counts.lost_silently += 1;
+                if let Some(why) = idx.refused.get(&seq) {
+                    counts.expected_rejection += 1;
+                    if outcome != Some("dropped") {
+                        counts.refused_silently += 1;
+                        refused_silent.add(|| {
+                            format!("seq {seq}: refused for good ({why}), and the sender never reported the drop")
+                        });
+                    }
+                } else if outcome == Some("held") {
+                    counts.held_at_exit += 1;
+                } else {
+                    counts.lost += 1;
+                    if outcome != Some("dropped") {
+                        counts.lost_silently += 1;
+                    }
+                    lost.add(|| explain_loss(obs, idx, seq));
                 }
-                lost.add(|| explain_loss(obs, idx, seq));
             }
             _ => {
                 counts.duplicate_stored += 1;
                 dup.add(|| explain_duplicate(obs, idx, seq, copies));
             }
         }
-        if copies.is_empty() && matches!(idx.outcome.get(&seq), Some(("delivered", _))) {
+        if copies.is_empty() && outcome == Some("delivered") {
             counts.false_delivery_claims += 1;
             claims
                 .add(|| format!("seq {seq}: the sender said delivered, the mock never stored it"));
+        }
+        if !copies.is_empty() && outcome == Some("dropped") {
+            counts.false_drop_reports += 1;
+            let reason = idx
+                .outcome
+                .get(&seq)
+                .and_then(|o| o.1)
+                .unwrap_or("no reason");
+            let at = copies.first().map_or(0, |c| c.request_id);
+            false_drops.add(|| {
+                format!("seq {seq}: the sender reported it dropped ({reason}), but the mock stored it from request #{at}")
+            });
         }
     }
     let mut unexpected = Finding::default();
@@ -267,7 +379,7 @@ pub(crate) fn classify(
     let checks = vec![
         lost.result(
             "no_lost_events",
-            "every valid event the application produced was stored",
+            "every event the application produced that any sender could deliver was stored",
             true,
         ),
         dup.result(
@@ -289,6 +401,16 @@ pub(crate) fn classify(
             "sender_reports_truthful",
             "no event the sender called delivered is missing",
             true,
+        ),
+        false_drops.result(
+            "no_false_drop_reports",
+            "no event the sender reported as dropped was stored",
+            opts.false_drop_reports_fail,
+        ),
+        refused_silent.result(
+            "refused_events_reported",
+            "every event Amplitude refused for good was reported as dropped",
+            opts.refused_silently_fail,
         ),
         drops.result(
             "property_updates_kept",

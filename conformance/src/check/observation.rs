@@ -20,6 +20,9 @@ pub struct Attempted {
     pub invalid: bool,
     /// It carries `user_properties` (counts toward the 1,800/hour cap, spec §8.1).
     pub has_user_properties: bool,
+    /// Size of the event's JSON as the application produced it, bytes: an event that alone
+    /// makes a request body over the endpoint's size limit can never be delivered (spec §3.4).
+    pub bytes: usize,
 }
 
 /// One event the mock stored.
@@ -91,7 +94,8 @@ pub struct Deduplicated {
 pub struct SenderOutcome {
     /// `conformance_seq`.
     pub seq: u64,
-    /// `delivered` or `dropped`.
+    /// `delivered`, `dropped`, or `held` (still in the sender's durable queue when it exited,
+    /// contract version 2).
     pub outcome: String,
     /// Why, for drops.
     #[serde(default)]
@@ -118,4 +122,47 @@ pub struct Observation {
     /// Path of the scenario's endpoint (`/2/httpapi` or `/batch`): ordering is checked only
     /// for HTTP V2 (spec §9).
     pub endpoint_path: String,
+    /// What the scenario declares as the only possible outcome (`[conformance] expect`).
+    pub expect: Expectation,
+    /// The mock's body-size limit for the scenario's endpoint, bytes (0: the documented one,
+    /// 1 MB for HTTP V2, 20 MB for `/batch`, spec §3.4).
+    pub max_body_bytes: usize,
+    /// The mock's event-count limit per request (0: the documented 2,000, spec §3.4; a
+    /// scenario may lower it with the mock's `max_events_per_request` knob).
+    pub max_events_per_request: usize,
+}
+
+impl Observation {
+    /// The body-size limit of the scenario's endpoint, bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        match self.max_body_bytes {
+            0 if self.endpoint_path == amplitude_wire::limits::BATCH_PATH => {
+                amplitude_wire::limits::BATCH_MAX_BODY_BYTES
+            }
+            0 => amplitude_wire::limits::HTTP_V2_MAX_BODY_BYTES,
+            n => n,
+        }
+    }
+
+    /// The event-count limit per request.
+    pub fn max_events_per_request(&self) -> usize {
+        match self.max_events_per_request {
+            0 => amplitude_wire::limits::MAX_EVENTS_PER_REQUEST,
+            n => n,
+        }
+    }
+}
+
+/// The outcome a scenario declares for every event (`[conformance] expect`): some runs make
+/// delivery impossible for any sender, and the checker then asks other questions (was each
+/// event reported, was none resent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expectation {
+    /// Every valid event can be delivered (the default).
+    #[default]
+    Delivered,
+    /// The sender's API key is unknown to the project or belongs to the other region
+    /// (spec §1.1, §5.1): every event is rejected with `Invalid API key`.
+    AllRejectedInvalidKey,
 }

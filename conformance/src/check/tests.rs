@@ -28,6 +28,7 @@ fn correct_run() -> Observation {
             user_id: None,
             invalid: seq == 5,
             has_user_properties: false,
+            bytes: 100,
         })
         .collect();
     let mut throttle = ResponseBody::too_many_requests(30);
@@ -116,6 +117,7 @@ fn correct_run() -> Observation {
         }],
         sender_exited: true,
         endpoint_path: "/2/httpapi".into(),
+        ..Observation::default()
     };
     obs.stored.insert(
         1,
@@ -285,7 +287,11 @@ fn planted_false_delivery_claim_is_caught() {
     let mut obs = correct_run();
     obs.outcomes[0].outcome = "delivered".into();
     let v = check(&obs, &CheckOptions::default());
-    assert_eq!(failing(&v), vec!["sender_reports_truthful"]);
+    // The invalid event claimed delivered was also never reported as dropped.
+    assert_eq!(
+        failing(&v),
+        vec!["sender_reports_truthful", "refused_events_reported"]
+    );
 }
 
 /// A device the application drove past 900 events in 30 s (spec §8.1) may be paced by the
@@ -300,6 +306,7 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
         user_id: None,
         invalid: false,
         has_user_properties: false,
+        bytes: 100,
     };
     let mut attempted: Vec<Attempted> = (0..901).map(hot).collect();
     attempted.push(Attempted {
@@ -335,6 +342,7 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
         outcomes: vec![],
         sender_exited: true,
         endpoint_path: "/2/httpapi".into(),
+        ..Observation::default()
     };
     obs.stored.push(store(901, "device-cold", T + 1_000));
     let v = check(&obs, &CheckOptions::default());
@@ -343,10 +351,31 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
             .is_some_and(|c| c.passed && c.count == 0),
         "{v:#?}"
     );
-    // The quiet device held back 30 s is still caught.
+    // The quiet device held back 30 s after a 429 that named only the hot device is still
+    // caught.
     if let Some(s) = obs.stored.last_mut() {
         s.at_ms = T + 31_000;
     }
+    let mut throttle = ResponseBody::too_many_requests(30);
+    throttle.throttled_devices = Some([("device-hot".to_owned(), 31)].into_iter().collect());
+    throttle.throttled_events = Some(vec![0]);
+    obs.requests.insert(
+        0,
+        Request {
+            id: 0,
+            at_ms: T + 500,
+            path: "/2/httpapi".into(),
+            status: 429,
+            events: vec![SentEvent {
+                seq: Some(0),
+                insert_id: Some("ins-0".into()),
+                device_id: Some("device-hot".into()),
+                user_id: None,
+            }],
+            response: Some(throttle),
+            ..Default::default()
+        },
+    );
     let v = check(&obs, &CheckOptions::default());
     assert_eq!(failing(&v), vec!["cold_identities_not_delayed"], "{v:#?}");
 }

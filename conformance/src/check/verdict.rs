@@ -13,8 +13,17 @@ pub struct EventCounts {
     pub lost: u64,
     /// Lost without the sender reporting a drop.
     pub lost_silently: u64,
-    /// Invalid (spec §3.4) and not stored, as Amplitude requires.
+    /// Not stored because Amplitude refuses it for good, for any sender: invalid by the
+    /// generator's `[dirty]` settings (spec §3.4), named in a 400's index lists (spec §5.1),
+    /// over the daily quota (spec §8.1), alone over the body-size limit (spec §3.4), or sent
+    /// with an invalid key (spec §1.1).
     pub expected_rejection: u64,
+    /// Expected rejections the sender never reported as dropped (a silent drop of a refused
+    /// event).
+    pub refused_silently: u64,
+    /// Not stored, and reported by the sender as still held in its durable queue when it
+    /// exited (contract version 2): not a silent loss, but the run did not drain.
+    pub held_at_exit: u64,
     /// Stored more than once.
     pub duplicate_stored: u64,
     /// Extra copies dropped by the mock's `insert_id` dedup (allowed, spec §9).
@@ -27,6 +36,26 @@ pub struct EventCounts {
     pub property_update_dropped: u64,
     /// The sender said "delivered" but the event was not stored.
     pub false_delivery_claims: u64,
+    /// The sender said "dropped" but the mock stored the event (the mirror of a false
+    /// delivery claim: the application was told an event was lost that was not).
+    pub false_drop_reports: u64,
+}
+
+/// How many requests the sender spent on its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Efficiency {
+    /// Requests on the scenario's endpoint that carried at least one event.
+    pub requests_with_events: u64,
+    /// Events in those requests, counting every copy.
+    pub events_sent: u64,
+    /// `requests_with_events` / logical events attempted (0 when none).
+    pub requests_per_event: f64,
+    /// `events_sent` / `requests_with_events` (0 when none).
+    pub mean_events_per_request: f64,
+    /// The fewest requests an efficient sender needs for this run's events: the events
+    /// binned by `efficient_flush_ms` of their production time, each bin split by the
+    /// event-count limit (see `batch_size_recovers`).
+    pub efficient_minimum_requests: u64,
 }
 
 /// One check's result.
@@ -45,12 +74,14 @@ pub struct CheckResult {
 }
 
 /// The checker's verdict on one run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     /// Event classes.
     pub events: EventCounts,
     /// Every check, in a fixed order.
     pub checks: Vec<CheckResult>,
+    /// Requests spent per event.
+    pub efficiency: Efficiency,
 }
 
 impl Verdict {

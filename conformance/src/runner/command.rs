@@ -68,6 +68,14 @@ impl SuiteCommand {
         } else {
             self.scenarios.clone()
         };
+        // Every part of every scenario is checked before anything runs.
+        let invalid: Vec<String> = files
+            .iter()
+            .filter_map(|f| super::prepare(f).err().map(|e| e.to_string()))
+            .collect();
+        if !invalid.is_empty() {
+            return Err(super::RunnerError::Invalid(invalid.join("\n")).into());
+        }
         let sender = match (&self.sender_cmd, &self.adapter) {
             (Some(cmd), _) => SenderSpec::Command {
                 cmd: cmd.clone(),

@@ -89,6 +89,7 @@ pub fn attempted(events: &[GeneratedEvent], start_ms: i64) -> Vec<Attempted> {
             user_id: g.event.user_id.clone(),
             invalid: g.defect.is_some_and(|d| d.is_invalid()),
             has_user_properties: g.event.user_properties.is_some(),
+            bytes: g.to_json().map_or(0, |j| j.len()),
         })
         .collect()
 }
@@ -126,5 +127,8 @@ pub fn observe(state: &MockState, attempted: Vec<Attempted>, endpoint_path: &str
         outcomes: Vec::new(),
         sender_exited: true,
         endpoint_path: endpoint_path.to_owned(),
+        expect: crate::check::Expectation::Delivered,
+        max_body_bytes: 0,
+        max_events_per_request: 0,
     }
 }

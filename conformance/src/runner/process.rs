@@ -72,15 +72,51 @@ pub enum ProcessError {
     },
 }
 
+/// One line the runner writes on the sender's stdin: an event or a control line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLine {
+    /// When, µs since the sender was started.
+    pub offset_us: u64,
+    /// The JSON line, without its newline.
+    pub line: String,
+    /// What it is.
+    pub kind: FeedKind,
+}
+
+/// The kind of a [`FeedLine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    /// An application event.
+    Event,
+    /// `{"control":"flush"}`.
+    Flush,
+    /// `{"control":"exit"}`: nothing is written after it, and stdin stays open (the
+    /// application exited; end of input would mean "flush everything").
+    Exit,
+}
+
 const STDERR_TAIL: usize = 4_096;
 const STDERR_HEAD: usize = 1_024;
 
-/// Starts the sender, feeds `events` at their intended times (offset from now), closes stdin,
-/// and waits until it exits or `deadline_ms` after the last event, then kills it.
+/// The feed of `events` (at their intended offsets) with no control lines.
+pub fn event_feed(events: &[GeneratedEvent]) -> Vec<FeedLine> {
+    events
+        .iter()
+        .map(|g| FeedLine {
+            offset_us: g.offset_us,
+            line: g.to_json().unwrap_or_default(),
+            kind: FeedKind::Event,
+        })
+        .collect()
+}
+
+/// Starts the sender, writes `feed` at its offsets (from now), then closes stdin (unless the
+/// feed ended with an `exit` control), and waits until the sender exits or `deadline_ms`
+/// after the last line, then kills it.
 pub async fn run_sender(
     spec: &SenderSpec,
     env: &[(String, String)],
-    events: &[GeneratedEvent],
+    feed: Vec<FeedLine>,
     state_dir: &std::path::Path,
     deadline_ms: u64,
 ) -> Result<SenderRun, ProcessError> {
@@ -119,26 +155,29 @@ pub async fn run_sender(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
-    let lines: Vec<(u64, String)> = events
-        .iter()
-        .map(|g| (g.offset_us, g.to_json().unwrap_or_default()))
-        .collect();
-    let last_offset = lines.last().map_or(0, |l| l.0);
+    let last_offset = feed.last().map_or(0, |l| l.offset_us);
     let feeder = tokio::spawn(async move {
-        let Some(mut stdin) = stdin else { return 0 };
+        let Some(mut stdin) = stdin else {
+            return (0, None);
+        };
         let mut fed = 0usize;
         let mut buf = Vec::with_capacity(64 * 1024);
         let mut i = 0;
-        while i < lines.len() {
-            let due = start + Duration::from_micros(lines[i].0);
+        while i < feed.len() {
+            let due = start + Duration::from_micros(feed[i].offset_us);
             tokio::time::sleep_until(due).await;
             let now_us = start.elapsed().as_micros() as u64;
             buf.clear();
             let first = i;
-            while i < lines.len() && lines[i].0 <= now_us {
-                buf.extend_from_slice(lines[i].1.as_bytes());
+            let mut events = 0;
+            while i < feed.len() && feed[i].offset_us <= now_us {
+                buf.extend_from_slice(feed[i].line.as_bytes());
                 buf.push(b'\n');
+                events += usize::from(feed[i].kind == FeedKind::Event);
                 i += 1;
+                if feed[i - 1].kind != FeedKind::Event {
+                    break; // a control line goes out on its own, at its time
+                }
             }
             if i == first {
                 continue;
@@ -146,10 +185,13 @@ pub async fn run_sender(
             if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
                 break;
             }
-            fed = i;
+            fed += events;
+            if feed[i - 1].kind == FeedKind::Exit {
+                return (fed, Some(stdin));
+            }
         }
         drop(stdin);
-        fed
+        (fed, None)
     });
     let reader = tokio::spawn(async move {
         let mut outcomes = Vec::new();
@@ -208,7 +250,8 @@ pub async fn run_sender(
     if !feeder.is_finished() {
         feeder.abort();
     }
-    let fed = feeder.await.unwrap_or(0);
+    // An `exit` feed kept stdin open until now.
+    let (fed, _stdin) = feeder.await.unwrap_or((0, None));
     let grace = Duration::from_secs(5);
     let outcomes = tokio::time::timeout(grace, reader)
         .await

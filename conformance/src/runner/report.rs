@@ -72,7 +72,7 @@ impl SuiteReport {
         errors: Vec<(String, String)>,
     ) -> Self {
         Self {
-            schema_version: 1,
+            schema_version: 2,
             passed: errors.is_empty() && scenarios.iter().all(|s| s.passed),
             sender,
             scenarios,
@@ -92,16 +92,19 @@ impl SuiteReport {
             "lost(sil)",
             "dupSt",
             "dedup",
-            "reject",
+            "reject(sil)",
+            "held",
             "unexp",
             "reord",
             "propDr",
+            "fDrop",
+            "req/ev",
             "secs",
         ];
         let _ = writeln!(
             out,
-            "{:<28} {:>6} {:>6} {:>10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  verdict",
-            h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10]
+            "{:<28} {:>6} {:>6} {:>10} {:>6} {:>6} {:>11} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  verdict",
+            h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]
         );
         for s in &self.scenarios {
             let e = &s.verdict.events;
@@ -119,17 +122,20 @@ impl SuiteReport {
             };
             let _ = writeln!(
                 out,
-                "{:<28} {:>6} {:>6} {:>10} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7.1}  {}",
+                "{:<28} {:>6} {:>6} {:>10} {:>6} {:>6} {:>11} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6.2} {:>7.1}  {}",
                 s.scenario,
                 e.attempted,
                 e.stored,
                 format!("{}({})", e.lost, e.lost_silently),
                 e.duplicate_stored,
                 e.duplicate_deduplicated,
-                e.expected_rejection,
+                format!("{}({})", e.expected_rejection, e.refused_silently),
+                e.held_at_exit,
                 e.unexpected,
                 e.reordered,
                 e.property_update_dropped,
+                e.false_drop_reports,
+                s.verdict.efficiency.requests_per_event,
                 s.duration_ms as f64 / 1000.0,
                 verdict
             );
@@ -150,10 +156,14 @@ impl SuiteReport {
             out,
             "\nevents: logical events (a deliberate re-send counts once); stored: exactly once; \
              lost(sil): valid but never stored (of which nobody reported); dupSt: stored twice or \
-             more; dedup: copies dropped by insert_id dedup (allowed); reject: invalid events \
-             rejected as expected; unexp: stored but never produced; reord: stored out of \
-             per-device order (HTTP V2); propDr: user-property updates silently dropped \
-             (reported, not failed, unless the scenario says so)"
+             more; dedup: copies dropped by insert_id dedup (allowed); reject(sil): events Amplitude \
+             refused for good (invalid, named in a 400, over the daily quota, alone over the \
+             size limit, invalid key), of which the sender never reported; held: reported as \
+             still held in the sender's durable queue at exit; unexp: stored but never \
+             produced; reord: stored out of per-device order (HTTP V2); propDr: user-property \
+             updates silently dropped (reported, not failed, unless the scenario says so); \
+             fDrop: false drop reports (the sender said dropped, the mock stored it); req/ev: \
+             requests per event"
         );
         let _ = writeln!(
             out,
@@ -226,9 +236,12 @@ impl SuiteReport {
         let _ = writeln!(out, "## Events per scenario\n");
         let _ = writeln!(
             out,
-            "| scenario | events | stored once | lost (reported / silent) | stored twice or more | deduplicated copies | rejected as invalid (expected) | reordered | requests by status | wall time | verdict |"
+            "| scenario | events | stored once | lost (reported / silent) | stored twice or more | deduplicated copies | refused for good (silent) | held at exit | false drop reports | reordered | requests by status | requests per event | wall time | verdict |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+        );
         for s in &self.scenarios {
             let e = &s.verdict.events;
             let statuses: Vec<String> = s
@@ -238,7 +251,7 @@ impl SuiteReport {
                 .collect();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} ({} / {}) | {} | {} | {} | {} | {} | {:.1} s{} | {} |",
+                "| {} | {} | {} | {} ({} / {}) | {} | {} | {} ({}) | {} | {} | {} | {} | {:.2} | {:.1} s{} | {} |",
                 s.scenario,
                 e.attempted,
                 e.stored,
@@ -248,8 +261,12 @@ impl SuiteReport {
                 e.duplicate_stored,
                 e.duplicate_deduplicated,
                 e.expected_rejection,
+                e.refused_silently,
+                e.held_at_exit,
+                e.false_drop_reports,
                 e.reordered,
                 statuses.join(", "),
+                s.verdict.efficiency.requests_per_event,
                 s.duration_ms as f64 / 1000.0,
                 if s.sender_exited { "" } else { " (killed)" },
                 if s.passed { "pass" } else { "**fail**" }

@@ -287,7 +287,11 @@ pub(crate) fn classify(
         match copies.len() {
             1 => counts.stored += 1,
             0 => {
-                if let Some(why) = idx.refused.get(&seq) {
+                if outcome == Some("held") {
+                    // Kept on purpose and said so (e.g. over the daily quota, waiting for
+                    // the window): not silent; `drained_before_deadline` judges it.
+                    counts.held_at_exit += 1;
+                } else if let Some(why) = idx.refused.get(&seq) {
                     counts.expected_rejection += 1;
                     if outcome != Some("dropped") {
                         counts.refused_silently += 1;
@@ -295,8 +299,6 @@ pub(crate) fn classify(
                             format!("seq {seq}: refused for good ({why}), and the sender never reported the drop")
                         });
                     }
-                } else if outcome == Some("held") {
-                    counts.held_at_exit += 1;
                 } else {
                     counts.lost += 1;
                     if outcome != Some("dropped") {

@@ -8,6 +8,7 @@ mod observe;
 mod process;
 mod report;
 mod settings;
+mod thresholds;
 mod validate;
 
 pub use command::{prepare_adapter, SuiteCommand};
@@ -290,6 +291,8 @@ pub async fn run_scenario(
         count: u64::from(!run.exited) + held,
         examples,
     });
+    let threshold_check = thresholds::check(&scenario.thresholds, &verdict, obs.requests.len());
+    verdict.checks.push(threshold_check);
     Ok(ScenarioReport {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),

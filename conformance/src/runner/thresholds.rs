@@ -1,0 +1,45 @@
+//! The scenario's `[thresholds]` on the conformance suite's own counts (`lost = 0`,
+//! `duplicate_stored = 0`, `requests_per_event = "< 0.2"`, ...). Names that only
+//! `amplitude-loadgen run` measures (latencies, rates) are left to it.
+
+use crate::check::{CheckResult, Verdict};
+use amplitude_loadgen::Thresholds;
+
+/// Every metric the suite measures, by its `[thresholds]` name: the event classes of
+/// [`crate::check::EventCounts`], the request counts of [`crate::check::Efficiency`], and
+/// `requests` (every request on the ingestion routes).
+pub fn metric(v: &Verdict, requests: usize, name: &str) -> Option<f64> {
+    if name == "requests" {
+        return Some(requests as f64);
+    }
+    let counts = serde_json::to_value(&v.events).ok()?;
+    let eff = serde_json::to_value(&v.efficiency).ok()?;
+    counts
+        .get(name)
+        .or_else(|| eff.get(name))
+        .and_then(serde_json::Value::as_f64)
+}
+
+/// The `scenario_thresholds` check: each threshold on a metric the suite measures holds.
+pub fn check(thresholds: &Thresholds, v: &Verdict, requests: usize) -> CheckResult {
+    let mut examples = Vec::new();
+    let mut count = 0;
+    for (name, t) in thresholds {
+        let Some(actual) = metric(v, requests, name) else {
+            continue;
+        };
+        if !t.check(actual) {
+            count += 1;
+            if examples.len() < 5 {
+                examples.push(format!("[thresholds] {name} {t}: measured {actual}"));
+            }
+        }
+    }
+    CheckResult {
+        name: "scenario_thresholds",
+        description: "the scenario's [thresholds] on the suite's counts held",
+        passed: count == 0,
+        count,
+        examples,
+    }
+}

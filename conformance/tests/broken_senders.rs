@@ -68,3 +68,95 @@ async fn hammering_a_throttled_device_is_caught() {
     assert!(f.contains(&"throttle_pause_respected"), "{f:?}");
     assert!(r.requests_by_status.get("429").copied().unwrap_or(0) > 5);
 }
+
+/// Issue 12, fault 1: resending each failed request at once during 8 s of 400s that name no
+/// event is a hot loop, though nothing is lost in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resending_at_once_after_400s_is_a_hot_loop() {
+    let r = judge("resend-at-once", "sdk-400-names-nothing.toml").await;
+    assert_eq!(
+        failed(&r),
+        vec!["no_hot_loop"],
+        "{}",
+        r.verdict.check("no_hot_loop").unwrap().examples.join("\n")
+    );
+    assert!(r.requests_by_status.get("400").copied().unwrap_or(0) > 100);
+}
+
+/// Issue 12, fault 5: "dropped" for events the mock stored (after `200 {}`) is a false drop
+/// report, a failure of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reporting_stored_events_as_dropped_is_caught() {
+    let r = judge("report-dropped", "sdk-empty-200-body.toml").await;
+    assert_eq!(failed(&r), vec!["no_false_drop_reports"]);
+    let e = &r.verdict.events;
+    assert_eq!(e.false_drop_reports, e.attempted);
+    assert_eq!((e.stored, e.lost), (e.attempted, 0));
+}
+
+/// Issue 12, fault 6: with an invalid key, resending refused events and never reporting them
+/// is judged on exactly that; the events are expected rejections, not losses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resending_with_an_invalid_key_is_caught() {
+    let r = judge("resend-at-once", "sdk-invalid-api-key.toml").await;
+    assert_eq!(
+        failed(&r),
+        vec![
+            "refused_events_reported",
+            "invalid_key_not_retried",
+            "no_hot_loop"
+        ]
+    );
+    let e = &r.verdict.events;
+    assert_eq!(
+        (e.expected_rejection, e.lost, e.stored),
+        (e.attempted, 0, 0)
+    );
+    assert_eq!(e.refused_silently, e.attempted);
+}
+
+/// Issue 21, fault 3: a flush that returns before delivery, then an exit: the events are
+/// lost, silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_that_resolves_before_delivery_loses_events_at_exit() {
+    let r = judge("flush-early", "sdk-flush-then-exit.toml").await;
+    assert_eq!(failed(&r), vec!["no_lost_events"]);
+    let e = &r.verdict.events;
+    assert_eq!(
+        (e.lost, e.lost_silently, e.stored),
+        (e.attempted, e.attempted, 0)
+    );
+    assert!(r.sender_exited);
+}
+
+/// Issue 12, fault 3: an invalid `[mock]` fault stops the suite before anything runs, with
+/// exit code 2 (a failed verdict is 1) and the file, line, fault and why on stderr.
+#[test]
+fn an_invalid_scenario_is_an_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 1.0 }\n\n[mock]\nfaults = [{ kind = \"status\", status = 503, committed = true }]\n",
+    )
+    .unwrap();
+    let good = root().join("../scenarios/steady-trickle.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+        .arg("--scenario")
+        .arg(&good)
+        .arg("--scenario")
+        .arg(&bad)
+        .arg("--sender-cmd")
+        .arg("exit 3")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:6: [mock] faults[0]: ", bad.display()))
+            && stderr.contains("503"),
+        "{stderr}"
+    );
+    // Nothing ran: not even the valid scenario before it.
+    assert!(!stderr.contains("[1/2]"), "{stderr}");
+}

@@ -359,3 +359,79 @@ pub async fn run_suite(files: &[PathBuf], opts: &RunnerOptions) -> SuiteReport {
     }
     SuiteReport::new(opts.sender.label(), reports, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use amplitude_loadgen::DurationMs;
+
+    /// Issue 12, fault 8: a request that got no response counts under "cut", so the buckets
+    /// add up to every request.
+    #[test]
+    fn requests_without_a_response_count_as_cut() {
+        let r = |status| crate::check::Request {
+            status,
+            ..Default::default()
+        };
+        let by = requests_by_status(&[r(200), r(0), r(503), r(0), r(0)]);
+        assert_eq!(
+            by.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("200".to_owned(), 1),
+                ("503".to_owned(), 1),
+                ("cut".to_owned(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn control_lines_are_merged_by_time_and_nothing_follows_exit() {
+        let sc = Scenario::from_toml_str(
+            "name = \"x\"\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 4.0 }\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let events: Vec<_> = sc.events(1).unwrap().collect();
+        assert_eq!(events.len(), 4); // at 125, 375, 625, 875 ms
+        let settings = ConformanceSettings {
+            controls: vec![
+                ControlAt {
+                    at: DurationMs(375),
+                    control: Control::Flush,
+                },
+                ControlAt {
+                    at: DurationMs(500),
+                    control: Control::Exit,
+                },
+            ],
+            ..Default::default()
+        };
+        let kinds: Vec<(u64, FeedKind)> = feed(&events, &settings)
+            .iter()
+            .map(|l| (l.offset_us / 1_000, l.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (125, FeedKind::Event),
+                (375, FeedKind::Event),
+                (375, FeedKind::Flush),
+                (500, FeedKind::Exit)
+            ]
+        );
+        assert_eq!(settings.exit_at_us(), Some(500_000));
+    }
+
+    #[test]
+    fn the_drain_budget_ends_before_the_kill() {
+        let s = |ms| ConformanceSettings {
+            deadline: Some(DurationMs(ms)),
+            ..Default::default()
+        };
+        assert_eq!(s(120_000).drain_budget_ms(), 110_000);
+        assert_eq!(s(60_000).drain_budget_ms(), 54_000);
+        assert_eq!(s(20_000).drain_budget_ms(), 18_000);
+        assert_eq!(s(3_000).drain_budget_ms(), 1_500);
+    }
+}

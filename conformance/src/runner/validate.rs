@@ -125,3 +125,80 @@ pub fn prepare(path: &Path) -> Result<Prepared, RunnerError> {
         mock,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    const HEAD: &str =
+        "name = \"x\"\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 1.0 }\n";
+
+    /// Issue 12, fault 3: an invalid fault is an error naming the file, the line, the fault
+    /// and why, before anything runs (it used to be logged and the scenario PASSed).
+    #[test]
+    fn an_invalid_fault_is_refused_with_its_line() {
+        let text = format!(
+            "{HEAD}\n[mock]\nfaults = [\n  {{ kind = \"status\", status = 503, count = 1 }},\n  {{ kind = \"status\", status = 503, committed = true }},\n]\n"
+        );
+        let (_d, path) = write(&text);
+        let e = prepare(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:8: [mock] faults[1]: {}",
+                path.display(),
+                amplitude_mock::Fault::status(503)
+                    .committed(true)
+                    .validate()
+                    .unwrap_err()
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_with_its_line_and_path() {
+        let (_d, path) = write(&format!(
+            "{HEAD}\n[mock]\nfaults = [{{ kind = \"status\", status = 503, cuont = 3 }}]\n"
+        ));
+        let e = prepare(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:6: [mock] faults[0].cuont: unknown field `cuont`",
+                path.display()
+            )),
+            "{e}"
+        );
+        let (_d, path) = write(&format!(
+            "{HEAD}\n[conformance]\ndeadline = \"10s\"\ncontrols = [{{ at = \"1s\", control = \"pause\" }}]\n"
+        ));
+        let e = prepare(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:7: [conformance] controls[0].control: unknown variant `pause`",
+                path.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_valid_file_is_prepared() {
+        let (_d, path) = write(&format!(
+            "{HEAD}\n[mock]\nfaults = [{{ kind = \"status\", status = 503, count = 3 }}]\n[conformance]\nexpect = \"all_rejected_invalid_key\"\n"
+        ));
+        let p = prepare(&path).unwrap();
+        assert_eq!(p.mock.faults.len(), 1);
+        assert_eq!(
+            p.settings.expect,
+            crate::check::Expectation::AllRejectedInvalidKey
+        );
+    }
+}

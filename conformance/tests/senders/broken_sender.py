@@ -8,6 +8,12 @@ in one way, chosen by the first argument:
   no-retry         sends each batch once and forgets it, whatever the answer
   fresh-insert-id  retries failures, but gives every event a new insert_id on each attempt
   hammer           ignores throttled_events: resends a 429'd batch at once, up to 40 times
+  resend-at-once   resends a batch at once after any non-2xx or transport error, up to 300
+                   times (public reports of SDKs storming on a 400 that names no event)
+  report-dropped   sends each batch once and reports every event "dropped", whatever the
+                   answer (public reports of SDKs that read `200 {}` as a failure)
+  flush-early      contract v2: a `flush` control returns at once without sending, an `exit`
+                   control exits at once (public reports of flush() resolving before delivery)
 """
 import json
 import sys
@@ -37,7 +43,7 @@ def post(events):
 
 
 def send(events):
-    if MODE == "no-retry":
+    if MODE in ("no-retry", "flush-early"):
         post(events)
         return
     if MODE == "fresh-insert-id":
@@ -48,6 +54,19 @@ def send(events):
             if status == 200 or 400 <= status < 500 and status != 429:
                 return
             time.sleep(0.2)
+        return
+    if MODE == "resend-at-once":
+        for _ in range(300):
+            status = post(events)
+            if 200 <= status < 300:
+                return
+        return
+    if MODE == "report-dropped":
+        post(events)
+        for e in events:
+            seq = (e.get("event_properties") or {}).get("conformance_seq")
+            if seq is not None:
+                print(json.dumps({"seq": seq, "outcome": "dropped", "reason": "code 0"}), flush=True)
         return
     if MODE == "hammer":
         for _ in range(40):
@@ -65,9 +84,16 @@ def main():
         if not line:
             continue
         try:
-            pending.append(json.loads(line))
+            obj = json.loads(line)
         except ValueError:
             continue
+        if "control" in obj:
+            if MODE == "flush-early" and obj["control"] == "exit":
+                os._exit(0)
+            continue  # flush-early: a flush that returns at once, sending nothing
+        pending.append(obj)
+        if MODE == "flush-early":
+            continue  # batches only at end of input (a long flush interval)
         if len(pending) >= BATCH or time.monotonic() - last > 0.2:
             send(pending)
             pending = []

@@ -101,9 +101,9 @@ async function main() {
 
   await init(apiKey, options).promise;
 
-  const pending = new Map(); // promise -> seq, until it settles
+  const pending = new Map(); // key -> { seq, p }, until the outcome is printed
   const listPending = () => {
-    const seqs = [...pending.values()];
+    const seqs = [...pending.values()].map((e) => e.seq);
     return `${seqs.slice(0, 50).join(', ')}${seqs.length > 50 ? ` (+${seqs.length - 50} more)` : ''}`;
   };
   let lines = 0;
@@ -154,8 +154,12 @@ async function main() {
     }
     const seq = seqOf(obj);
     // Passed through as given: track(eventObject) copies every field onto the event.
+    // The entry leaves `pending` in the same handler that prints the outcome line, so the
+    // counts logged at a flush or exit line match the outcome lines printed so far.
+    const key = {};
     const p = track(obj).promise.then(
       (result) => {
+        pending.delete(key);
         const code = result?.code;
         if (seq === null) {
           log(`SDK result for an event without conformance_seq: code=${code} message=${result?.message}`);
@@ -165,10 +169,12 @@ async function main() {
           emit({ seq, outcome: 'dropped', reason: `${code} ${result?.message}` });
         }
       },
-      (err) => log(`track() promise rejected for seq ${seq}: ${err?.stack ?? err}`),
+      (err) => {
+        pending.delete(key);
+        log(`track() promise rejected for seq ${seq}: ${err?.stack ?? err}`);
+      },
     );
-    pending.set(p, seq);
-    p.finally(() => pending.delete(p));
+    pending.set(key, { seq, p });
   }
 
   log(`stdin closed after ${lines} lines (${lines - skipped - controls} tracked, ${controls} control, ` +
@@ -191,7 +197,7 @@ async function main() {
     log(`flush() resolved after ${Date.now() - started} ms` +
         (pending.size ? `; waiting for ${pending.size} events the SDK still holds` : ''));
     while (pending.size > 0) {
-      await Promise.allSettled([...pending.keys()]);
+      await Promise.allSettled([...pending.values()].map((e) => e.p));
     }
     return 'drained';
   })();

@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
 """End-to-end smoke test of one SDK adapter against the real mock.
 
-Usage: smoke.sh ADAPTER [--events N] [--pace-ms MS] [--timeout S]
+Usage: smoke.sh ADAPTER [--events N] [--pace-ms MS] [--timeout S] [--drain-ms MS]
+                 [--flush-every K] [--end eof|exit]
   ADAPTER   python-sdk | node-sdk (a directory here holding run.sh) or a path to a run.sh
 
 Starts `amplitude-mock --bind 127.0.0.1:0 --api-key KEY`, pipes N generated events (each
 with an integer event_properties.conformance_seq and ids of at least 5 characters) into
-the adapter under the sender contract, then checks that:
+the adapter under sender contract 2 (AMPLITUDE_SENDER_CONTRACT=2, AMPLITUDE_DRAIN_DEADLINE_MS),
+with a {"control":"flush"} line after every K events (--flush-every) and one unsupported
+control line halfway, then checks that:
   - the adapter exits 0 within the timeout;
+  - it reported the unsupported control line on stderr ("unsupported control line: ...");
   - every seq was stored by the mock exactly once (GET /__mock/events), and nothing else;
   - the adapter printed exactly one outcome line per seq, each "delivered", and nothing
     else on stdout.
+--end exit ends the stream with {"control":"flush"} and {"control":"exit"} and keeps stdin
+open: the adapter must exit on its own. Events the SDK had not delivered by then may be lost
+(that is the SDK's flush semantics): lost and silent seqs are reported, not judged; still
+judged: exit 0 (or 1 from the adapter's drain-deadline watchdog after exit, reported), nothing stored twice or unexpected, every "delivered" seq stored, no
+"dropped" line.
 Storage order per device is reported (not judged: the Python SDK sends batches in parallel).
 
 Env: MOCK_BIN (default: <workspace>/target/debug/amplitude-mock, built with cargo if
@@ -91,6 +100,12 @@ def main():
     ap.add_argument("--events", type=int, default=50)
     ap.add_argument("--pace-ms", type=float, default=0, help="delay between stdin lines")
     ap.add_argument("--timeout", type=float, default=120, help="seconds the adapter may run")
+    ap.add_argument("--drain-ms", type=int, default=60000,
+                    help="AMPLITUDE_DRAIN_DEADLINE_MS given to the adapter")
+    ap.add_argument("--flush-every", type=int, default=0, metavar="K",
+                    help='a {"control":"flush"} line after every K events (0: none)')
+    ap.add_argument("--end", choices=("eof", "exit"), default="eof",
+                    help="end with end of stdin (default) or with flush + exit control lines")
     args = ap.parse_args()
 
     run = pathlib.Path(args.adapter)
@@ -107,9 +122,22 @@ def main():
             "AMPLITUDE_API_KEY": API_KEY,
             "AMPLITUDE_SERVER_URL": f"{base}/2/httpapi",
             "AMPLITUDE_BATCH_URL": f"{base}/batch",
+            "AMPLITUDE_SENDER_CONTRACT": "2",
+            "AMPLITUDE_DRAIN_DEADLINE_MS": str(args.drain_ms),
         })
         events = make_events(args.events)
-        log(f"mock at {base}; {len(events)} events -> {run}")
+        stream = []  # (line, pace after it)
+        for i, ev in enumerate(events, start=1):
+            stream.append((json.dumps(ev), True))
+            if i == len(events) // 2:
+                stream.append((json.dumps({"control": "smoke-no-such-control"}), False))
+            if args.flush_every and i % args.flush_every == 0 and i < len(events):
+                stream.append((json.dumps({"control": "flush"}), False))
+        if args.end == "exit":
+            stream.append((json.dumps({"control": "flush"}), False))
+            stream.append((json.dumps({"control": "exit"}), False))
+        n_control = len(stream) - len(events)
+        log(f"mock at {base}; {len(events)} events + {n_control} control lines (end: {args.end}) -> {run}")
         started = time.monotonic()
         child = subprocess.Popen([str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=env, text=True)
@@ -119,14 +147,16 @@ def main():
         for r in readers:
             r.start()
         try:
-            for ev in events:
-                child.stdin.write(json.dumps(ev) + "\n")
+            for line, pace in stream:
+                child.stdin.write(line + "\n")
                 child.stdin.flush()
-                if args.pace_ms:
+                if pace and args.pace_ms:
                     time.sleep(args.pace_ms / 1000)
-            child.stdin.close()
+            if args.end == "eof":
+                child.stdin.close()
         except BrokenPipeError:
-            failures.append("adapter closed its stdin early")
+            if args.end == "eof":
+                failures.append("adapter closed its stdin early")
         try:
             rc = child.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
@@ -136,9 +166,19 @@ def main():
         for r in readers:
             r.join(5)
         elapsed = time.monotonic() - started
+        try:
+            child.stdin.close()
+        except BrokenPipeError:
+            pass
         sys.stderr.write("".join("    | " + l for l in err_lines))
-        if rc != 0:
+        lingered = args.end == "exit" and rc == 1 and any("still running" in l and "after exit" in l for l in err_lines)
+        if lingered:
+            log("adapter exit 1: its watchdog ended it at the drain deadline after the exit line "
+                "(the SDK's exit hooks kept it alive; reported, not judged)")
+        elif rc != 0:
             failures.append(f"adapter exited {rc}")
+        if not any("unsupported control line: " in l and "smoke-no-such-control" in l for l in err_lines):
+            failures.append("the unsupported control line was not reported on stderr")
 
         # What the adapter said.
         outcomes = {}
@@ -170,9 +210,18 @@ def main():
         multi = [s for s in want if len(outcomes.get(s, [])) > 1]
         not_delivered = [(s, os_[0]) for s, os_ in outcomes.items() if os_[0].get("outcome") != "delivered"]
         reordered = [d for d, seqs in order.items() if seqs != sorted(seqs)]
-        for name, bad in (("lost", lost), ("stored more than once", dup), ("unexpected", unexpected),
-                          ("no outcome line", silent), ("several outcome lines", multi),
-                          ("outcome not delivered", not_delivered)):
+        judged = [("stored more than once", dup), ("unexpected", unexpected),
+                  ("several outcome lines", multi), ("outcome not delivered", not_delivered)]
+        if args.end == "eof":
+            judged += [("lost", lost), ("no outcome line", silent)]
+        else:
+            judged.append(("delivered but not stored",
+                           [s for s, os_ in outcomes.items() if os_[0].get("outcome") == "delivered"
+                            and counts.get(s, 0) == 0]))
+            log(f"after exit (reported, not judged): lost {len(lost)} {lost[:20]}; "
+                f"no outcome line {len(silent)} {silent[:20]}; "
+                f"silent losses (lost, no line) {len([s for s in lost if s in silent])}")
+        for name, bad in judged:
             if bad:
                 failures.append(f"{name}: {bad[:20]}{' ...' if len(bad) > 20 else ''}")
 

@@ -2,7 +2,10 @@
 """Drives the official Amplitude Python SDK (`amplitude-analytics`) through the
 conformance kit's third-party sender contract (architecture.md).
 
-stdin:  JSON Lines, one Amplitude HTTP V2 event object a line, in application order.
+stdin:  JSON Lines, one Amplitude HTTP V2 event object a line, in application order, and
+        (contract 2) control lines: {"control":"flush"} -> client.flush(), then the next line;
+        {"control":"exit"} -> sys.exit(0) (the interpreter's normal exit, atexit hooks included).
+        End of stdin -> client.shutdown(), bounded by AMPLITUDE_DRAIN_DEADLINE_MS.
 stdout: JSON Lines `{"seq":N,"outcome":"delivered"|"dropped","reason":"..."}`, one per
         SDK callback. Nothing else is written to stdout.
 stderr: logs (settings used, skipped lines, SDK logs, events the SDK never reported).
@@ -11,6 +14,7 @@ Only the SDK's public API is used, and nothing is retried or deduplicated here: 
 delivery decision is the SDK's own.
 """
 
+import atexit
 import json
 import logging
 import os
@@ -23,8 +27,8 @@ from amplitude import constants as sdk_constants
 from amplitude.event import IngestionMetadata, Plan
 
 ADAPTER = "python-sdk-adapter"
-# How long shutdown() (flush + wait for in-flight requests) may take before we give up.
-SHUTDOWN_TIMEOUT_S = float(os.environ.get("ADAPTER_SHUTDOWN_TIMEOUT_S", "60"))
+# The newest sender contract this adapter speaks (control lines, drain deadline).
+CONTRACT = 2
 
 # Wire key -> BaseEvent constructor argument (the SDK renames two revenue keys).
 RENAMED = {"productId": "product_id", "revenueType": "revenue_type"}
@@ -69,6 +73,24 @@ def env_int(name):
     except ValueError:
         log(f"ignoring {name}={raw!r}: not an integer")
         return None
+
+
+def drain_budget_s():
+    """Seconds the final shutdown may take after end of stdin (or after an `exit` line).
+
+    AMPLITUDE_DRAIN_DEADLINE_MS (contract 2) wins, less a margin of min(200 ms, 10 %) so the
+    process is gone before the runner's own deadline; else ADAPTER_SHUTDOWN_TIMEOUT_S (60).
+    """
+    ms = env_int("AMPLITUDE_DRAIN_DEADLINE_MS")
+    if ms is not None and ms >= 0:
+        return max(0.0, (ms - min(200, ms // 10)) / 1000), f"drain_deadline_ms={ms}"
+    raw = os.environ.get("ADAPTER_SHUTDOWN_TIMEOUT_S", "60")
+    try:
+        secs = float(raw)
+    except ValueError:
+        log(f"ignoring ADAPTER_SHUTDOWN_TIMEOUT_S={raw!r}: not a number")
+        secs = 60.0
+    return secs, f"shutdown_timeout_s={secs:g} (no AMPLITUDE_DRAIN_DEADLINE_MS)"
 
 
 def seq_of(event_properties):
@@ -179,26 +201,87 @@ def main():
         callback=tracker.callback,
     )
     client = Amplitude(api_key, config)
-    log(f"amplitude-analytics {sdk_constants.SDK_VERSION}; server_url={config.server_url} "
+    contract = os.environ.get("AMPLITUDE_SENDER_CONTRACT", "").strip() or "1"
+    budget_s, budget_desc = drain_budget_s()
+    log(f"contract={contract} (adapter speaks {CONTRACT}); "
+        f"amplitude-analytics {sdk_constants.SDK_VERSION}; server_url={config.server_url} "
         f"use_batch={use_batch} flush_queue_size={settings['flush_queue_size']} "
         f"flush_interval_millis={settings['flush_interval_millis']} "
         f"flush_max_retries={settings['flush_max_retries']} "
         f"min_id_length={settings['min_id_length']} (None = SDK/server default 5) "
-        f"shutdown_timeout_s={SHUTDOWN_TIMEOUT_S:g}")
+        f"{budget_desc}; exit control = sys.exit(0)")
+    if contract not in ("1", str(CONTRACT)):
+        log(f"AMPLITUDE_SENDER_CONTRACT={contract!r}: this adapter speaks contract {CONTRACT}")
     if not api_key:
         log("AMPLITUDE_API_KEY is empty: the SDK will refuse to send")
     if not url:
         log("no AMPLITUDE_SERVER_URL/AMPLITUDE_BATCH_URL: the SDK would use Amplitude's real host")
 
+    def report_unreported(when):
+        missing = tracker.unreported()
+        if missing:
+            shown = ", ".join(str(s) for s in missing[:50])
+            more = f" (+{len(missing) - 50} more)" if len(missing) > 50 else ""
+            log(f"{len(missing)} events got no callback from the SDK {when}: seq {shown}{more}")
+
     lines = 0
     skipped = 0
-    for lineno, raw in enumerate(sys.stdin, start=1):
+    controls = 0
+    flushes = 0
+    # readline() rather than `for raw in sys.stdin`: no read-ahead, each line is handled as
+    # soon as it arrives, and nothing past a control line is read before it is done.
+    lineno = 0
+    while True:
+        raw = sys.stdin.readline()
+        if not raw:
+            break
+        lineno += 1
         text = raw.strip()
         if not text:
             continue
         lines += 1
         try:
             obj = json.loads(text)
+        except ValueError as exc:
+            skipped += 1
+            log(f"stdin line {lineno} skipped: {exc}: {text[:200]!r}")
+            continue
+        if isinstance(obj, dict) and "control" in obj:
+            controls += 1
+            control = obj["control"]
+            if control == "flush":
+                # The SDK's flush: it takes what is queued, submits it to its thread pool and
+                # returns at once (a list of futures for the first attempt). We do not wait on
+                # them: an application calling client.flush() goes on right away. Their
+                # completion is only logged.
+                flushes += 1
+                n = flushes
+                started = time.monotonic()
+                futures = [f for f in (client.flush() or []) if f is not None]
+                log(f"flush #{n} (stdin line {lineno}): client.flush() returned after "
+                    f"{(time.monotonic() - started) * 1000:.1f} ms with {len(futures)} future(s); "
+                    f"{len(tracker.unreported())} events without callback so far")
+                for fut in futures:
+                    fut.add_done_callback(
+                        lambda f, n=n, t=started: log(
+                            f"flush #{n}: a future resolved after {(time.monotonic() - t) * 1000:.1f} ms"
+                            + (f" with {f.exception()!r}" if not f.cancelled() and f.exception() else "")))
+                continue
+            if control == "exit":
+                # The application exits now: sys.exit(0) is a normal interpreter exit, which
+                # runs what an exiting app runs: the SDK's own exit hook (client.shutdown() via
+                # threading._register_atexit, i.e. flush + wait for its thread pool) and the
+                # join of its non-daemon consumer thread. Nothing is added here; a watchdog
+                # only bounds that exit by the drain deadline.
+                log(f"exit (stdin line {lineno}): sys.exit(0) after {lines} lines "
+                    f"({controls} control); {len(tracker.unreported())} events without callback so far")
+                atexit.register(report_unreported, "before exit")
+                arm_watchdog(budget_s, "exit", report_unreported)
+                sys.stdout.flush()
+                sys.exit(0)
+            log(f"unsupported control line: {text}")
+            continue
+        try:
             event = to_event(obj)
         except (ValueError, TypeError) as exc:
             skipped += 1
@@ -207,7 +290,8 @@ def main():
         tracker.add(seq_of(obj.get("event_properties")))
         client.track(event)
 
-    log(f"stdin closed after {lines} lines ({lines - skipped} tracked, {skipped} skipped); calling shutdown()")
+    log(f"stdin closed after {lines} lines ({lines - skipped - controls} tracked, {controls} control, "
+        f"{skipped} skipped); calling shutdown() (budget {budget_s:g} s)")
     started = time.monotonic()
     done = threading.Event()
 
@@ -220,22 +304,33 @@ def main():
             done.set()
 
     threading.Thread(target=shut, name="adapter-shutdown", daemon=True).start()
-    finished = done.wait(SHUTDOWN_TIMEOUT_S)
+    finished = done.wait(budget_s)
     elapsed = time.monotonic() - started
-    missing = tracker.unreported()
-    if missing:
-        shown = ", ".join(str(s) for s in missing[:50])
-        more = f" (+{len(missing) - 50} more)" if len(missing) > 50 else ""
-        log(f"{len(missing)} events got no callback from the SDK: seq {shown}{more}")
+    report_unreported("by the end")
     sys.stdout.flush()
     sys.stderr.flush()
     if not finished:
-        log(f"shutdown() did not return within {SHUTDOWN_TIMEOUT_S:g} s; exiting 1")
+        log(f"shutdown() did not return within {budget_s:g} s ({budget_desc}); exiting 1")
         os._exit(1)
     log(f"shutdown() returned after {elapsed:.2f} s")
     # After shutdown() the SDK's thread pool is closed, so nothing more can be sent; skip
     # the interpreter's wait for the SDK's consumer thread (and its atexit shutdown hook).
     os._exit(0)
+
+
+def arm_watchdog(budget_s, why, report):
+    """Ends the process after budget_s even if the SDK's exit hooks are still busy."""
+
+    def fire():
+        time.sleep(budget_s)
+        report(f"within the {budget_s:g} s drain budget after {why}")
+        log(f"still running {budget_s:g} s after {why} (SDK exit hooks); exiting 1")
+        try:
+            sys.stdout.flush()
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=fire, name="adapter-watchdog", daemon=True).start()
 
 
 if __name__ == "__main__":

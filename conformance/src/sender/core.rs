@@ -813,7 +813,7 @@ impl Core {
     /// resend. A 413 of a lone event goes to [`Core::refuse`].
     fn split(&mut self, fl: InFlight, now: u64) {
         self.stats.splits += 1;
-        let half = (fl.keys.len() / 2).max(1);
+        let half = fl.keys.len().div_ceil(2);
         let why: Arc<str> = Arc::from("413 Payload too large");
         for k in &fl.keys {
             if let Some(s) = self.events.get_mut(k) {
@@ -875,7 +875,7 @@ impl Core {
                 }
             }
             if bisect {
-                s.max_events = s.max_events.min(n / 2);
+                s.max_events = s.max_events.min(n.div_ceil(2));
             }
             keep.push(k);
         }

@@ -232,7 +232,10 @@ fn delivered_line(seq: i64) -> String {
 }
 
 fn held_line(seq: i64, reason: &str) -> String {
-    format!("{{\"seq\":{seq},\"outcome\":\"held\",\"reason\":{}}}", json!(reason))
+    format!(
+        "{{\"seq\":{seq},\"outcome\":\"held\",\"reason\":{}}}",
+        json!(reason)
+    )
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

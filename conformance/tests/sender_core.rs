@@ -632,3 +632,61 @@ fn consecutive_set_identifies_of_one_user_can_be_coalesced() {
         .all(|e| !matches!(e, Effect::Coalesced { .. })));
     assert_eq!(core.stats().coalesced, 2);
 }
+
+#[test]
+fn a_400_naming_no_event_is_retried_whole_then_bisected_with_backoff_down_to_the_culprit() {
+    // spec §5.1: a 400 that names nothing may be transient: resend the whole batch 3 times with
+    // backoff, then bisect one step per refusal (with backoff), and dead-letter an event only
+    // when it is refused alone 1 + 3 times; the others are delivered
+    let mut core = Core::new(cfg());
+    core.set_flushing();
+    for k in 0..8 {
+        core.enqueue(ev(k, "dev-1"), 0);
+    }
+    let refused = resp(400, json!({"code":400,"error":"Invalid request body"}));
+    let mut now = 0;
+    let mut sent = Vec::new();
+    let mut answered_at: Option<(u64, bool)> = None;
+    while !core.is_idle() {
+        let (t, r) = next_request(&mut core, now);
+        if let Some((at, true)) = answered_at {
+            assert!(t >= at + 150, "resent {} ms after a refusal", t - at);
+        }
+        let bad = r.keys.contains(&5);
+        now = t + 20;
+        let answer = if bad { refused.clone() } else { ok() };
+        core.on_response(r.id, &answer, now);
+        answered_at = Some((now, bad));
+        sent.push(r.keys);
+    }
+    let all: Vec<u64> = (0..8).collect();
+    assert_eq!(
+        sent,
+        vec![
+            all.clone(),
+            all.clone(),
+            all.clone(),
+            all,
+            vec![0, 1, 2, 3],
+            vec![4, 5, 6, 7],
+            vec![4, 5],
+            vec![4],
+            vec![5],
+            vec![5],
+            vec![5],
+            vec![5],
+            vec![6, 7],
+        ]
+    );
+    let effects = core.drain_effects();
+    assert_eq!(delivered(&effects), vec![0, 1, 2, 3, 4, 6, 7]);
+    assert_eq!(
+        dead(&effects),
+        vec![(
+            5,
+            "400 without event indexes: {\"code\":400,\"error\":\"Invalid request body\"}; refused 4 times alone in its request (1 + 3 retries with backoff)".to_owned()
+        )]
+    );
+    assert_eq!(core.stats().refused_requests, 10);
+    assert_eq!(core.stats().splits, 3);
+}

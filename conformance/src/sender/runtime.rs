@@ -75,7 +75,8 @@ pub struct Sender {
 impl Sender {
     /// Opens `config.state_dir`, re-enqueues every event pending there (same `insert_id`,
     /// original order), and starts sending. The receiver yields one [`Outcome`] per event,
-    /// when it is delivered or dead-lettered.
+    /// when it is delivered or dead-lettered, or `held` when the sender exits with the event
+    /// still in its durable queue.
     pub async fn start(
         config: SenderConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<Outcome>), SenderError> {

@@ -54,8 +54,9 @@ struct SuiteArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Reference sender speaking the third-party sender contract: events as JSON Lines on
-    /// stdin, `{"seq":N,"outcome":...}` lines on stdout; env AMPLITUDE_API_KEY,
-    /// AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL.
+    /// stdin (and control lines, contract 2), `{"seq":N,"outcome":...}` lines on stdout; env
+    /// AMPLITUDE_API_KEY, AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL, AMPLITUDE_USE_BATCH,
+    /// AMPLITUDE_DRAIN_DEADLINE_MS, AMPLITUDE_SENDER_CONTRACT.
     Sender(SenderArgs),
 }
 
@@ -115,10 +116,11 @@ struct SenderArgs {
     /// Per-request timeout, ms.
     #[arg(long, default_value_t = 10_000)]
     request_timeout_ms: u64,
-    /// After end of input or SIGTERM, drain for at most this long, ms; the rest stays in the
-    /// state directory.
-    #[arg(long, default_value_t = 30_000)]
-    drain_deadline_ms: u64,
+    /// After end of input or SIGTERM, drain for at most this long, ms (exiting a little
+    /// before it); the rest stays in the state directory and is reported `held`. Default:
+    /// env AMPLITUDE_DRAIN_DEADLINE_MS, else 30,000.
+    #[arg(long)]
+    drain_deadline_ms: Option<u64>,
     /// Seed of the backoff jitter.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -181,8 +183,29 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Contract versions this sender speaks (AMPLITUDE_SENDER_CONTRACT).
+const CONTRACT_VERSIONS: [&str; 2] = ["1", "2"];
+
 fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     let api_key = std::env::var("AMPLITUDE_API_KEY").context("AMPLITUDE_API_KEY is not set")?;
+    if let Ok(v) = std::env::var("AMPLITUDE_SENDER_CONTRACT") {
+        if !CONTRACT_VERSIONS.contains(&v.trim()) {
+            eprintln!(
+                "unsupported sender contract version: AMPLITUDE_SENDER_CONTRACT={v} (this sender speaks 1 and 2); going on with 2"
+            );
+        }
+    }
+    // The flag wins over the runner's AMPLITUDE_DRAIN_DEADLINE_MS.
+    let drain_deadline_ms = match (
+        a.drain_deadline_ms,
+        std::env::var("AMPLITUDE_DRAIN_DEADLINE_MS"),
+    ) {
+        (Some(ms), _) => ms,
+        (None, Ok(v)) => v.trim().parse::<u64>().with_context(|| {
+            format!("AMPLITUDE_DRAIN_DEADLINE_MS={v:?} is not a number of milliseconds")
+        })?,
+        (None, Err(_)) => 30_000,
+    };
     // The contract's AMPLITUDE_USE_BATCH=1 picks /batch as well as --endpoint batch.
     let batch_env = std::env::var("AMPLITUDE_USE_BATCH").is_ok_and(|v| v == "1");
     let endpoint_arg = if batch_env {
@@ -256,7 +279,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
             tokio::io::stdin(),
             tokio::io::stdout(),
             shutdown,
-            Duration::from_millis(a.drain_deadline_ms),
+            Duration::from_millis(drain_deadline_ms),
         )
         .await
     });
@@ -266,7 +289,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     let report = report?;
     let s = &report.stats;
     eprintln!(
-        "sender: accepted {} (recovered {}), delivered {}, dead-lettered {}, left in queue {}, requests {}, 429s {}, splits {}, retries {}, state dir {}",
+        "sender: accepted {} (recovered {}), delivered {}, dead-lettered {}, left in queue (held) {}, requests {}, 429s {}, splits {}, refused {}, retries {}, state dir {}",
         s.accepted,
         report.recovered,
         s.delivered,
@@ -275,6 +298,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
         s.requests,
         s.throttled_requests,
         s.splits,
+        s.refused_requests,
         s.retries,
         state_dir.display()
     );

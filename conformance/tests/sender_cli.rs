@@ -145,10 +145,18 @@ async fn sigterm_drains_then_keeps_the_rest_for_the_next_start() {
         .unwrap();
     drop(stdin);
     assert!(status.success(), "{status}");
-    assert!(
-        out.is_empty(),
-        "nothing delivered or dropped during the outage"
-    );
+    // nothing delivered or dropped during the outage: every event is reported held
+    assert_eq!(out.len(), 50);
+    for v in out.values() {
+        assert_eq!(v["outcome"], "held", "{v}");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("in the durable queue at exit (drain deadline of 300 ms reached; "),
+            "{v}"
+        );
+    }
     assert!(mock.events().is_empty());
     // the outage ends; a new start on the same state directory delivers everything
     mock.faults().clear();
@@ -161,4 +169,263 @@ async fn sigterm_drains_then_keeps_the_rest_for_the_next_start() {
     assert_eq!(out.len(), 50);
     assert!(out.values().all(|v| v["outcome"] == "delivered"));
     assert_eq!(mock.events().len(), 50);
+}
+
+// ---- contract version 2: drain deadline from the environment, held lines, control lines ----
+
+/// Starts the sender with explicit options, environment and piped stderr.
+fn spawn_v2(mock: &MockServer, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"));
+    cmd.args(["sender", "--state-dir"])
+        .arg(dir)
+        .args(args)
+        .env("AMPLITUDE_API_KEY", "KEY")
+        .env("AMPLITUDE_SERVER_URL", format!("{}/2/httpapi", mock.uri()))
+        .env("AMPLITUDE_BATCH_URL", format!("{}/batch", mock.uri()))
+        .env("AMPLITUDE_SENDER_CONTRACT", "2")
+        .env_remove("AMPLITUDE_DRAIN_DEADLINE_MS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits for the exit: (status, stdout lines in order, stderr, ms from `since` to the exit).
+fn wait_lines(
+    mut child: Child,
+    secs: u64,
+    since: Instant,
+) -> (std::process::ExitStatus, Vec<String>, String, u128) {
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let give_up = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("sender did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = since.elapsed().as_millis();
+    (status, out.join().unwrap(), err.join().unwrap(), took)
+}
+
+fn delivered_line(seq: i64) -> String {
+    format!("{{\"seq\":{seq},\"outcome\":\"delivered\"}}")
+}
+
+fn held_line(seq: i64, reason: &str) -> String {
+    format!(
+        "{{\"seq\":{seq},\"outcome\":\"held\",\"reason\":{}}}",
+        json!(reason)
+    )
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+const SLOW: [&str; 6] = [
+    "--flush-interval-ms",
+    "60000",
+    "--backoff-base-ms",
+    "10",
+    "--backoff-cap-ms",
+    "50",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_deadline_from_the_environment_ends_with_held_lines_before_it() {
+    // runner contract 2: AMPLITUDE_DRAIN_DEADLINE_MS; events still queued are reported held
+    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    mock.faults().push(Fault::hang()).unwrap(); // the request never gets an answer
+    let d = dir();
+    let mut child = spawn_v2(&mock, &d, &SLOW, &[("AMPLITUDE_DRAIN_DEADLINE_MS", "400")]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all((0..6).map(line).collect::<String>().as_bytes())
+        .unwrap();
+    drop(stdin);
+    let since = Instant::now();
+    let (status, out, _, took) = tokio::task::spawn_blocking(move || wait_lines(child, 30, since))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let reason =
+        "in the durable queue at exit (drain deadline of 400 ms reached; attempt 1 in flight, no answer yet)";
+    assert_eq!(
+        out,
+        (0..6).map(|s| held_line(s, reason)).collect::<Vec<_>>()
+    );
+    assert!(
+        (300..1_000).contains(&took),
+        "exited {took} ms after the end of input"
+    );
+    // the flag wins over the environment
+    let mut child = spawn_v2(
+        &mock,
+        &d,
+        &[&SLOW[..], &["--drain-deadline-ms", "200"]].concat(),
+        &[("AMPLITUDE_DRAIN_DEADLINE_MS", "60000")],
+    );
+    drop(child.stdin.take());
+    let since = Instant::now();
+    let (status, out, _, took) = tokio::task::spawn_blocking(move || wait_lines(child, 30, since))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let reason =
+        "in the durable queue at exit (drain deadline of 200 ms reached; attempt 1 in flight, no answer yet)";
+    assert_eq!(
+        out,
+        (0..6).map(|s| held_line(s, reason)).collect::<Vec<_>>()
+    );
+    assert!(took < 1_000, "exited {took} ms after the end of input");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_control_line_resolves_only_when_what_was_read_before_has_its_outcome() {
+    // contract 2: {"control":"flush"} = the application awaits flush(); a 503 on the way
+    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    mock.faults().push(Fault::status(503).count(1)).unwrap();
+    let d = dir();
+    let mut child = spawn_v2(&mock, &d, &SLOW, &[]);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input: String = (0..5).map(line).collect();
+    input.push_str("{\"control\":\"flush\"}\n");
+    input.extend((5..10).map(line));
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let since = Instant::now();
+    let (status, out, err, _) = tokio::task::spawn_blocking(move || wait_lines(child, 60, since))
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    // the first five are confirmed (after a retry) before the next five are even read
+    assert_eq!(
+        sorted(out[..5].to_vec()),
+        (0..5).map(delivered_line).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sorted(out[5..].to_vec()),
+        (5..10).map(delivered_line).collect::<Vec<_>>()
+    );
+    let reqs: Vec<(u16, usize)> = mock
+        .requests()
+        .iter()
+        .map(|r| (r.status, r.events))
+        .collect();
+    // without the flush, the 60 s flush interval would have sent one request of 10 at the end
+    assert_eq!(reqs, vec![(503, 5), (200, 5), (200, 5)]);
+    assert!(!err.contains("unsupported"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_control_line_exits_at_once_and_holds_the_rest_for_the_next_start() {
+    // contract 2: {"control":"exit"} right after a flush returned: no draining, held lines
+    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let d = dir();
+    let mut child = spawn_v2(
+        &mock,
+        &d,
+        &SLOW,
+        &[("AMPLITUDE_DRAIN_DEADLINE_MS", "60000")],
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input: String = (0..3).map(line).collect();
+    input.push_str("{\"control\":\"flush\"}\n");
+    input.extend((3..5).map(line));
+    input.push_str("{\"control\":\"exit\"}\n");
+    input.extend((5..7).map(line)); // never read: the application is gone
+    stdin.write_all(input.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let since = Instant::now();
+    // stdin stays open: the sender exits on its own
+    let (status, out, err, took) =
+        tokio::task::spawn_blocking(move || wait_lines(child, 30, since))
+            .await
+            .unwrap();
+    drop(stdin);
+    assert!(status.success(), "{status}: {err}");
+    assert!(took < 5_000, "exit took {took} ms");
+    let reason =
+        "in the durable queue at exit (the application exited (exit control line); never sent)";
+    assert_eq!(
+        sorted(out[..3].to_vec()),
+        (0..3).map(delivered_line).collect::<Vec<_>>()
+    );
+    assert_eq!(out[3..], [held_line(3, reason), held_line(4, reason)]);
+    assert_eq!(mock.events().len(), 3);
+    // a restart on the same state directory sends the held events
+    let mut child = spawn_v2(&mock, &d, &SLOW, &[]);
+    drop(child.stdin.take());
+    let (status, out, _, _) =
+        tokio::task::spawn_blocking(move || wait_lines(child, 30, Instant::now()))
+            .await
+            .unwrap();
+    assert!(status.success());
+    assert_eq!(sorted(out), vec![delivered_line(3), delivered_line(4)]);
+    assert_eq!(mock.events().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_control_lines_and_contract_versions_are_reported_on_stderr() {
+    // contract 2: never silently ignored; the sender goes on
+    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let d = dir();
+    let mut child = spawn_v2(&mock, &d, &SLOW, &[("AMPLITUDE_SENDER_CONTRACT", "3")]);
+    let mut stdin = child.stdin.take().unwrap();
+    let input = [
+        line(0),
+        "{\"control\":\"pause\"}\n".into(),
+        "{\"control\":7}\n".into(),
+        "{\"control\":\"flush\",\"timeout_ms\":5}\n".into(),
+        line(1),
+    ]
+    .concat();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let (status, out, err, _) =
+        tokio::task::spawn_blocking(move || wait_lines(child, 30, Instant::now()))
+            .await
+            .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(out, vec![delivered_line(0), delivered_line(1)], "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("unsupported"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "unsupported sender contract version: AMPLITUDE_SENDER_CONTRACT=3 (this sender speaks 1 and 2); going on with 2",
+            "unsupported control line: {\"control\":\"pause\"}",
+            "unsupported control line: {\"control\":7}",
+            "unsupported control line: {\"control\":\"flush\",\"timeout_ms\":5} (fields other than \"control\" ignored)",
+        ]
+    );
+    assert!(read_dead_letters(&d).unwrap().is_empty());
+    assert_eq!(
+        mock.requests().iter().map(|r| r.events).collect::<Vec<_>>(),
+        vec![1, 1],
+        "the flush sent event 0 alone, end of input event 1"
+    );
 }

@@ -33,6 +33,21 @@ fn ok() -> HttpResult {
     )
 }
 
+/// Polls at `now`, then at each wakeup, until the core sends: (send time, request).
+fn next_request(core: &mut Core, mut now: u64) -> (u64, OutRequest) {
+    for _ in 0..1_000 {
+        if let Some(r) = core.poll_send(now) {
+            return (now, r);
+        }
+        let next = core
+            .next_wakeup()
+            .expect("queued events but nothing scheduled");
+        assert!(next > now, "time must move forward");
+        now = next;
+    }
+    panic!("no request after 1,000 wakeups");
+}
+
 fn parsed(req: &OutRequest) -> UploadRequest {
     serde_json::from_slice(&req.body).unwrap()
 }
@@ -236,8 +251,9 @@ fn a_400_with_indexes_dead_letters_exactly_those_and_resends_the_rest_at_once() 
 }
 
 #[test]
-fn a_413_halves_the_batch_and_a_lone_event_is_dead_lettered() {
-    // spec §5.3: split and retry; a single event that is still too large is dropped
+fn a_413_halves_the_batch_and_a_lone_event_is_retried_then_dead_lettered() {
+    // spec §5.3: split and retry at once; a single event that is still refused is resent with
+    // backoff 3 times (it fits the documented limit, so the 413 may be transient), then dropped
     let mut core = Core::new(cfg());
     for k in 0..8 {
         core.enqueue(ev(k, "dev-1"), 0);
@@ -258,19 +274,42 @@ fn a_413_halves_the_batch_and_a_lone_event_is_dead_lettered() {
     let r = core.poll_send(140).unwrap();
     assert_eq!(r.keys, vec![2]);
     core.on_response(r.id, &too_large, 150);
+    let mut now = 150;
+    let mut sent_at = vec![];
+    for _ in 0..3 {
+        assert!(dead(&core.drain_effects()).is_empty());
+        assert!(
+            core.poll_send(now + 149).is_none(),
+            "backoff of at least 150 ms"
+        );
+        let (t, r) = next_request(&mut core, now);
+        assert_eq!(r.keys, vec![2], "the lone event again, not its successors");
+        sent_at.push(t - now);
+        now = t + 10;
+        core.on_response(r.id, &too_large, now);
+    }
+    assert_eq!(
+        sent_at,
+        vec![150, 186, 560],
+        "backoff: at least 150 ms, full jitter"
+    );
     let d = dead(&core.drain_effects());
     assert_eq!(d.iter().map(|x| x.0).collect::<Vec<_>>(), vec![2]);
-    assert!(d[0].1.contains("413"));
-    let r = core.poll_send(150).unwrap();
+    assert_eq!(
+        d[0].1,
+        "413 Payload too large; refused 4 times alone in its request (1 + 3 retries with backoff)"
+    );
+    let (now, r) = next_request(&mut core, now);
     assert_eq!(r.keys, vec![3], "event 3 kept its halved cap");
-    core.on_response(r.id, &ok(), 160);
-    let r = core.poll_send(160).unwrap();
+    core.on_response(r.id, &ok(), now + 10);
+    let r = core.poll_send(now + 10).unwrap();
     assert_eq!(
         r.keys,
         vec![4, 5, 6, 7],
         "events never split keep the full cap"
     );
-    assert_eq!(core.stats().splits, 4);
+    assert_eq!(core.stats().splits, 3);
+    assert_eq!(core.stats().refused_requests, 4);
 }
 
 #[test]
@@ -391,21 +430,22 @@ fn transient_failures_retry_with_capped_jittered_backoff_and_the_same_insert_ids
         resp(504, json!({"code":504})),
     ];
     let mut req = first;
+    let mut waits = vec![];
     for (n, f) in failures.iter().enumerate() {
         core.on_response(req.id, f, now);
-        let wake = core.next_wakeup().unwrap();
-        let ceiling = (100u64 << n).min(800);
+        let (wake, r) = next_request(&mut core, now);
+        // full jitter under the ceiling, never under the 150 ms floor
+        let ceiling = (100u64 << n).clamp(150, 800);
         assert!(
-            wake >= now && wake <= now + ceiling,
+            wake >= now + 150 && wake <= now + ceiling,
             "attempt {n}: {wake} vs {now}+{ceiling}"
         );
-        if wake > now {
-            assert!(core.poll_send(wake - 1).is_none());
-        }
+        waits.push(wake - now);
         now = wake;
-        req = core.poll_send(now).unwrap();
+        req = r;
         assert_eq!(insert_ids(&req), ids);
     }
+    assert_eq!(waits, vec![150, 150, 352, 749, 643, 705]);
     core.on_response(req.id, &ok(), now);
     assert_eq!(delivered(&core.drain_effects()), vec![0]);
     assert_eq!(core.stats().retries, 6);
@@ -420,9 +460,9 @@ fn a_retry_limit_only_moves_events_to_the_dead_letters() {
     core.enqueue(ev(0, "dev-1"), 0);
     let mut now = 100;
     for _ in 0..3 {
-        let r = core.poll_send(now).unwrap();
-        core.on_response(r.id, &resp(503, json!({"code":503})), now);
-        now = core.next_wakeup().unwrap_or(now);
+        let (t, r) = next_request(&mut core, now);
+        core.on_response(r.id, &resp(503, json!({"code":503})), t);
+        now = t;
     }
     let d = dead(&core.drain_effects());
     assert_eq!(d.len(), 1);
@@ -591,4 +631,62 @@ fn consecutive_set_identifies_of_one_user_can_be_coalesced() {
         .iter()
         .all(|e| !matches!(e, Effect::Coalesced { .. })));
     assert_eq!(core.stats().coalesced, 2);
+}
+
+#[test]
+fn a_400_naming_no_event_is_retried_whole_then_bisected_with_backoff_down_to_the_culprit() {
+    // spec §5.1: a 400 that names nothing may be transient: resend the whole batch 3 times with
+    // backoff, then bisect one step per refusal (with backoff), and dead-letter an event only
+    // when it is refused alone 1 + 3 times; the others are delivered
+    let mut core = Core::new(cfg());
+    core.set_flushing();
+    for k in 0..8 {
+        core.enqueue(ev(k, "dev-1"), 0);
+    }
+    let refused = resp(400, json!({"code":400,"error":"Invalid request body"}));
+    let mut now = 0;
+    let mut sent = Vec::new();
+    let mut answered_at: Option<(u64, bool)> = None;
+    while !core.is_idle() {
+        let (t, r) = next_request(&mut core, now);
+        if let Some((at, true)) = answered_at {
+            assert!(t >= at + 150, "resent {} ms after a refusal", t - at);
+        }
+        let bad = r.keys.contains(&5);
+        now = t + 20;
+        let answer = if bad { refused.clone() } else { ok() };
+        core.on_response(r.id, &answer, now);
+        answered_at = Some((now, bad));
+        sent.push(r.keys);
+    }
+    let all: Vec<u64> = (0..8).collect();
+    assert_eq!(
+        sent,
+        vec![
+            all.clone(),
+            all.clone(),
+            all.clone(),
+            all,
+            vec![0, 1, 2, 3],
+            vec![4, 5, 6, 7],
+            vec![4, 5],
+            vec![4],
+            vec![5],
+            vec![5],
+            vec![5],
+            vec![5],
+            vec![6, 7],
+        ]
+    );
+    let effects = core.drain_effects();
+    assert_eq!(delivered(&effects), vec![0, 1, 2, 3, 4, 6, 7]);
+    assert_eq!(
+        dead(&effects),
+        vec![(
+            5,
+            "400 without event indexes: {\"code\":400,\"error\":\"Invalid request body\"}; refused 4 times alone in its request (1 + 3 retries with backoff)".to_owned()
+        )]
+    );
+    assert_eq!(core.stats().refused_requests, 10);
+    assert_eq!(core.stats().splits, 3);
 }

@@ -23,6 +23,8 @@ enum Resp {
     Reset,
     Truncated200,
     InvalidKey,
+    /// A 400 that names no event, 403, an HTML 400: a refusal without a usable reason.
+    Refused(u8),
 }
 
 fn resp_strategy() -> impl Strategy<Value = Resp> {
@@ -37,6 +39,21 @@ fn resp_strategy() -> impl Strategy<Value = Resp> {
         20 => Just(Resp::Reset),
         10 => Just(Resp::Truncated200),
         1 => Just(Resp::InvalidKey),
+        15 => (0u8..3).prop_map(Resp::Refused),
+    ]
+}
+
+/// Mostly failing answers, to look for hot loops and resend storms.
+fn storm_strategy() -> impl Strategy<Value = Resp> {
+    prop_oneof![
+        10 => Just(Resp::Ok),
+        20 => prop_oneof![Just(500u16), Just(502), Just(503), Just(504), Just(408)].prop_map(Resp::ServerError),
+        20 => Just(Resp::Reset),
+        20 => (0u8..3).prop_map(Resp::Refused),
+        10 => Just(Resp::TooLarge),
+        10 => (proptest::collection::vec(any::<u8>(), 0..4), any::<bool>()).prop_map(|(v, b)| Resp::Throttle(v, b)),
+        10 => proptest::collection::vec(any::<u8>(), 1..4).prop_map(Resp::BadIndexes),
+        5 => Just(Resp::Truncated200),
     ]
 }
 
@@ -102,6 +119,136 @@ fn render(r: &Resp, req: &OutRequest) -> HttpResult {
             body: b"{\"code\":200,\"ev".to_vec(),
         },
         Resp::InvalidKey => out(400, json!({"code":400,"error":"Invalid API key: KEY"})),
+        Resp::Refused(0) => out(400, json!({"code":400,"error":"Invalid request body"})),
+        Resp::Refused(1) => out(403, json!({"code":403,"error":"Forbidden"})),
+        Resp::Refused(_) => HttpResult::Response {
+            status: 400,
+            body: b"<html>400 Bad Request</html>".to_vec(),
+        },
+    }
+}
+
+/// What the checker's hot-loop rules make of an answer to a request of `n` events:
+/// (failing status, per event: did it ask for a prompt resend).
+fn judge(result: &HttpResult, n: usize) -> (bool, Vec<bool>) {
+    let (status, body) = match result {
+        HttpResult::Transport(_) => return (true, vec![false; n]),
+        HttpResult::Response { status, body } => (*status, body),
+    };
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let indexes = |names: &[&str]| -> HashSet<usize> {
+        let mut out = HashSet::new();
+        for name in names {
+            match v.get(*name) {
+                Some(serde_json::Value::Array(a)) => {
+                    out.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize))
+                }
+                Some(serde_json::Value::Object(m)) => {
+                    for a in m.values().filter_map(|x| x.as_array()) {
+                        out.extend(a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    match status {
+        200..=299 => (false, vec![true; n]),
+        413 => (false, vec![true; n]),
+        429 => {
+            let named = indexes(&["throttled_events"]);
+            (false, (0..n).map(|i| !named.contains(&i)).collect())
+        }
+        400 => {
+            let named = indexes(&[
+                "events_with_missing_fields",
+                "events_with_invalid_fields",
+                "events_with_invalid_id_lengths",
+                "silenced_events",
+            ]);
+            if named.is_empty() {
+                (true, vec![false; n])
+            } else {
+                (false, (0..n).map(|i| !named.contains(&i)).collect())
+            }
+        }
+        _ => (true, vec![false; n]),
+    }
+}
+
+/// The checker's two hot-loop rules, computed on what the core emits (virtual time):
+/// per event, a resend under 100 ms after an answer that did not ask for a prompt resend is
+/// too fast (5 in a row fail); per endpoint, at most 10 resends answered with a failing
+/// status in any 1,000 ms (by request time).
+#[derive(Default)]
+struct HotLoop {
+    sent: HashSet<u64>,
+    last_answer: HashMap<u64, (u64, bool)>,
+    streak: HashMap<u64, u32>,
+    worst_streak: u32,
+    too_fast: u64,
+    requests: HashMap<u64, (u64, bool)>,
+    failing_resends: Vec<u64>,
+}
+
+impl HotLoop {
+    fn on_send(&mut self, req: &OutRequest, now: u64) {
+        let mut resend = false;
+        for k in &req.keys {
+            resend |= !self.sent.insert(*k);
+            let fast = self
+                .last_answer
+                .get(k)
+                .is_some_and(|&(t, prompt)| !prompt && now < t + 100);
+            let s = self.streak.entry(*k).or_default();
+            if fast {
+                *s += 1;
+                self.too_fast += 1;
+                self.worst_streak = self.worst_streak.max(*s);
+            } else {
+                *s = 0;
+            }
+        }
+        self.requests.insert(req.id, (now, resend));
+    }
+
+    fn on_answer(&mut self, req: &OutRequest, result: &HttpResult, now: u64) {
+        let (failing, prompt) = judge(result, req.keys.len());
+        for (k, p) in req.keys.iter().zip(prompt) {
+            self.last_answer.insert(*k, (now, p));
+        }
+        if let Some((sent_at, true)) = self.requests.remove(&req.id) {
+            if failing {
+                self.failing_resends.push(sent_at);
+            }
+        }
+    }
+
+    /// Most failing resends in any closed 1,000 ms window of request times.
+    fn max_failing_per_s(&self) -> usize {
+        let mut t = self.failing_resends.clone();
+        t.sort_unstable();
+        let mut best = 0;
+        let mut lo = 0;
+        for hi in 0..t.len() {
+            while t[hi] > t[lo] + 1_000 {
+                lo += 1;
+            }
+            best = best.max(hi + 1 - lo);
+        }
+        best
+    }
+
+    fn assert_within_limits(&self) {
+        assert!(
+            self.worst_streak < 5,
+            "an event was resent too fast {} times in a row",
+            self.worst_streak
+        );
+        assert_eq!(self.too_fast, 0, "no resend under 100 ms after a failure");
+        let worst = self.max_failing_per_s();
+        assert!(worst <= 8, "{worst} failing resends within 1,000 ms");
     }
 }
 
@@ -167,6 +314,7 @@ fn run(setup: &Setup, script: &[(Resp, u8, u16)]) -> (Vec<u64>, Vec<u64>, HashMa
     let (mut delivered, mut dead) = (Vec::new(), Vec::new());
     let mut reasons = HashMap::new();
     let mut now = 0u64;
+    let mut hot = HotLoop::default();
     for _step in 0..200_000 {
         while let Some(r) = core.poll_send(now) {
             assert!(
@@ -185,6 +333,7 @@ fn run(setup: &Setup, script: &[(Resp, u8, u16)]) -> (Vec<u64>, Vec<u64>, HashMa
                 .map(|e| e.insert_id.unwrap())
                 .collect();
             assert_eq!(sent.len(), r.keys.len());
+            hot.on_send(&r, now);
             inflight.push(r);
         }
         for e in core.drain_effects() {
@@ -202,6 +351,7 @@ fn run(setup: &Setup, script: &[(Resp, u8, u16)]) -> (Vec<u64>, Vec<u64>, HashMa
         }
         if inflight.is_empty() {
             if core.is_idle() {
+                hot.assert_within_limits();
                 return (delivered, dead, reasons);
             }
             let next = core
@@ -217,7 +367,9 @@ fn run(setup: &Setup, script: &[(Resp, u8, u16)]) -> (Vec<u64>, Vec<u64>, HashMa
             in_flight_keys.remove(k);
         }
         now += u64::from(dt);
-        core.on_response(req.id, &render(&resp, &req), now);
+        let result = render(&resp, &req);
+        hot.on_answer(&req, &result, now);
+        core.on_response(req.id, &result, now);
     }
     panic!("did not finish");
 }
@@ -239,6 +391,7 @@ proptest! {
         // spec §5-§7: every branch; issue: nothing lost, nothing duplicated, order per device
         let (delivered, dead, _) = run(&setup, &script);
         let n = setup.events.len();
+        // (run() also asserts the hot-loop limits on every sequence)
         let mut all: Vec<u64> = delivered.iter().chain(&dead).copied().collect();
         all.sort_unstable();
         prop_assert_eq!(all, (0..n as u64).collect::<Vec<_>>(), "each event exactly once");
@@ -251,6 +404,23 @@ proptest! {
             if let Some(prev) = last.insert(p.clone(), *k) {
                 prop_assert!(prev < *k, "{} delivered {} after {}", p, k, prev);
             }
+        }
+    }
+
+    #[test]
+    fn failure_storms_never_exceed_the_hot_loop_limits(
+        setup in setup_strategy(),
+        script in proptest::collection::vec((storm_strategy(), any::<u8>(), 0u16..60), 0..400),
+    ) {
+        // checker no_hot_loop: <5 consecutive resends under 100 ms after a non-prompt answer
+        // per event; <=10 failing resends per sliding second per endpoint (ours: <=8)
+        let setup = Setup { max_attempts: None, ..setup };
+        let (delivered, dead, reasons) = run(&setup, &script);
+        let n = setup.events.len();
+        prop_assert_eq!(delivered.len() + dead.len(), n);
+        for r in reasons.values() {
+            // only named 400s, lone refusals after their retries, or an unsendable event
+            prop_assert!(r.starts_with("400 Invalid field values") || r.contains("alone in its request"), "{}", r);
         }
     }
 }
@@ -472,4 +642,182 @@ fn without_pacing_a_429_teaches_the_threshold_and_the_burst_still_drains() {
         "hot drained in {hot_done} ms"
     );
     assert!(worst_cold <= 1_040, "cold latency {worst_cold} ms");
+}
+
+// ---------------------------------------------------------------------------------------
+// Outages in virtual time: a server answering with `answer(send time)`, 20 ms each way.
+
+struct Outage {
+    /// (send time, events) of every request.
+    log: Vec<(u64, usize)>,
+    requests: usize,
+    delivered: usize,
+    dead: usize,
+    done_at: u64,
+    hot: HotLoop,
+}
+
+fn outage(
+    cfg: CoreConfig,
+    arrivals: &[(u64, QueuedEvent)],
+    answer: impl Fn(u64, &OutRequest) -> HttpResult,
+) -> Outage {
+    let mut core = Core::new(cfg);
+    let mut hot = HotLoop::default();
+    let mut pending: Vec<(u64, OutRequest, HttpResult)> = Vec::new();
+    let (mut now, mut next, mut requests, mut delivered, mut dead) = (0u64, 0usize, 0, 0, 0);
+    let mut log = Vec::new();
+    loop {
+        while next < arrivals.len() && arrivals[next].0 <= now {
+            core.enqueue(arrivals[next].1.clone(), now);
+            next += 1;
+        }
+        if next == arrivals.len() {
+            core.set_flushing();
+        }
+        pending.sort_by_key(|p| p.0);
+        while pending.first().is_some_and(|p| p.0 <= now) {
+            let (_, req, result) = pending.remove(0);
+            hot.on_answer(&req, &result, now);
+            core.on_response(req.id, &result, now);
+        }
+        while let Some(r) = core.poll_send(now) {
+            requests += 1;
+            log.push((now, r.keys.len()));
+            hot.on_send(&r, now);
+            let result = answer(now + 20, &r);
+            pending.push((now + 40, r, result));
+        }
+        for e in core.drain_effects() {
+            match e {
+                Effect::Delivered(v) => delivered += v.len(),
+                Effect::DeadLettered(v) => dead += v.len(),
+                _ => {}
+            }
+        }
+        if next == arrivals.len() && core.is_idle() && pending.is_empty() {
+            return Outage {
+                log,
+                requests,
+                delivered,
+                dead,
+                done_at: now,
+                hot,
+            };
+        }
+        now = [
+            core.next_wakeup(),
+            pending.iter().map(|p| p.0).min(),
+            arrivals.get(next).map(|a| a.0),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&t| t > now)
+        .min()
+        .expect("nothing scheduled: deadlock");
+        assert!(now < 10_000_000, "did not finish");
+    }
+}
+
+fn ok_answer(r: &OutRequest) -> HttpResult {
+    HttpResult::Response {
+        status: 200,
+        body: json!({"code":200,"events_ingested":r.keys.len(),"payload_size_bytes":r.body.len(),"server_upload_time":1})
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+#[test]
+fn eight_seconds_of_400s_naming_no_event_then_recovery_lose_nothing_in_a_few_requests() {
+    // A 400 naming no event may be a bad deploy: retry the whole batch with backoff, then
+    // bisect with backoff; never a storm of splits down to single events and dead letters.
+    let refusals: [(u16, &[u8]); 4] = [
+        (400, br#"{"code":400,"error":"Invalid request body"}"#),
+        (400, b"{}"),
+        (400, b"<html>400 Bad Request</html>"),
+        (403, br#"{"code":403,"error":"Forbidden"}"#),
+    ];
+    let arrivals: Vec<(u64, QueuedEvent)> = (0..100u64)
+        .map(|k| {
+            let e = Event::new("A").with_device_id(format!("device-{}", k % 4));
+            (0, QueuedEvent::prepare(k, e).unwrap())
+        })
+        .collect();
+    for (status, body) in refusals {
+        let cfg = CoreConfig::new("KEY", Endpoint::HttpV2);
+        let o = outage(cfg, &arrivals, |t, r| {
+            if t < 8_000 {
+                HttpResult::Response {
+                    status,
+                    body: body.to_vec(),
+                }
+            } else {
+                ok_answer(r)
+            }
+        });
+        assert_eq!((o.delivered, o.dead), (100, 0), "nothing lost ({status})");
+        o.hot.assert_within_limits();
+        // refused 6 times in the window: the whole batch 4 times (1 + 3 retries), then 2
+        // bisection steps, each after a backoff; 4 requests once the endpoint recovered
+        assert_eq!(
+            o.log,
+            vec![
+                (0, 100),
+                (190, 100),
+                (510, 100),
+                (1_254, 100),
+                (2_791, 50),
+                (5_403, 25),
+                (11_080, 13),
+                (11_120, 13),
+                (11_120, 50),
+                (11_160, 24)
+            ],
+            "{status}"
+        );
+        assert_eq!((o.requests, o.done_at), (10, 11_200));
+    }
+}
+
+#[test]
+fn a_hundred_identities_under_an_80_s_outage_stay_under_the_failing_resend_limit() {
+    // checker no_hot_loop (endpoint): <=10 resends answered 5xx per sliding second; the shared
+    // endpoint backoff keeps every identity's resends down while the endpoint fails
+    let arrivals: Vec<(u64, QueuedEvent)> = (0..3_000u64)
+        .map(|k| {
+            // 100 devices, one event each every 3 s, for 90 s
+            let e = Event::new("A").with_device_id(format!("device-{}", k % 100));
+            (k / 100 * 3_000, QueuedEvent::prepare(k, e).unwrap())
+        })
+        .collect();
+    let mut cfg = CoreConfig::new("KEY", Endpoint::HttpV2);
+    cfg.seed = 7;
+    let o = outage(cfg, &arrivals, |t, r| {
+        if t < 80_000 {
+            HttpResult::Response {
+                status: 503,
+                body: br#"{"code":503}"#.to_vec(),
+            }
+        } else {
+            ok_answer(r)
+        }
+    });
+    assert_eq!((o.delivered, o.dead), (3_000, 0));
+    o.hot.assert_within_limits();
+    // one probe at a time while the endpoint fails: 13 failing resends in 80 s, at most 3
+    // in a second (the first backoffs), each probe carrying every identity's events
+    assert_eq!(
+        (o.hot.max_failing_per_s(), o.hot.failing_resends.len()),
+        (3, 13)
+    );
+    let times: Vec<u64> = o.log.iter().map(|r| r.0).collect();
+    assert_eq!(
+        times,
+        vec![
+            1_000, 1_190, 1_521, 2_042, 3_441, 6_649, 9_148, 15_860, 29_379, 38_508, 48_235,
+            61_422, 63_740, 72_868, 99_490, 99_530, 99_530, 99_570
+        ]
+    );
+    assert_eq!((o.requests, o.done_at), (18, 99_610));
 }

@@ -1,5 +1,11 @@
 //! The third-party sender contract (architecture.md) spoken by the reference sender: events as
 //! JSON Lines in, `{"seq":N,"outcome":...}` lines out, end of input = flush then exit.
+//!
+//! Contract version 2 adds control lines on stdin: `{"control":"flush"}` (the application
+//! awaits `flush()`: no further line is read until every event read before it is delivered
+//! or dead-lettered) and `{"control":"exit"}` (the application exits now: no draining, what is
+//! still queued is reported `held`). Anything else with a `control` key is reported on stderr
+//! as `unsupported control line: ...` and skipped.
 
 use super::config::SenderConfig;
 use super::runtime::{Sender, SenderError, SenderReport};
@@ -10,10 +16,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 /// Most input lines persisted with one fsync (group commit).
 const MAX_GROUP: usize = 2_000;
 
-/// Runs the sender over `input` (one Amplitude event object per line) until end of input or
-/// until `shutdown` resolves (SIGTERM), then drains for at most `drain_deadline` and returns.
-/// Writes one contract line per event carrying `event_properties.conformance_seq` to `output`
-/// as it is delivered or dropped. Lines that are not events are dead-lettered, never skipped.
+/// Runs the sender over `input` (one Amplitude event object per line, or a control line) until
+/// end of input or until `shutdown` resolves (SIGTERM), then drains for at most
+/// `drain_deadline` (exiting a little before it) and returns; an `exit` control line returns
+/// at once. Writes one contract line per event carrying `event_properties.conformance_seq`
+/// to `output` as it is delivered or dropped, and `held` lines at exit for those still in the
+/// durable queue. Lines that are not events are dead-lettered, never skipped.
 pub async fn run_jsonl<R, W, S>(
     config: SenderConfig,
     input: R,
@@ -43,8 +51,10 @@ where
     });
     let mut reader = BufReader::with_capacity(1 << 20, input);
     tokio::pin!(shutdown);
+    let mut exit = false;
     loop {
         let mut group: Vec<String> = Vec::new();
+        let mut control = None;
         let mut eof = false;
         // Wait for one line (or SIGTERM), then take every complete line already buffered.
         let mut line = String::new();
@@ -57,17 +67,21 @@ where
         };
         match read {
             Ok(0) => eof = true,
-            Ok(_) => keep(line, &mut group),
+            Ok(_) => control = keep(line, &mut group),
             Err(e) => {
                 tracing::error!("reading input: {e}");
                 eof = true;
             }
         }
-        while !eof && group.len() < MAX_GROUP && reader.buffer().contains(&b'\n') {
+        while !eof
+            && control.is_none()
+            && group.len() < MAX_GROUP
+            && reader.buffer().contains(&b'\n')
+        {
             let mut line = String::new();
             match reader.read_line(&mut line).await {
                 Ok(0) => eof = true,
-                Ok(_) => keep(line, &mut group),
+                Ok(_) => control = keep(line, &mut group),
                 Err(_) => eof = true,
             }
         }
@@ -76,19 +90,75 @@ where
                 reject(&sender, &line, &err)?;
             }
         }
+        match control {
+            Some(Control::Flush) => {
+                let flushed = tokio::select! {
+                    r = sender.flush() => r.map(|()| true),
+                    () = &mut shutdown => Ok(false),
+                };
+                if !flushed? {
+                    tracing::info!("shutdown requested during a flush; draining");
+                    break;
+                }
+            }
+            Some(Control::Exit) => {
+                exit = true;
+                break;
+            }
+            None => {}
+        }
         if eof {
             break;
         }
     }
-    let report = sender.shutdown(drain_deadline).await?;
+    let report = if exit {
+        sender.exit().await?
+    } else {
+        sender.shutdown(drain_deadline).await?
+    };
     let _ = writer.await;
     Ok(report)
 }
 
-fn keep(line: String, group: &mut Vec<String>) {
-    if !line.trim().is_empty() {
-        group.push(line);
+/// A control line of contract version 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Flush,
+    Exit,
+}
+
+/// Files an event line in `group`, or returns the control it carries. Unsupported control
+/// lines are reported on stderr and skipped.
+fn keep(line: String, group: &mut Vec<String>) -> Option<Control> {
+    let text = line.trim();
+    if text.is_empty() {
+        return None;
     }
+    if text.contains("\"control\"") {
+        if let Ok(serde_json::Value::Object(obj)) = serde_json::from_str(text) {
+            if let Some(value) = obj.get("control") {
+                return control_of(text, value, obj.len());
+            }
+        }
+    }
+    group.push(line);
+    None
+}
+
+fn control_of(text: &str, value: &serde_json::Value, fields: usize) -> Option<Control> {
+    let control = match value.as_str() {
+        Some("flush") => Control::Flush,
+        Some("exit") => Control::Exit,
+        _ => {
+            eprintln!("unsupported control line: {text}");
+            return None;
+        }
+    };
+    if fields > 1 {
+        // An unknown contract element next to a known control: done, but never silently.
+        eprintln!("unsupported control line: {text} (fields other than \"control\" ignored)");
+    }
+    Some(control)
 }
 
 /// Dead-letters a line that is not an event object, with its seq when one can be read.

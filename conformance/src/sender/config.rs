@@ -120,6 +120,18 @@ pub struct CoreConfig {
     pub coalesce_set_identify: bool,
     /// `options.min_id_length` sent with each request (spec §3.1); `None` sends no options.
     pub min_id_length: Option<u32>,
+    /// A request refused without a usable reason (a 400 naming no event, `{}`, HTML, 403,
+    /// another 4xx; a 413 of a single event) is resent unchanged this many times, with backoff,
+    /// before it is bisected; a lone event is dead-lettered only after it was refused alone
+    /// `1 + refused_retries` times. Default 3.
+    pub refused_retries: u32,
+    /// Floor of every backoff delay after an answer that does not ask for a prompt resend
+    /// (5xx, timeouts, refusals), per identity and for the whole endpoint, ms. Default 150:
+    /// above the checker's 100 ms hot-loop gap whatever the backoff knobs say.
+    pub min_retry_gap_ms: u64,
+    /// Most resend requests (carrying an event sent before) in flight or answered with a
+    /// failing status within any 1,000 ms; clamped to >= 1. Default 8 (the checker allows 10).
+    pub max_failing_resends_per_s: u32,
     /// Seed of the jitter RNG: the same seed and the same responses give the same decisions.
     pub seed: u64,
 }
@@ -146,6 +158,9 @@ impl CoreConfig {
             coalesce_set_identify: false,
             hold_property_updates: false,
             min_id_length: None,
+            refused_retries: 3,
+            min_retry_gap_ms: 150,
+            max_failing_resends_per_s: 8,
             seed: 0,
         }
     }

@@ -15,6 +15,7 @@ use super::response::{classify, HttpResult, Throttle, Verdict};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 /// Something the I/O shell must do because of a decision of the core.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,8 +69,13 @@ pub struct CoreStats {
     pub throttled_events: u64,
     /// 400 responses naming event indexes (spec §5.1).
     pub rejected_requests: u64,
-    /// Batches split after a 413 or an unreadable 4xx (spec §5.3).
+    /// Batches split after a 413 or a repeated unexplained refusal (spec §5.3).
     pub splits: u64,
+    /// Requests refused without a usable reason (a 4xx naming no event, a 413 of one event):
+    /// retried with backoff, bisected after `refused_retries` (spec §5.1, §5.2).
+    pub refused_requests: u64,
+    /// Failing answers that grew the shared "endpoint is failing" backoff.
+    pub endpoint_backoffs: u64,
     /// Retries after 5xx, timeouts, resets, bad bodies (spec §5.5).
     pub retries: u64,
     /// Warnings that a user's property updates approach the hourly cap (spec §8.1).
@@ -85,6 +91,15 @@ struct Slot {
     enqueued_at: u64,
     attempts: u32,
     max_events: usize,
+    /// Consecutive unexplained refusals of requests carrying this event.
+    refused: u32,
+    /// Of those, refusals while alone in its request.
+    lone_refused: u32,
+    /// The last answer asked for a prompt resend of this event (413 split, a 429 not naming
+    /// it, a 400 naming other events): exempt from the shared endpoint backoff.
+    prompt: bool,
+    /// The last failure seen for it (reported in `held` lines).
+    last_failure: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -101,13 +116,26 @@ struct Partition {
 struct InFlight {
     keys: Vec<EventKey>,
     parts: Vec<usize>,
+    /// Carries an event resent after an answer that did not ask for a prompt resend.
+    np: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     Blocked(u64),
+    Gated,
     Full,
 }
+
+/// Why resends wait for the endpoint (see [`Core::endpoint_gate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Until(u64),
+    Answer,
+}
+
+/// Window of the failing-resend limit, ms (the checker's sliding second).
+const RESEND_WINDOW_MS: u64 = 1_000;
 
 /// The sender's deterministic core (see the module docs).
 #[derive(Debug)]
@@ -133,6 +161,17 @@ pub struct Core {
     last_sweep: u64,
     effects: Vec<Effect>,
     stats: CoreStats,
+    /// Consecutive failing answers of the endpoint (reset by a 2xx).
+    ep_failures: u32,
+    /// No non-prompt resend before this, ms (shared by every partition).
+    ep_retry_at: u64,
+    /// Requests in flight that carry non-prompt resends.
+    np_in_flight: usize,
+    /// Partitions waiting for the answer of the endpoint's probe request.
+    gated: Vec<usize>,
+    /// (send time, request) of resends in flight or answered with a failing status, in the
+    /// last [`RESEND_WINDOW_MS`].
+    resend_log: VecDeque<(u64, RequestId)>,
 }
 
 impl Core {
@@ -172,6 +211,11 @@ impl Core {
             last_sweep: 0,
             effects: Vec::new(),
             stats: CoreStats::default(),
+            ep_failures: 0,
+            ep_retry_at: 0,
+            np_in_flight: 0,
+            gated: Vec::new(),
+            resend_log: VecDeque::new(),
         }
     }
 
@@ -257,6 +301,10 @@ impl Core {
                 enqueued_at: now,
                 attempts: 0,
                 max_events: usize::MAX,
+                refused: 0,
+                lone_refused: 0,
+                prompt: false,
+                last_failure: None,
             },
         );
         self.unsent += 1;
@@ -275,6 +323,12 @@ impl Core {
         self.flush_pending = true;
     }
 
+    /// Leaves flush mode (an application `flush()` returned): batches wait for the flush
+    /// interval again.
+    pub fn stop_flushing(&mut self) {
+        self.flushing = false;
+    }
+
     /// The next request to post at `now`, if one is due: several can be in flight, over
     /// disjoint partitions, up to `max_in_flight`. Call until it returns `None`.
     pub fn poll_send(&mut self, now: u64) -> Option<OutRequest> {
@@ -286,6 +340,8 @@ impl Core {
             return None;
         }
         let req = self.next_req;
+        let resend_cap = self.resend_limit_until(now);
+        let gate = self.endpoint_gate(now);
         let max_bytes = self.cfg.max_body_bytes;
         let mut cap = self.cfg.batch_size;
         let mut keys: Vec<EventKey> = Vec::new();
@@ -316,6 +372,23 @@ impl Core {
                 let Some(slot) = self.events.get(&k) else {
                     continue;
                 };
+                if slot.attempts > 0 {
+                    if let Some(t) = resend_cap {
+                        stop = Some(Stop::Blocked(t));
+                        break;
+                    }
+                    match (slot.prompt, gate) {
+                        (false, Some(Gate::Until(t))) => {
+                            stop = Some(Stop::Blocked(t));
+                            break;
+                        }
+                        (false, Some(Gate::Answer)) => {
+                            stop = Some(Stop::Gated);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
                 let blocked = self.ids.blocked_until(&slot.ev, now);
                 if blocked > now {
                     stop = Some(Stop::Blocked(blocked));
@@ -343,6 +416,10 @@ impl Core {
             if taken == 0 {
                 match stop {
                     Some(Stop::Blocked(t)) => self.sleep(pid, t),
+                    Some(Stop::Gated) => {
+                        self.parts[pid].scheduled = true;
+                        self.gated.push(pid);
+                    }
                     _ => {
                         deferred = Some(pid);
                         full = true;
@@ -379,10 +456,22 @@ impl Core {
             return None;
         }
         self.next_req += 1;
+        let (mut resend, mut np) = (false, false);
         for k in &keys {
             if let Some(s) = self.events.get_mut(k) {
+                if s.attempts > 0 {
+                    resend = true;
+                    np |= !s.prompt;
+                }
                 s.attempts += 1;
+                s.prompt = false;
             }
+        }
+        if resend {
+            self.resend_log.push_back((now, req));
+        }
+        if np {
+            self.np_in_flight += 1;
         }
         let len = self.body.body_len(keys.len(), bytes);
         let body = self.body.build(
@@ -399,6 +488,7 @@ impl Core {
             InFlight {
                 keys: keys.clone(),
                 parts: taken_parts,
+                np,
             },
         );
         Some(OutRequest {
@@ -418,7 +508,25 @@ impl Core {
         let Some(fl) = self.in_flight.remove(&req) else {
             return;
         };
+        if fl.np {
+            self.np_in_flight = self.np_in_flight.saturating_sub(1);
+        }
+        // The checker's failing statuses (0, 408, 5xx, 4xx but 413, 429 and a 400 naming
+        // indexes); a 2xx with a bad body counts too, to be safe.
+        let failing = match &verdict {
+            Verdict::Delivered | Verdict::TooLarge | Verdict::Throttled(_) => false,
+            Verdict::DropEvents(m) => !m.keys().any(|&i| i < fl.keys.len()),
+            _ => true,
+        };
+        if !failing {
+            self.resend_log.retain(|&(_, id)| id != req);
+        }
         self.ids.settle(req, verdict == Verdict::Delivered, now);
+        self.apply(fl, verdict, now);
+        self.ungate();
+    }
+
+    fn apply(&mut self, fl: InFlight, verdict: Verdict, now: u64) {
         match verdict {
             Verdict::Delivered => {
                 let evs: Vec<QueuedEvent> = fl
@@ -430,6 +538,8 @@ impl Core {
                 self.stats.delivered += evs.len() as u64;
                 self.stats.delivered_requests += 1;
                 self.effects.push(Effect::Delivered(evs));
+                self.ep_failures = 0;
+                self.ep_retry_at = 0;
                 for &p in &fl.parts {
                     self.parts[p].failures = 0;
                     self.parts[p].retry_at = 0;
@@ -455,16 +565,19 @@ impl Core {
                     }
                 }
                 if dead.is_empty() {
-                    self.split(fl, "400 naming indexes outside the request".into(), now);
+                    let reason = "400 naming only indexes outside the request".to_owned();
+                    self.refuse(fl, reason, now, true);
                     return;
                 }
                 self.stats.rejected_requests += 1;
                 self.dead_letter(dead);
+                self.mark_prompt(&keep);
                 self.requeue(&keep);
                 self.release(&fl.parts, now, true);
             }
-            Verdict::TooLarge => self.split(fl, "413 Payload too large".into(), now),
-            Verdict::Bisect(reason) => self.split(fl, reason, now),
+            Verdict::TooLarge if fl.keys.len() > 1 => self.split(fl, now),
+            Verdict::TooLarge => self.refuse(fl, "413 Payload too large".into(), now, false),
+            Verdict::Bisect(reason) => self.refuse(fl, reason, now, true),
             Verdict::Throttled(t) => self.throttle(fl, &t, now),
             Verdict::Retry(reason) => self.retry(fl, &reason, now),
         }
@@ -473,6 +586,32 @@ impl Core {
     /// Takes the effects decided since the last call, in order.
     pub fn drain_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
+    }
+
+    /// Events accepted and not yet delivered or dead-lettered, in acceptance order, each with
+    /// what it is waiting for (never sent, in flight, or its last failure): what a sender
+    /// exiting now keeps in its durable queue.
+    pub fn pending_events(&self) -> Vec<(&QueuedEvent, String)> {
+        let flying: HashSet<EventKey> = self
+            .in_flight
+            .values()
+            .flat_map(|f| f.keys.iter().copied())
+            .collect();
+        let mut out: Vec<(&QueuedEvent, String)> = self
+            .events
+            .iter()
+            .map(|(k, s)| {
+                let state = match (flying.contains(k), s.attempts, &s.last_failure) {
+                    (_, 0, _) => "never sent".to_owned(),
+                    (true, n, _) => format!("attempt {n} in flight, no answer yet"),
+                    (false, n, Some(r)) => format!("sent {n} times, last answer: {r}"),
+                    (false, n, None) => format!("sent {n} times, waiting to be resent"),
+                };
+                (&s.ev, state)
+            })
+            .collect();
+        out.sort_by_key(|(e, _)| e.key);
+        out
     }
 
     /// Earliest future time (ms) at which [`Core::poll_send`] may have something new to do
@@ -586,6 +725,7 @@ impl Core {
         if self.flushing && self.unsent > 0 && !self.ready.is_empty() {
             self.flush_pending = true;
         }
+        self.ungate();
         if now >= self.last_sweep.saturating_add(60_000) {
             self.ids.sweep(now);
             self.last_sweep = now;
@@ -665,29 +805,188 @@ impl Core {
         self.unsent = 0;
         self.ready.clear();
         self.sleeping.clear();
+        self.gated.clear();
         self.dead_letter(dead);
     }
 
-    /// 413 or an unreadable 4xx: halve the batch (spec §5.3); a lone event is dead-lettered.
-    fn split(&mut self, fl: InFlight, reason: String, now: u64) {
+    /// 413 of several events: halve the batch and resend at once (spec §5.3), a prompt
+    /// resend. A 413 of a lone event goes to [`Core::refuse`].
+    fn split(&mut self, fl: InFlight, now: u64) {
         self.stats.splits += 1;
-        if fl.keys.len() == 1 {
-            let dead = fl
-                .keys
-                .iter()
-                .map(|&k| (k, format!("{reason}; a single event, not retried")))
-                .collect();
-            self.dead_letter(dead);
-        } else {
-            let half = (fl.keys.len() / 2).max(1);
-            for k in &fl.keys {
-                if let Some(s) = self.events.get_mut(k) {
-                    s.max_events = s.max_events.min(half);
+        let half = fl.keys.len().div_ceil(2);
+        let why: Arc<str> = Arc::from("413 Payload too large");
+        for k in &fl.keys {
+            if let Some(s) = self.events.get_mut(k) {
+                s.max_events = s.max_events.min(half);
+                s.prompt = true;
+                s.last_failure = Some(why.clone());
+            }
+        }
+        self.requeue(&fl.keys);
+        self.release(&fl.parts, now, true);
+    }
+
+    /// A refusal that names nothing usable (a 400 naming no event, `{}`, HTML, 403, another
+    /// 4xx; a 413 of one event). It may be transient (a bad deploy, a proxy), so no event is
+    /// given up early: the request is resent unchanged `refused_retries` times with backoff,
+    /// then bisected one step per refusal, with backoff between the steps; an event alone in
+    /// its request is dead-lettered once refused alone `1 + refused_retries` times.
+    /// `endpoint`: the answer counts as a failing endpoint (the shared backoff grows).
+    fn refuse(&mut self, fl: InFlight, reason: String, now: u64, endpoint: bool) {
+        self.stats.refused_requests += 1;
+        if endpoint {
+            self.endpoint_failed(now);
+        }
+        self.back_off(&fl.parts, now);
+        let why: Arc<str> = Arc::from(reason.as_str());
+        let n = fl.keys.len();
+        let retries = self.cfg.refused_retries;
+        let refused = fl
+            .keys
+            .iter()
+            .filter_map(|k| self.events.get(k))
+            .map(|s| s.refused)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let bisect = n > 1 && refused > retries;
+        if bisect {
+            self.stats.splits += 1;
+        }
+        let mut dead = Vec::new();
+        let mut keep = Vec::new();
+        for &k in &fl.keys {
+            let Some(s) = self.events.get_mut(&k) else {
+                continue;
+            };
+            s.refused = refused;
+            s.last_failure = Some(why.clone());
+            if n == 1 {
+                s.lone_refused = s.lone_refused.saturating_add(1);
+                if s.lone_refused > retries {
+                    dead.push((
+                        k,
+                        format!(
+                            "{reason}; refused {} times alone in its request (1 + {retries} retries with backoff)",
+                            s.lone_refused
+                        ),
+                    ));
+                    continue;
                 }
             }
-            self.requeue(&fl.keys);
+            if bisect {
+                s.max_events = s.max_events.min(n.div_ceil(2));
+            }
+            keep.push(k);
         }
+        self.dead_letter(dead);
+        self.requeue_or_give_up(&keep, &reason);
         self.release(&fl.parts, now, true);
+    }
+
+    /// Grows the backoff of `parts` after a failure: full jitter, at least `min_retry_gap_ms`.
+    fn back_off(&mut self, parts: &[usize], now: u64) {
+        let failures = parts
+            .iter()
+            .map(|&p| self.parts[p].failures)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let delay = self
+            .cfg
+            .backoff
+            .delay_ms(failures, &mut self.rng)
+            .max(self.cfg.min_retry_gap_ms);
+        for &p in parts {
+            self.parts[p].failures = failures;
+            self.parts[p].retry_at = now.saturating_add(delay).max(1);
+        }
+    }
+
+    /// A failing answer: the shared "endpoint is failing" backoff grows (full jitter from the
+    /// one seeded RNG, at least `min_retry_gap_ms`); until it elapses no partition resends an
+    /// event that did not get a prompt-resend answer, and while it is failing such resends
+    /// go one request at a time (a probe). A 2xx resets it.
+    fn endpoint_failed(&mut self, now: u64) {
+        self.stats.endpoint_backoffs += 1;
+        self.ep_failures = self.ep_failures.saturating_add(1);
+        let delay = self
+            .cfg
+            .backoff
+            .delay_ms(self.ep_failures, &mut self.rng)
+            .max(self.cfg.min_retry_gap_ms);
+        self.ep_retry_at = self.ep_retry_at.max(now.saturating_add(delay));
+    }
+
+    /// Whether non-prompt resends must wait, and for what.
+    fn endpoint_gate(&self, now: u64) -> Option<Gate> {
+        if self.ep_failures == 0 {
+            None
+        } else if self.np_in_flight > 0 {
+            Some(Gate::Answer)
+        } else if self.ep_retry_at > now {
+            Some(Gate::Until(self.ep_retry_at))
+        } else {
+            None
+        }
+    }
+
+    /// The hard cap on failing resends: a resend request may start at `now` only while fewer
+    /// than `max_failing_resends_per_s` resends sent in `[now - 1000, now]` are in flight or
+    /// got a failing answer. Returns when the next one may start, if not now.
+    fn resend_limit_until(&mut self, now: u64) -> Option<u64> {
+        while self
+            .resend_log
+            .front()
+            .is_some_and(|&(t, _)| t.saturating_add(RESEND_WINDOW_MS) < now)
+        {
+            self.resend_log.pop_front();
+        }
+        let cap = self.cfg.max_failing_resends_per_s.max(1) as usize;
+        let len = self.resend_log.len();
+        if len < cap {
+            return None;
+        }
+        self.resend_log
+            .get(len - cap)
+            .map(|&(t, _)| t.saturating_add(RESEND_WINDOW_MS + 1))
+    }
+
+    /// Partitions waiting for the probe's answer are due again once it came.
+    fn ungate(&mut self) {
+        if self.np_in_flight > 0 || self.gated.is_empty() {
+            return;
+        }
+        for pid in std::mem::take(&mut self.gated) {
+            self.ready.push_back(pid);
+        }
+        self.flush_pending = true;
+    }
+
+    fn mark_prompt(&mut self, keys: &[EventKey]) {
+        for k in keys {
+            if let Some(s) = self.events.get_mut(k) {
+                s.prompt = true;
+            }
+        }
+    }
+
+    /// Requeues `keys`, dead-lettering those that reached `max_attempts`.
+    fn requeue_or_give_up(&mut self, keys: &[EventKey], reason: &str) {
+        let mut dead = Vec::new();
+        let mut keep = Vec::new();
+        for &k in keys {
+            let attempts = self.events.get(&k).map_or(0, |s| s.attempts);
+            match self.cfg.max_attempts {
+                Some(m) if attempts >= m => dead.push((
+                    k,
+                    format!("gave up after {attempts} attempts; last failure: {reason}"),
+                )),
+                _ => keep.push(k),
+            }
+        }
+        self.dead_letter(dead);
+        self.requeue(&keep);
     }
 
     /// 429: pause the named identities from now, resend the others at once (spec §5.4, §6).
@@ -728,8 +1027,10 @@ impl Core {
         let listed: HashSet<usize> = t.events.iter().copied().collect();
         let mut held = 0u64;
         let mut unnamed_parts = Vec::new();
+        let why: Arc<str> = Arc::from("429 Too many requests");
+        let mut prompt = Vec::new();
         for (i, k) in fl.keys.iter().enumerate() {
-            let Some(s) = self.events.get(k) else {
+            let Some(s) = self.events.get_mut(k) else {
                 continue;
             };
             let by_id =
@@ -739,6 +1040,9 @@ impl Core {
                     || s.ev.user_id.as_deref().is_some_and(|u| users.contains(u));
             if by_id || listed.contains(&i) {
                 held += 1;
+                s.last_failure = Some(why.clone());
+            } else {
+                prompt.push(*k);
             }
             if listed.contains(&i) && !by_id {
                 unnamed_parts.push(s.part);
@@ -748,7 +1052,14 @@ impl Core {
             // A 429 naming nothing: hold the whole request back (spec §7: Go loops otherwise).
             unnamed_parts.extend(fl.parts.iter().copied());
             held = fl.keys.len() as u64;
+            prompt.clear();
+            for k in &fl.keys {
+                if let Some(s) = self.events.get_mut(k) {
+                    s.last_failure = Some(why.clone());
+                }
+            }
         }
+        self.mark_prompt(&prompt);
         for p in unnamed_parts {
             self.parts[p].retry_at = self.parts[p].retry_at.max(pause_until);
         }
@@ -771,35 +1082,19 @@ impl Core {
         self.release(&fl.parts, now, true);
     }
 
-    /// 5xx, timeouts, resets, bad bodies: same events, backoff with full jitter (spec §5.5).
+    /// 5xx, timeouts, resets, bad bodies: same events, backoff with full jitter (spec §5.5),
+    /// at least `min_retry_gap_ms`, and the shared endpoint backoff grows.
     fn retry(&mut self, fl: InFlight, reason: &str, now: u64) {
         self.stats.retries += 1;
-        let failures = fl
-            .parts
-            .iter()
-            .map(|&p| self.parts[p].failures)
-            .max()
-            .unwrap_or(0)
-            .saturating_add(1);
-        let delay = self.cfg.backoff.delay_ms(failures, &mut self.rng);
-        for &p in &fl.parts {
-            self.parts[p].failures = failures;
-            self.parts[p].retry_at = now.saturating_add(delay).max(1);
-        }
-        let mut dead = Vec::new();
-        let mut keep = Vec::new();
-        for &k in &fl.keys {
-            let attempts = self.events.get(&k).map_or(0, |s| s.attempts);
-            match self.cfg.max_attempts {
-                Some(m) if attempts >= m => dead.push((
-                    k,
-                    format!("gave up after {attempts} attempts; last failure: {reason}"),
-                )),
-                _ => keep.push(k),
+        self.endpoint_failed(now);
+        self.back_off(&fl.parts, now);
+        let why: Arc<str> = Arc::from(reason);
+        for k in &fl.keys {
+            if let Some(s) = self.events.get_mut(k) {
+                s.last_failure = Some(why.clone());
             }
         }
-        self.dead_letter(dead);
-        self.requeue(&keep);
+        self.requeue_or_give_up(&fl.keys, reason);
         self.release(&fl.parts, now, true);
     }
 }

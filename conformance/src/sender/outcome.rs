@@ -1,5 +1,5 @@
 //! Per-event outcomes the sender reports, and their JSON Lines form of the third-party sender
-//! contract (architecture.md): `{"seq":N,"outcome":"delivered"|"dropped","reason":"..."}`.
+//! contract (architecture.md): `{"seq":N,"outcome":"delivered"|"dropped"|"held","reason":"..."}`.
 
 use super::event::EventKey;
 
@@ -10,6 +10,9 @@ pub enum OutcomeKind {
     Delivered,
     /// Dead-lettered, with the reason (spec §5).
     Dropped(String),
+    /// Still in the durable queue when the sender exited (drain deadline, exit control
+    /// line): not lost, a restart on the same state directory sends it. The reason says why.
+    Held(String),
 }
 
 /// The final outcome of one event.
@@ -21,7 +24,7 @@ pub struct Outcome {
     pub seq: Option<i64>,
     /// The event's `insert_id` (empty for unparsable input).
     pub insert_id: String,
-    /// Delivered or dropped.
+    /// Delivered, dropped or held.
     pub kind: OutcomeKind,
 }
 
@@ -33,6 +36,10 @@ impl Outcome {
             OutcomeKind::Delivered => format!("{{\"seq\":{seq},\"outcome\":\"delivered\"}}\n"),
             OutcomeKind::Dropped(r) => format!(
                 "{{\"seq\":{seq},\"outcome\":\"dropped\",\"reason\":{}}}\n",
+                serde_json::Value::String(r.clone())
+            ),
+            OutcomeKind::Held(r) => format!(
+                "{{\"seq\":{seq},\"outcome\":\"held\",\"reason\":{}}}\n",
                 serde_json::Value::String(r.clone())
             ),
         })
@@ -64,6 +71,14 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(&x.to_line().unwrap()).unwrap();
         assert_eq!(v, json!({"seq":5,"outcome":"dropped","reason":"bad"}));
+        let h = Outcome {
+            kind: OutcomeKind::Held("in the durable queue at exit (x)".into()),
+            ..x.clone()
+        };
+        assert_eq!(
+            h.to_line().as_deref(),
+            Some("{\"seq\":5,\"outcome\":\"held\",\"reason\":\"in the durable queue at exit (x)\"}\n")
+        );
         assert_eq!(Outcome { seq: None, ..d }.to_line(), None);
     }
 }

@@ -13,7 +13,7 @@ use amplitude_wire::Event;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -51,7 +51,14 @@ pub struct SenderReport {
 enum Cmd {
     Enqueue(Vec<QueuedEvent>),
     Reject(Vec<u8>, Option<i64>, String),
+    Flush(oneshot::Sender<()>),
     Close(Duration),
+    Exit,
+}
+
+/// Most of a drain deadline kept back to exit before it: a tenth, at most 250 ms.
+fn exit_margin(d: Duration) -> Duration {
+    (d / 10).min(Duration::from_millis(250))
 }
 
 /// A running reference sender for one project. Create with [`Sender::start`], feed with
@@ -68,7 +75,8 @@ pub struct Sender {
 impl Sender {
     /// Opens `config.state_dir`, re-enqueues every event pending there (same `insert_id`,
     /// original order), and starts sending. The receiver yields one [`Outcome`] per event,
-    /// when it is delivered or dead-lettered.
+    /// when it is delivered or dead-lettered, or `held` when the sender exits with the event
+    /// still in its durable queue.
     pub async fn start(
         config: SenderConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<Outcome>), SenderError> {
@@ -178,14 +186,36 @@ impl Sender {
             .map_err(|_| SenderError::Stopped)
     }
 
+    /// The application's `flush()`: resolves once every event accepted so far (and every
+    /// event recovered at start) has its final outcome, delivered or dead-lettered. Sends
+    /// without waiting for the flush interval until then (pauses, pacing and backoff hold).
+    pub async fn flush(&self) -> Result<(), SenderError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Flush(tx))
+            .map_err(|_| SenderError::Stopped)?;
+        rx.await.map_err(|_| SenderError::Stopped)
+    }
+
+    /// The application exits now: no further sending or draining. Events not yet confirmed
+    /// stay in the state directory and are reported `held` (their outcome is unknown, a
+    /// restart sends them).
+    pub async fn exit(self) -> Result<SenderReport, SenderError> {
+        let _ = self.cmd.send(Cmd::Exit);
+        let report = self.engine.await.map_err(|_| SenderError::Stopped)?;
+        self.queue.sync().await?;
+        Ok(report)
+    }
+
     /// Events found pending in the state directory at start.
     pub fn recovered(&self) -> usize {
         self.recovered
     }
 
     /// Drains: sends everything still queued (pauses and pacing still hold) until all is
-    /// delivered or dead-lettered, or until `deadline` passes; what is left stays in the
-    /// state directory for the next start. Never loses an accepted event.
+    /// delivered or dead-lettered, or until shortly before `deadline` passes (a tenth of it,
+    /// at most 250 ms, is kept to exit in time); what is left stays in the state directory
+    /// for the next start and is reported `held`. Never loses an accepted event.
     pub async fn shutdown(self, deadline: Duration) -> Result<SenderReport, SenderError> {
         let _ = self.cmd.send(Cmd::Close(deadline));
         let report = self.engine.await.map_err(|_| SenderError::Stopped)?;
@@ -213,7 +243,9 @@ impl Engine {
         let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<(RequestId, HttpResult)>();
         let mut tasks: HashMap<RequestId, JoinHandle<()>> = HashMap::new();
         let mut deadline: Option<Instant> = None;
+        let mut cause = String::from("drain deadline reached");
         let mut input_open = true;
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             let now = self.now_ms();
             while let Some(req) = self.core.poll_send(now) {
@@ -229,6 +261,14 @@ impl Engine {
             }
             self.apply_effects();
             let closing = deadline.is_some() || !input_open;
+            if !flushes.is_empty() && self.core.is_idle() {
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
+                }
+                if !closing {
+                    self.core.stop_flushing();
+                }
+            }
             if closing && self.core.is_idle() {
                 break;
             }
@@ -253,14 +293,24 @@ impl Engine {
                         let _ = self.outcomes.send(Outcome { key: None, seq, insert_id: String::new(), kind: OutcomeKind::Dropped(reason.clone()) });
                         self.queue.dead_letter(vec![(None, raw, reason)]);
                     }
-                    Some(Cmd::Close(d)) => {
-                        deadline = Some(Instant::now() + d);
+                    Some(Cmd::Flush(done)) => {
+                        flushes.push(done);
                         self.core.set_flushing();
+                    }
+                    Some(Cmd::Close(d)) => {
+                        deadline = Some(Instant::now() + d.saturating_sub(exit_margin(d)));
+                        cause = format!("drain deadline of {} ms reached", d.as_millis());
+                        self.core.set_flushing();
+                    }
+                    Some(Cmd::Exit) => {
+                        cause = "the application exited (exit control line)".into();
+                        break;
                     }
                     None => {
                         input_open = false;
                         if deadline.is_none() {
                             deadline = Some(Instant::now() + Duration::from_secs(30));
+                            cause = "drain deadline of 30000 ms reached (sender dropped)".into();
                         }
                         self.core.set_flushing();
                     }
@@ -277,11 +327,29 @@ impl Engine {
         for (_, t) in tasks.drain() {
             t.abort();
         }
+        // answers that arrived meanwhile still count
+        while let Ok((id, result)) = resp_rx.try_recv() {
+            let now = self.now_ms();
+            self.core.on_response(id, &result, now);
+        }
         self.apply_effects();
         let stats = self.core.stats().clone();
         let left = self.core.pending();
         if left > 0 {
-            tracing::warn!(left, "drain deadline passed; pending events stay in the state directory for the next start");
+            tracing::warn!(
+                left,
+                "{cause}; pending events stay in the state directory for the next start"
+            );
+            for (e, state) in self.core.pending_events() {
+                let _ = self.outcomes.send(Outcome {
+                    key: Some(e.key),
+                    seq: e.seq,
+                    insert_id: e.insert_id.clone(),
+                    kind: OutcomeKind::Held(format!(
+                        "in the durable queue at exit ({cause}; {state})"
+                    )),
+                });
+            }
         }
         SenderReport {
             recovered: self.recovered,

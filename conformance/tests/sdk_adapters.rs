@@ -339,6 +339,7 @@ fn happy_path_check_is_not_vacuous() {
                 ..Default::default()
             },
             checks: vec![],
+            efficiency: Default::default(),
         },
         stderr_tail: String::new(),
         stderr_head: String::new(),

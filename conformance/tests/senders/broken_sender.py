@@ -8,8 +8,9 @@ in one way, chosen by the first argument:
   no-retry         sends each batch once and forgets it, whatever the answer
   fresh-insert-id  retries failures, but gives every event a new insert_id on each attempt
   hammer           ignores throttled_events: resends a 429'd batch at once, up to 40 times
-  resend-at-once   resends a batch at once after any non-2xx or transport error, up to 300
-                   times (public reports of SDKs storming on a 400 that names no event)
+  resend-at-once   resends a batch at once after any non-2xx or transport error, until a 2xx
+                   (for the first 12 s of the run; then once) (public reports of SDKs storming
+                   on a 400 that names no event)
   report-dropped   sends each batch once and reports every event "dropped", whatever the
                    answer (public reports of SDKs that read `200 {}` as a failure)
   flush-early      contract v2: a `flush` control returns at once without sending, an `exit`
@@ -28,6 +29,7 @@ import os
 KEY = os.environ["AMPLITUDE_API_KEY"]
 URL = os.environ["AMPLITUDE_BATCH_URL"] if os.environ.get("AMPLITUDE_USE_BATCH") == "1" else os.environ["AMPLITUDE_SERVER_URL"]
 BATCH = 50
+START = time.monotonic()
 
 
 def post(events):
@@ -56,10 +58,11 @@ def send(events):
             time.sleep(0.2)
         return
     if MODE == "resend-at-once":
-        for _ in range(300):
+        while time.monotonic() - START < 12:
             status = post(events)
             if 200 <= status < 300:
                 return
+        post(events)
         return
     if MODE == "report-dropped":
         post(events)

@@ -164,12 +164,12 @@ impl MockServerBuilder {
                 tls: Some(identity.clone()),
                 ..self.options.clone()
             };
-            spawn_serve(tls_listener, state.clone(), options, rx.clone());
+            spawn_serve(tls_listener, state.clone(), options, rx.clone())?;
             Some((tls_addr, identity))
         } else {
             None
         };
-        spawn_serve(listener, state.clone(), self.options, rx);
+        spawn_serve(listener, state.clone(), self.options, rx)?;
         Ok(MockServer {
             state,
             addr,
@@ -179,20 +179,24 @@ impl MockServerBuilder {
     }
 }
 
+/// Registers `listener` now (a `refuse` window open at start closes it before this returns)
+/// and serves it on a task.
 fn spawn_serve(
     listener: TcpListener,
     state: Arc<MockState>,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
-) {
+) -> std::io::Result<()> {
+    let slot = crate::server::register(listener, &state)?;
     tokio::spawn(async move {
         let stop = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = crate::server::serve_with(listener, state, options, stop).await {
+        if let Err(e) = crate::server::serve_slot(slot, state, options, stop).await {
             tracing::error!(error = %e, "mock server stopped");
         }
     });
+    Ok(())
 }
 
 impl MockServer {
@@ -268,6 +272,12 @@ impl MockServer {
     /// The shared state (ledger, config), for inspection beyond the shortcuts above.
     pub fn state(&self) -> &Arc<MockState> {
         &self.state
+    }
+
+    /// Waits until the mock's listeners are all closed by a `refuse` fault (`true`) or all
+    /// open (`false`); see [`MockState::wait_refusing`].
+    pub async fn wait_refusing(&self, refusing: bool) {
+        self.state.wait_refusing(refusing).await;
     }
 
     /// Forgets events, requests, counters and rule state (see `POST /__mock/reset`).

@@ -1275,6 +1275,16 @@ use std::future::Future as _;
 mod tests {
     use super::*;
 
+    static NO_IDS: std::sync::LazyLock<RequestIds> = std::sync::LazyLock::new(RequestIds::default);
+
+    fn at(path: &'static str, now_ms: i64) -> FaultRequest<'static> {
+        FaultRequest {
+            path,
+            now_ms,
+            ids: &NO_IDS,
+        }
+    }
+
     #[test]
     fn issue_json_forms_parse_and_validate() {
         // spec §5.2, §5.5: the exact forms of the issue
@@ -1339,7 +1349,7 @@ mod tests {
         .unwrap();
         let kinds: Vec<_> = (0..6)
             .map(|_| {
-                f.pick("/2/httpapi", 0)
+                f.pick(&at("/2/httpapi", 0))
                     .map(|p| (p.kind, p.run_pipeline, p.synthetic.map(|s| s.status)))
             })
             .collect();
@@ -1362,12 +1372,12 @@ mod tests {
         let f = Faults::new(1);
         f.push(Fault::close().route("/batch").window(Some(100), Some(200)))
             .unwrap();
-        assert!(f.pick("/2/httpapi", 150).is_none());
-        assert!(f.pick("/batch", 99).is_none());
-        assert!(f.pick("/batch", 200).is_none());
-        assert!(f.pick("/batch", 150).is_some());
+        assert!(f.pick(&at("/2/httpapi", 150)).is_none());
+        assert!(f.pick(&at("/batch", 99)).is_none());
+        assert!(f.pick(&at("/batch", 200)).is_none());
+        assert!(f.pick(&at("/batch", 150)).is_some());
         assert!(
-            f.pick("/batch", 150).is_some(),
+            f.pick(&at("/batch", 150)).is_some(),
             "no count: every matching request"
         );
     }

@@ -515,7 +515,7 @@ fn body_limit(state: &MockState, route: RouteKind) -> usize {
 /// A request whose body may already have been read (to match a fault's scope).
 enum Input {
     Request(Request<Incoming>),
-    Received(Box<Received>),
+    Received(Received),
 }
 
 async fn dispatch(
@@ -548,7 +548,7 @@ async fn dispatch(
             (RouteKind::Upload(_), Ok(body)) => RequestIds::of_upload(body),
             _ => RequestIds::default(),
         };
-        (Input::Received(Box::new(r)), ids)
+        (Input::Received(r), ids)
     } else {
         (Input::Request(req), RequestIds::default())
     };
@@ -564,7 +564,7 @@ async fn dispatch(
             finish(state, h)
         }
         (None, Input::Received(r)) => {
-            let h = process_received(state, route, *r, ForcedThrottle::default());
+            let h = process_received(state, route, r, ForcedThrottle::default());
             finish(state, h)
         }
     }
@@ -1089,7 +1089,7 @@ async fn fault(
 ) -> Result<Response<ResponseBodyType>, Cut> {
     let kind = plan.kind.as_str();
     let received = match input {
-        Input::Received(r) => Ok(*r),
+        Input::Received(r) => Ok(r),
         Input::Request(req) => {
             // An uncommitted fault reads up to the largest limit: it refuses, never 413s.
             let limit = if plan.run_pipeline {

@@ -9,13 +9,19 @@
 //! `/__mock/`, `/metrics` or a CORS preflight) the mock walks the list and the **first**
 //! fault that is active takes the request:
 //!
-//! 1. a fault whose `count` is used up is gone;
+//! 1. a fault whose `count` is used up is gone; a `refuse` fault never takes a request (it
+//!    closes the listeners for its window, see `refuse.rs`);
 //! 2. its `route` (exact path, e.g. `/2/httpapi`) must equal the request's path, when set;
 //! 3. the mock clock must be within `[from_ms, until_ms)`, when set;
-//! 4. a `probability` fault draws one number from the seeded generator (ChaCha8 seeded with
+//! 4. its `device_id` / `user_id` scope, when set: the request must be a `/2/httpapi` or
+//!    `/batch` upload carrying at least one event with that `device_id` (as sent) and, when
+//!    both are set, at least one event with that `user_id` (not necessarily the same event).
+//!    A `throttle` fault only takes `/2/httpapi` and `/batch` requests. While a scoped fault
+//!    is scheduled, every ingestion request's body is read before matching;
+//! 5. a `probability` fault draws one number from the seeded generator (ChaCha8 seeded with
 //!    `--seed`): it takes the request when the draw is below `probability`, otherwise the walk
-//!    goes on to the next fault;
-//! 5. the fault that takes the request uses up one of its `count`.
+//!    goes on to the next fault (a draw happens only for a request that passed 1-4);
+//! 6. the fault that takes the request uses up one of its `count`.
 //!
 //! So one JSON array `[503 x2, committed 500, reset, 3 s delay]`, each with a `count`, plays
 //! in that order on the next five requests; the same seed and the same request sequence give
@@ -27,6 +33,9 @@
 //! * Uncommitted (`committed: false`, the default for `status`, `html`, `empty_400`, `reset`,
 //!   `close`, `hang`): the body is read, nothing is stored; the request's events count as
 //!   received and rejected with reason `fault`.
+//! * `throttle`: the request runs through the pipeline with the fault's identity forced over
+//!   its threshold; the pipeline's own 429 follows (nothing stored, events rejected as
+//!   `throttled`, counted toward the EPS window per `count_rejected_toward_eps`).
 //! * Committed (`committed: true`; always for `delay`, and for `truncate`/`dribble` without a
 //!   `status`): the request runs through the normal pipeline first (stored, deduplicated,
 //!   rejected as usual), then the response is replaced, held, cut or trickled.

@@ -82,6 +82,14 @@ impl MockServerBuilder {
         self
     }
 
+    /// Sets the default limits' `max_events_per_request` (default 2,000): a request with
+    /// more events is answered 413 `Payload too large` (spec §3.4). Call after
+    /// [`Self::limits`], which replaces every limit.
+    pub fn max_events_per_request(mut self, n: usize) -> Self {
+        self.config.limits.max_events_per_request = n;
+        self
+    }
+
     /// Replaces the whole configuration (projects, profile, limits, ledger bounds).
     pub fn config(mut self, config: MockConfig) -> Self {
         self.config = config;
@@ -109,7 +117,8 @@ impl MockServerBuilder {
     }
 
     /// Schedules a fault at start, after those already added (see [`Fault`] and
-    /// `docs/faults.md`). An invalid fault makes [`Self::start`] fail with `InvalidInput`.
+    /// `docs/faults.md`). An invalid configuration ([`MockConfig::validate`]) makes
+    /// [`Self::start`] fail with `InvalidInput`, naming every problem.
     pub fn fault(mut self, fault: Fault) -> Self {
         self.config.faults.push(fault);
         self

@@ -27,6 +27,8 @@ enum Mode {
 #[derive(Debug, Clone)]
 pub struct MockClock {
     mode: Arc<Mutex<Mode>>,
+    /// Bumped by every `advance_ms` / `set_ms` (wakes the listeners' `refuse` check).
+    moved: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Default for MockClock {
@@ -47,6 +49,7 @@ impl MockClock {
     pub fn system() -> Self {
         Self {
             mode: Arc::new(Mutex::new(Mode::System { offset_ms: 0 })),
+            moved: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -54,6 +57,7 @@ impl MockClock {
     pub fn virtual_at(now_ms: i64) -> Self {
         Self {
             mode: Arc::new(Mutex::new(Mode::Virtual { now_ms })),
+            moved: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -65,6 +69,7 @@ impl MockClock {
             Mode::Virtual { now_ms } => *now_ms = now_ms.saturating_add(ms),
         }
         drop(mode);
+        self.moved.send_modify(|g| *g = g.wrapping_add(1));
         self.now_ms()
     }
 
@@ -76,6 +81,15 @@ impl MockClock {
             Mode::System { offset_ms } => *offset_ms = t.saturating_sub(system_now_ms()),
             Mode::Virtual { now_ms } => *now_ms = t,
         }
+        drop(mode);
+        self.moved.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever `advance_ms` or `set_ms` moves this clock (or a
+    /// clone): something waiting for a mock-clock time wakes on it (a virtual clock moves
+    /// only then; a system clock also moves by itself, so wait on tokio time too).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.moved.subscribe()
     }
 
     /// True when time moves only when told.

@@ -54,19 +54,96 @@ pub enum ConfigError {
     },
 }
 
+/// One problem of a configuration: where (`faults[1].kind`, `limits.eps_window_ms`,
+/// `projects[0].api_key`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigIssue {
+    /// Path of the offending field, TOML-style (`faults[2].committed`).
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Every problem [`MockConfig::validate`] found, in config order (never empty). Displays
+/// as the issues joined with `; `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid mock configuration: {}", join(.0))]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+fn join(issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Problems of one set of limits, paths under `prefix` (`limits`, `projects[1].limits`).
+fn limits_problems(l: &Limits, prefix: &str, out: &mut Vec<ConfigIssue>) {
+    let mut bad = |field: &str, message: &str| {
+        out.push(ConfigIssue {
+            path: format!("{prefix}.{field}"),
+            message: message.to_owned(),
+        });
+    };
+    if l.eps_window_ms == 0 {
+        bad(
+            "eps_window_ms",
+            "must be at least 1 ms (the EPS averaging window)",
+        );
+    }
+    if l.max_events_per_request == 0 {
+        bad(
+            "max_events_per_request",
+            "must be at least 1 (0 would answer 413 to every request with events)",
+        );
+    }
+}
+
 impl MockConfig {
-    /// Parses TOML text; `origin` names it in errors.
+    /// Checks the whole configuration without running anything: every fault
+    /// ([`Fault::problems`], paths `faults[i].<field>`), the limits (`limits.<field>`,
+    /// `projects[i].limits.<field>`), the projects (`projects[i].api_key`: empty, or the
+    /// same key twice in one region). Returns all problems at once, with their paths.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut out = crate::faults::faults_problems(&self.faults, "faults");
+        limits_problems(&self.limits, "limits", &mut out);
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.projects.iter().enumerate() {
+            if p.api_key.is_empty() {
+                out.push(ConfigIssue {
+                    path: format!("projects[{i}].api_key"),
+                    message: "is empty".to_owned(),
+                });
+            } else if !seen.insert((p.api_key.as_str(), p.region)) {
+                out.push(ConfigIssue {
+                    path: format!("projects[{i}].api_key"),
+                    message: "the same key is already a project of this region".to_owned(),
+                });
+            }
+            if let Some(l) = &p.limits {
+                limits_problems(l, &format!("projects[{i}].limits"), &mut out);
+            }
+        }
+        if out.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(out))
+        }
+    }
+
+    /// Parses TOML text and validates it ([`MockConfig::validate`]); `origin` names it in
+    /// errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        for (i, f) in config.faults.iter().enumerate() {
-            f.validate().map_err(|e| ConfigError::Parse {
-                path: origin.to_owned(),
-                message: format!("faults[{i}]: {e}"),
-            })?;
-        }
+        config.validate().map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: join(&e.0),
+        })?;
         Ok(config)
     }
 

@@ -9,13 +9,19 @@
 //! `/__mock/`, `/metrics` or a CORS preflight) the mock walks the list and the **first**
 //! fault that is active takes the request:
 //!
-//! 1. a fault whose `count` is used up is gone;
+//! 1. a fault whose `count` is used up is gone; a `refuse` fault never takes a request (it
+//!    closes the listeners for its window, see `refuse.rs`);
 //! 2. its `route` (exact path, e.g. `/2/httpapi`) must equal the request's path, when set;
 //! 3. the mock clock must be within `[from_ms, until_ms)`, when set;
-//! 4. a `probability` fault draws one number from the seeded generator (ChaCha8 seeded with
+//! 4. its `device_id` / `user_id` scope, when set: the request must be a `/2/httpapi` or
+//!    `/batch` upload carrying at least one event with that `device_id` (as sent) and, when
+//!    both are set, at least one event with that `user_id` (not necessarily the same event).
+//!    A `throttle` fault only takes `/2/httpapi` and `/batch` requests. While a scoped fault
+//!    is scheduled, every ingestion request's body is read before matching;
+//! 5. a `probability` fault draws one number from the seeded generator (ChaCha8 seeded with
 //!    `--seed`): it takes the request when the draw is below `probability`, otherwise the walk
-//!    goes on to the next fault;
-//! 5. the fault that takes the request uses up one of its `count`.
+//!    goes on to the next fault (a draw happens only for a request that passed 1-4);
+//! 6. the fault that takes the request uses up one of its `count`.
 //!
 //! So one JSON array `[503 x2, committed 500, reset, 3 s delay]`, each with a `count`, plays
 //! in that order on the next five requests; the same seed and the same request sequence give
@@ -27,6 +33,9 @@
 //! * Uncommitted (`committed: false`, the default for `status`, `html`, `empty_400`, `reset`,
 //!   `close`, `hang`): the body is read, nothing is stored; the request's events count as
 //!   received and rejected with reason `fault`.
+//! * `throttle`: the request runs through the pipeline with the fault's identity forced over
+//!   its threshold; the pipeline's own 429 follows (nothing stored, events rejected as
+//!   `throttled`, counted toward the EPS window per `count_rejected_toward_eps`).
 //! * Committed (`committed: true`; always for `delay`, and for `truncate`/`dribble` without a
 //!   `status`): the request runs through the normal pipeline first (stored, deduplicated,
 //!   rejected as usual), then the response is replaced, held, cut or trickled.
@@ -34,6 +43,7 @@
 //! Every injected fault is journaled (`fault` = kind) and counted in `/__mock/stats`
 //! `faults` by kind, with how many were committed (the pipeline answered 200).
 
+use amplitude_wire::{error_text, ResponseBody};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
@@ -77,6 +87,18 @@ pub enum FaultKind {
     /// Never answer: the connection stays open until the client gives up, `ms` passes (when
     /// set), or the mock shuts down.
     Hang,
+    /// Answer exactly the 429 the mock's own EPS limiter builds for this request, as if the
+    /// fault's `device_id` / `user_id` were over its threshold: `eps_threshold`,
+    /// `throttled_devices` / `throttled_users` `{id: events/s}` and `throttled_events` = the
+    /// indexes of this request's events of that identity. Only `/2/httpapi` and `/batch`
+    /// requests carrying such events; the pipeline runs (a 400 for invalid events still
+    /// wins), nothing is stored, the events count as `throttled`.
+    Throttle,
+    /// Connection refused: during `[from_ms, until_ms)` of the mock clock every listener is
+    /// closed (the kernel answers `ECONNREFUSED`), then reopened on the same address. Takes
+    /// no request; `until_ms` is required; `count`, `probability`, `route`, `device_id` and
+    /// `user_id` are refused.
+    Refuse,
 }
 
 impl FaultKind {
@@ -92,6 +114,8 @@ impl FaultKind {
             Self::Truncate => "truncate",
             Self::Dribble => "dribble",
             Self::Hang => "hang",
+            Self::Throttle => "throttle",
+            Self::Refuse => "refuse",
         }
     }
 }
@@ -107,6 +131,9 @@ impl FaultKind {
 /// {"kind":"delay","median_ms":200,"sigma":0.5,"probability":0.1,"route":"/batch"}
 /// {"kind":"dribble","ms":3000,"chunks":10,"count":1}
 /// {"kind":"reset","probability":0.05,"from_ms":1700000000000,"until_ms":1700000060000}
+/// {"kind":"status","status":503,"device_id":"D","count":2}
+/// {"kind":"throttle","device_id":"D","from_ms":1700000002000,"until_ms":1700000022000}
+/// {"kind":"refuse","until_ms":1700000005000}
 /// ```
 ///
 /// Fields that do not apply to the kind are refused ([`Fault::validate`]).
@@ -149,6 +176,14 @@ pub struct Fault {
     /// Only requests to this exact path (e.g. `/2/httpapi`, `/batch`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Only `/2/httpapi` and `/batch` requests carrying at least one event with this
+    /// `device_id` (as sent); `throttle`: the device to throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Only `/2/httpapi` and `/batch` requests carrying at least one event with this
+    /// `user_id` (as sent); `throttle`: the user to throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     /// The next `count` matching requests (with `probability`: at most `count` times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
@@ -163,12 +198,16 @@ pub struct Fault {
     pub until_ms: Option<i64>,
 }
 
-/// A fault that cannot be scheduled; the message names the field.
+/// A fault that cannot be scheduled: which field is wrong and why. Displays as
+/// `invalid <kind> fault: <field>: <message>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind} fault: {message}")]
+#[error("invalid {kind} fault: {field}: {message}")]
 pub struct FaultError {
     /// The fault's kind.
     pub kind: &'static str,
+    /// The field at fault (`status`, `committed`, `count`, ...; `kind` when the kind itself
+    /// needs a field that is missing).
+    pub field: &'static str,
     /// What is wrong.
     pub message: String,
 }
@@ -187,6 +226,8 @@ impl Fault {
             sigma: None,
             chunks: None,
             route: None,
+            device_id: None,
+            user_id: None,
             count: None,
             probability: None,
             from_ms: None,
@@ -269,6 +310,46 @@ impl Fault {
         Self::new(FaultKind::Hang)
     }
 
+    /// `{"kind":"throttle","device_id":D}`: the limiter's real 429 for device `D` (add a
+    /// window, `count` or `probability`).
+    pub fn throttle_device(device_id: impl Into<String>) -> Self {
+        Self {
+            device_id: Some(device_id.into()),
+            ..Self::new(FaultKind::Throttle)
+        }
+    }
+
+    /// `{"kind":"throttle","user_id":U}`: the limiter's real 429 for user `U`.
+    pub fn throttle_user(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: Some(user_id.into()),
+            ..Self::new(FaultKind::Throttle)
+        }
+    }
+
+    /// `{"kind":"refuse","from_ms":A,"until_ms":B}`: every listener closed (connections
+    /// refused) during `[from_ms, until_ms)` of the mock clock, ms since the epoch; `None`
+    /// for `from_ms` means "from the start".
+    pub fn refuse(from_ms: Option<i64>, until_ms: i64) -> Self {
+        Self {
+            from_ms,
+            until_ms: Some(until_ms),
+            ..Self::new(FaultKind::Refuse)
+        }
+    }
+
+    /// Sets the `device_id` scope: only requests carrying an event of this device.
+    pub fn device_id(mut self, id: impl Into<String>) -> Self {
+        self.device_id = Some(id.into());
+        self
+    }
+
+    /// Sets the `user_id` scope: only requests carrying an event of this user.
+    pub fn user_id(mut self, id: impl Into<String>) -> Self {
+        self.user_id = Some(id.into());
+        self
+    }
+
     /// Sets `committed` (spec §5.5).
     pub fn committed(mut self, committed: bool) -> Self {
         self.committed = Some(committed);
@@ -312,18 +393,29 @@ impl Fault {
         self
     }
 
-    fn err(&self, message: impl Into<String>) -> FaultError {
-        FaultError {
-            kind: self.kind.as_str(),
-            message: message.into(),
+    /// Checks the fault: the first problem [`Fault::problems`] finds.
+    pub fn validate(&self) -> Result<(), FaultError> {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
-    /// Checks the fault: required fields present, fields of other kinds absent, values in
-    /// range, and spec §5.5/§6 respected (a 503 or a 4xx is never committed).
-    pub fn validate(&self) -> Result<(), FaultError> {
+    /// Every problem of the fault, each naming its field: required fields present, fields
+    /// of other kinds absent, values in range, spec §5.5/§6 respected (a 503 or a 4xx is
+    /// never committed), scopes and windows that can match something. Empty when valid.
+    pub fn problems(&self) -> Vec<FaultError> {
         use FaultKind as K;
-        let present: [(&str, bool); 9] = [
+        let kind = self.kind.as_str();
+        let mut out = Vec::new();
+        let mut err = |field: &'static str, message: String| {
+            out.push(FaultError {
+                kind,
+                field,
+                message,
+            });
+        };
+        let present: [(&'static str, bool); 14] = [
             ("status", self.status.is_some()),
             ("committed", self.committed.is_some()),
             ("body", self.body.is_some()),
@@ -333,8 +425,14 @@ impl Fault {
             ("median_ms", self.median_ms.is_some()),
             ("sigma", self.sigma.is_some()),
             ("chunks", self.chunks.is_some()),
+            ("route", self.route.is_some()),
+            ("device_id", self.device_id.is_some()),
+            ("user_id", self.user_id.is_some()),
+            ("count", self.count.is_some()),
+            ("probability", self.probability.is_some()),
         ];
-        let allowed: &[&str] = match self.kind {
+        const SCOPE: [&str; 5] = ["route", "device_id", "user_id", "count", "probability"];
+        let own: &[&str] = match self.kind {
             K::Status | K::Html => &["status", "committed", "body"],
             K::Empty400 => &["status", "committed"],
             K::Delay => &["ms", "min_ms", "max_ms", "median_ms", "sigma"],
@@ -342,15 +440,25 @@ impl Fault {
             K::Hang => &["committed", "ms"],
             K::Truncate => &["status", "committed"],
             K::Dribble => &["status", "committed", "ms", "chunks"],
+            K::Throttle => &[],
+            K::Refuse => &[],
         };
-        if let Some((name, _)) = present.iter().find(|(n, p)| *p && !allowed.contains(n)) {
-            return Err(self.err(format!("field `{name}` does not apply to this kind")));
+        for (name, _) in present.iter().filter(|(_, p)| *p) {
+            let scope = SCOPE.contains(name);
+            if self.kind == K::Refuse && scope {
+                err(
+                    name,
+                    format!("`{name}` makes no sense for refuse: it takes no request, it closes the listener for its window"),
+                );
+            } else if !scope && !own.contains(name) {
+                err(name, format!("`{name}` does not apply to a {kind} fault"));
+            }
         }
         match self.status {
             Some(s) if !(200..=599).contains(&s) => {
-                return Err(self.err(format!("status {s} is not in 200..=599")))
+                err("status", format!("{s} is not in 200..=599"));
             }
-            None if self.kind == K::Status => return Err(self.err("`status` is required")),
+            None if self.kind == K::Status => err("status", "required".to_owned()),
             _ => {}
         }
         if self.committed == Some(true) {
@@ -360,22 +468,26 @@ impl Fault {
                 _ => self.status,
             };
             if status == Some(503) {
-                return Err(self.err("a 503 is never committed (spec §5.5)"));
+                err(
+                    "committed",
+                    "a 503 is never committed (spec §5.5)".to_owned(),
+                );
             }
-            if status.is_some_and(|s| (400..500).contains(&s)) {
-                return Err(self.err("a 4xx is never committed (spec §6)"));
+            if let Some(s) = status.filter(|s| (400..500).contains(s)) {
+                err("committed", format!("a {s} is never committed (spec §6)"));
             }
         }
         if self.kind == K::Empty400 && self.status.is_some_and(|s| s != 400) {
-            return Err(self.err("empty_400 answers 400"));
+            err("status", "empty_400 answers 400".to_owned());
         }
         if matches!(self.kind, K::Truncate | K::Dribble)
             && self.status.is_none()
             && self.committed == Some(false)
         {
-            return Err(self.err(
-                "without `status` it cuts or trickles the real response, which commits; give a `status` for an uncommitted one",
-            ));
+            err(
+                "committed",
+                "without `status` it cuts or trickles the real response, which commits; give a `status` for an uncommitted one".to_owned(),
+            );
         }
         if self.kind == K::Delay {
             let forms = [
@@ -384,86 +496,142 @@ impl Fault {
                 self.median_ms.is_some() || self.sigma.is_some(),
             ];
             if forms.iter().filter(|f| **f).count() != 1 {
-                return Err(
-                    self.err("give exactly one of `ms`, `min_ms`+`max_ms`, `median_ms`+`sigma`")
+                err(
+                    "ms",
+                    "give exactly one of `ms`, `min_ms`+`max_ms`, `median_ms`+`sigma`".to_owned(),
                 );
             }
             if forms[1] {
                 match (self.min_ms, self.max_ms) {
                     (Some(a), Some(b)) if a <= b => {}
-                    _ => {
-                        return Err(
-                            self.err("`min_ms` and `max_ms` are both required, min_ms <= max_ms")
-                        )
-                    }
+                    _ => err(
+                        "min_ms",
+                        "`min_ms` and `max_ms` are both required, min_ms <= max_ms".to_owned(),
+                    ),
                 }
             }
             if forms[2] {
                 match (self.median_ms, self.sigma) {
                     (Some(m), Some(s)) if m.is_finite() && m > 0.0 && s.is_finite() && s >= 0.0 => {
                     }
-                    _ => return Err(self.err("`median_ms` > 0 and `sigma` >= 0 are both required")),
+                    _ => err(
+                        "median_ms",
+                        "`median_ms` > 0 and `sigma` >= 0 are both required".to_owned(),
+                    ),
                 }
             }
         }
         if self.kind == K::Dribble && self.ms.is_none() {
-            return Err(self.err("`ms` (the trickle duration) is required"));
+            err("ms", "required (the trickle duration)".to_owned());
         }
         if self.chunks == Some(0) {
-            return Err(self.err("`chunks` must be at least 1"));
+            err("chunks", "must be at least 1".to_owned());
         }
         if self.count == Some(0) {
-            return Err(self.err("`count` must be at least 1"));
+            err("count", "must be at least 1".to_owned());
         }
         if let Some(p) = self.probability {
             if !(0.0..=1.0).contains(&p) {
-                return Err(self.err("`probability` must be within 0..=1"));
+                err("probability", format!("{p} is not within 0..=1"));
             }
         }
         if let (Some(a), Some(b)) = (self.from_ms, self.until_ms) {
-            if a > b {
-                return Err(self.err("`from_ms` is after `until_ms`"));
+            if a >= b {
+                err(
+                    "from_ms",
+                    format!("{a} is not before `until_ms` {b}: the window is empty"),
+                );
             }
         }
-        if self.route.as_deref().is_some_and(|r| !r.starts_with('/')) {
-            return Err(self.err("`route` is a path starting with `/`"));
+        if let Some(r) = self.route.as_deref() {
+            if !r.starts_with('/') {
+                err("route", format!("`{r}` is not a path starting with `/`"));
+            } else if r == "/metrics" || r == "/__mock" || r.starts_with("/__mock/") {
+                err(
+                    "route",
+                    format!("`{r}` is never faulted (only ingestion routes are)"),
+                );
+            } else if (self.kind == K::Throttle || self.is_scoped())
+                && r != "/2/httpapi"
+                && r != "/batch"
+            {
+                err(
+                    "route",
+                    format!("`{r}` carries no events: a device_id/user_id scope or a throttle only matches `/2/httpapi` and `/batch`"),
+                );
+            }
         }
-        Ok(())
+        for (name, v) in [("device_id", &self.device_id), ("user_id", &self.user_id)] {
+            if v.as_deref().is_some_and(str::is_empty) {
+                err(name, "is empty".to_owned());
+            }
+        }
+        if self.kind == K::Throttle && !self.is_scoped() {
+            err(
+                "kind",
+                "throttle needs `device_id` or `user_id` (the identity to throttle)".to_owned(),
+            );
+        }
+        if self.kind == K::Refuse && self.until_ms.is_none() {
+            err(
+                "until_ms",
+                "required for refuse: the listener must reopen (the admin routes are on it too)"
+                    .to_owned(),
+            );
+        }
+        out
     }
 
-    fn matches(&self, path: &str, now_ms: i64) -> bool {
-        self.route.as_deref().is_none_or(|r| r == path)
-            && self.from_ms.is_none_or(|f| now_ms >= f)
-            && self.until_ms.is_none_or(|u| now_ms < u)
+    /// True when the fault has a `device_id` or `user_id` scope.
+    fn is_scoped(&self) -> bool {
+        self.device_id.is_some() || self.user_id.is_some()
+    }
+
+    fn matches(&self, req: &FaultRequest<'_>) -> bool {
+        let upload = req.path == "/2/httpapi" || req.path == "/batch";
+        self.kind != FaultKind::Refuse
+            && (self.kind != FaultKind::Throttle || upload)
+            && self.route.as_deref().is_none_or(|r| r == req.path)
+            && self.from_ms.is_none_or(|f| req.now_ms >= f)
+            && self.until_ms.is_none_or(|u| req.now_ms < u)
+            && self
+                .device_id
+                .as_deref()
+                .is_none_or(|d| upload && req.ids.has_device(d))
+            && self
+                .user_id
+                .as_deref()
+                .is_none_or(|u| upload && req.ids.has_user(u))
     }
 
     /// Whether the request's events go through the pipeline first.
     fn runs_pipeline(&self) -> bool {
         match self.kind {
-            FaultKind::Delay => true,
+            FaultKind::Delay | FaultKind::Throttle => true,
             FaultKind::Truncate | FaultKind::Dribble if self.status.is_none() => true,
             _ => self.committed.unwrap_or(false),
         }
     }
 
     fn synthetic(&self) -> Option<Synthetic> {
-        let json = |status: u16, default: String| Synthetic {
+        let json = |status: u16, body: Option<Bytes>| Synthetic {
             status,
-            body: Bytes::from(self.body.clone().unwrap_or(default)),
+            body,
             content_type: "application/json",
         };
+        let own = self.body.clone().map(Bytes::from);
         match self.kind {
-            FaultKind::Empty400 => Some(json(400, "{}".to_owned())),
+            FaultKind::Empty400 => Some(json(400, Some(Bytes::from_static(b"{}")))),
             FaultKind::Html => {
                 let status = self.status.unwrap_or(502);
                 Some(Synthetic {
                     status,
-                    body: Bytes::from(self.body.clone().unwrap_or_else(|| html_page(status))),
+                    body: Some(own.unwrap_or_else(|| Bytes::from(html_page(status)))),
                     content_type: "text/html",
                 })
             }
             FaultKind::Status | FaultKind::Truncate | FaultKind::Dribble => {
-                self.status.map(|s| json(s, json_error(s)))
+                self.status.map(|s| json(s, own))
             }
             _ => None,
         }
@@ -471,7 +639,11 @@ impl Fault {
 
     fn delivery(&self, rng: &mut ChaCha8Rng) -> Delivery {
         match self.kind {
-            FaultKind::Status | FaultKind::Html | FaultKind::Empty400 => Delivery::Normal,
+            FaultKind::Status
+            | FaultKind::Html
+            | FaultKind::Empty400
+            | FaultKind::Throttle
+            | FaultKind::Refuse => Delivery::Normal,
             FaultKind::Delay => Delivery::Delay(Duration::from_millis(self.draw_delay_ms(rng))),
             FaultKind::Reset => Delivery::Reset,
             FaultKind::Close => Delivery::Close,
@@ -502,14 +674,51 @@ impl Fault {
     }
 }
 
-/// The JSON error body of a synthetic status: the WAF body for 403 (spec §5.2), otherwise
+/// Statuses whose canned body (a `status`, `truncate` or `dribble` fault without `body`) is
+/// the mock's own real body for that status, built by the same code: 200 the success body
+/// of the request (its event count, `payload_size_bytes`, the mock clock; spec §4), 400
+/// `Invalid JSON request body`, 403 the WAF body (spec §5.2), 408 the body read timeout's,
+/// 413 `Payload too large` (spec §5.3), 429 the limiter's EPS-only body with no identity
+/// (spec §5.4; a `throttle` fault gives the per-request one). Any other status answers
 /// `{"code":N,"error":"<reason phrase>"}` (5xx bodies are undocumented, spec §5.5).
-fn json_error(status: u16) -> String {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    serde_json::json!({"code": status, "error": reason}).to_string()
+pub const REAL_BODY_STATUSES: [u16; 6] = [200, 400, 403, 408, 413, 429];
+
+/// What a canned body depends on (see [`canned_body`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CannedContext {
+    /// The request's endpoint threshold, events/s (`eps_threshold` of a 429).
+    pub eps_threshold: u64,
+    /// Events in the request (`events_ingested` of a 200).
+    pub events: u64,
+    /// `payload_size_bytes` of a 200, bytes (per the profile's
+    /// `payload_size_is_compressed`).
+    pub payload_size_bytes: u64,
+    /// Mock-clock now, ms since the epoch (`server_upload_time` of a 200).
+    pub now_ms: i64,
+}
+
+/// The canned JSON body of a synthetic `status` (see [`REAL_BODY_STATUSES`]).
+pub fn canned_body(status: u16, ctx: &CannedContext) -> ResponseBody {
+    match status {
+        200 => ResponseBody::success(ctx.events, ctx.payload_size_bytes, ctx.now_ms),
+        400 => ResponseBody::error(400, error_text::INVALID_JSON),
+        403 => ResponseBody::forbidden(),
+        408 => crate::body::request_timeout(),
+        413 => ResponseBody::payload_too_large(),
+        429 => crate::ingest::limited_body(
+            ctx.eps_threshold,
+            Default::default(),
+            Default::default(),
+            Vec::new(),
+        ),
+        s => {
+            let reason = http::StatusCode::from_u16(s)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            ResponseBody::error(s, reason)
+        }
+    }
 }
 
 /// An nginx-style error page, as a load balancer in front of Amplitude sends (spec §2).
@@ -527,8 +736,72 @@ fn html_page(status: u16) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Synthetic {
     pub status: u16,
-    pub body: Bytes,
+    /// `None`: the canned body of `status` ([`canned_body`]), built once the request is read.
+    pub body: Option<Bytes>,
     pub content_type: &'static str,
+}
+
+/// The `device_id`s and `user_id`s (as sent) of an upload's events, for the scopes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RequestIds {
+    devices: Vec<String>,
+    users: Vec<String>,
+}
+
+impl RequestIds {
+    /// The ids of an HTTP V2 / Batch body (decompressed); none when it does not parse.
+    pub(crate) fn of_upload(body: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct Ev {
+            #[serde(default)]
+            device_id: Option<serde_json::Value>,
+            #[serde(default)]
+            user_id: Option<serde_json::Value>,
+        }
+        #[derive(Deserialize)]
+        struct Up {
+            #[serde(default)]
+            events: Option<Vec<serde_json::Value>>,
+        }
+        let mut ids = Self::default();
+        let Ok(up) = serde_json::from_slice::<Up>(body) else {
+            return ids;
+        };
+        for ev in up.events.unwrap_or_default() {
+            let Ok(ev) = serde_json::from_value::<Ev>(ev) else {
+                continue;
+            };
+            let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+            ids.devices.extend(text(ev.device_id));
+            ids.users.extend(text(ev.user_id));
+        }
+        for v in [&mut ids.devices, &mut ids.users] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        ids
+    }
+
+    fn has_device(&self, id: &str) -> bool {
+        self.devices
+            .binary_search_by(|d| d.as_str().cmp(id))
+            .is_ok()
+    }
+
+    fn has_user(&self, id: &str) -> bool {
+        self.users.binary_search_by(|u| u.as_str().cmp(id)).is_ok()
+    }
+}
+
+/// A request as the matching rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FaultRequest<'a> {
+    /// Path, without the query string.
+    pub path: &'a str,
+    /// Mock-clock now, ms since the epoch.
+    pub now_ms: i64,
+    /// Ids of its events (empty unless a scoped fault is scheduled).
+    pub ids: &'a RequestIds,
 }
 
 /// How the response reaches the client.
@@ -550,6 +823,8 @@ pub(crate) struct Plan {
     pub run_pipeline: bool,
     pub synthetic: Option<Synthetic>,
     pub delivery: Delivery,
+    /// `throttle`: the `(device_id, user_id)` to throttle.
+    pub throttle: Option<(Option<String>, Option<String>)>,
 }
 
 /// A scheduled fault as `GET /__mock/faults` lists it.
@@ -575,8 +850,21 @@ struct Inner {
 /// scheduled a request costs one relaxed atomic load.
 pub struct Faults {
     armed: AtomicBool,
+    /// Some scheduled fault has a `device_id` / `user_id` scope: requests' ids are read.
+    scoped: AtomicBool,
     seed: u64,
     inner: Mutex<Inner>,
+    /// Bumped on every change of the schedule (wakes the listeners' refuse check).
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+/// The listeners' state a `refuse` schedule asks for at some mock time, ms since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RefuseGate {
+    /// Closed now, until this time (the end of the chain of overlapping windows).
+    pub closed_until: Option<i64>,
+    /// Open now; the next window starts then.
+    pub next_start: Option<i64>,
 }
 
 impl std::fmt::Debug for Faults {
@@ -593,6 +881,8 @@ impl Faults {
     pub fn new(seed: u64) -> Self {
         Self {
             armed: AtomicBool::new(false),
+            scoped: AtomicBool::new(false),
+            changed: tokio::sync::watch::channel(0).0,
             seed,
             inner: Mutex::new(Inner {
                 list: Vec::new(),
@@ -627,8 +917,93 @@ impl Faults {
                 fault,
             });
         }
-        self.armed.store(!g.list.is_empty(), Ordering::Release);
+        self.rearm(&g.list);
         Ok(ids)
+    }
+
+    /// Updates the flags after the list changed and wakes whoever watches the schedule.
+    fn rearm(&self, list: &[ScheduledFault]) {
+        self.armed.store(!list.is_empty(), Ordering::Release);
+        self.scoped
+            .store(list.iter().any(|f| f.fault.is_scoped()), Ordering::Release);
+        self.changed.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// True when some fault is scheduled (a request must be matched).
+    pub(crate) fn armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
+    /// True when some scheduled fault has a `device_id` / `user_id` scope (a request's ids
+    /// must be read before matching).
+    pub(crate) fn scoped(&self) -> bool {
+        self.scoped.load(Ordering::Acquire)
+    }
+
+    /// A receiver that changes whenever the schedule does.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// What the `refuse` faults ask of the listeners at `now_ms`: closed until when, or the
+    /// next time they close.
+    pub(crate) fn refuse_gate(&self, now_ms: i64) -> RefuseGate {
+        if !self.armed() {
+            return RefuseGate::default();
+        }
+        let g = self.inner.lock();
+        let windows: Vec<(i64, i64)> = g
+            .list
+            .iter()
+            .filter(|f| f.fault.kind == FaultKind::Refuse)
+            .filter_map(|f| {
+                f.fault
+                    .until_ms
+                    .map(|u| (f.fault.from_ms.unwrap_or(i64::MIN), u))
+            })
+            .collect();
+        drop(g);
+        let mut gate = RefuseGate::default();
+        let mut until = None::<i64>;
+        // Chain overlapping or touching windows from `now_ms`.
+        loop {
+            let t = until.unwrap_or(now_ms);
+            let next = windows
+                .iter()
+                .filter(|(a, b)| *a <= t && t < *b)
+                .map(|(_, b)| *b)
+                .max();
+            match next {
+                Some(b) if until.is_none_or(|u| b > u) => until = Some(b),
+                _ => break,
+            }
+        }
+        gate.closed_until = until;
+        if until.is_none() {
+            gate.next_start = windows
+                .iter()
+                .filter(|(a, b)| *a > now_ms && a < b)
+                .map(|(a, _)| *a)
+                .min();
+        }
+        gate
+    }
+
+    /// Marks the `refuse` windows open at `now_ms` as entered (once each, whatever the
+    /// number of listeners); returns how many were newly entered (to count in the stats).
+    pub(crate) fn enter_refuse(&self, now_ms: i64) -> u64 {
+        let mut g = self.inner.lock();
+        let mut n = 0;
+        for slot in g.list.iter_mut().filter(|f| {
+            f.fault.kind == FaultKind::Refuse
+                && f.injected == 0
+                && f.fault.from_ms.is_none_or(|a| a <= now_ms)
+                && f.fault.until_ms.is_some_and(|b| now_ms < b)
+        }) {
+            slot.injected = 1;
+            n += 1;
+        }
+        n
     }
 
     /// Removes every fault and re-seeds the generator, so a script replayed after `clear`
@@ -638,7 +1013,7 @@ impl Faults {
         let n = g.list.len();
         g.list.clear();
         g.rng = ChaCha8Rng::seed_from_u64(self.seed);
-        self.armed.store(false, Ordering::Release);
+        self.rearm(&g.list);
         n
     }
 
@@ -652,17 +1027,17 @@ impl Faults {
         self.seed
     }
 
-    /// Picks the fault for a request to `path` at mock time `now_ms` (see the module docs
-    /// for the rule), using it up; `None` when no fault takes it.
-    pub(crate) fn pick(&self, path: &str, now_ms: i64) -> Option<Plan> {
-        if !self.armed.load(Ordering::Acquire) {
+    /// Picks the fault for a request (see the module docs for the rule), using it up;
+    /// `None` when no fault takes it.
+    pub(crate) fn pick(&self, req: &FaultRequest<'_>) -> Option<Plan> {
+        if !self.armed() {
             return None;
         }
         let mut g = self.inner.lock();
         let Inner { list, rng, .. } = &mut *g;
         let mut plan = None;
         for slot in list.iter_mut() {
-            if slot.remaining == Some(0) || !slot.fault.matches(path, now_ms) {
+            if slot.remaining == Some(0) || !slot.fault.matches(req) {
                 continue;
             }
             if let Some(p) = slot.fault.probability {
@@ -681,15 +1056,34 @@ impl Faults {
                 run_pipeline: f.runs_pipeline(),
                 synthetic: f.synthetic(),
                 delivery: f.delivery(rng),
+                throttle: (f.kind == FaultKind::Throttle)
+                    .then(|| (f.device_id.clone(), f.user_id.clone())),
             });
             break;
         }
-        if plan.is_some() {
+        if plan.is_some() && list.iter().any(|s| s.remaining == Some(0)) {
             list.retain(|s| s.remaining != Some(0));
-            self.armed.store(!list.is_empty(), Ordering::Release);
+            self.rearm(list);
         }
         plan
     }
+}
+
+/// Every problem of `faults`, each with its path `<prefix>[i].<field>` (e.g.
+/// `faults[2].committed`), in order.
+pub fn faults_problems(faults: &[Fault], prefix: &str) -> Vec<crate::config::ConfigIssue> {
+    faults
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            f.problems()
+                .into_iter()
+                .map(move |e| crate::config::ConfigIssue {
+                    path: format!("{prefix}[{i}].{}", e.field),
+                    message: format!("{} fault: {}", e.kind, e.message),
+                })
+        })
+        .collect()
 }
 
 /// Body of `POST /__mock/faults`: one fault or an array.
@@ -730,7 +1124,11 @@ pub(crate) async fn admin_route(
     match *req.method() {
         http::Method::GET => reply(
             200,
-            serde_json::json!({"seed": state.faults.seed(), "faults": state.faults.list()}),
+            serde_json::json!({
+                "seed": state.faults.seed(),
+                "faults": state.faults.list(),
+                "config_errors": state.config_errors(),
+            }),
         ),
         http::Method::DELETE => reply(200, serde_json::json!({"cleared": state.faults.clear()})),
         http::Method::POST => {
@@ -750,6 +1148,14 @@ pub(crate) async fn admin_route(
                 Ok(f) => f,
                 Err(e) => return reply(400, serde_json::json!({"code": 400, "error": e})),
             };
+            let problems = faults_problems(&faults, "faults");
+            if !problems.is_empty() {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return reply(
+                    400,
+                    serde_json::json!({"code": 400, "error": text.join("; "), "errors": problems}),
+                );
+            }
             match state.faults.push_all(faults) {
                 Ok(ids) => reply(
                     200,
@@ -789,6 +1195,11 @@ impl std::fmt::Debug for FaultBody {
 }
 
 impl FaultBody {
+    /// True when the body ends in a cut (`truncate`): the client gets no complete response.
+    pub fn cuts(&self) -> bool {
+        self.cut
+    }
+
     /// The first half of `body` at once, then (after 20 ms, so hyper flushes what it has) an
     /// error that makes hyper drop the connection. The response's `Content-Length` is the
     /// whole body, so the client sees the body cut.
@@ -873,6 +1284,16 @@ use std::future::Future as _;
 mod tests {
     use super::*;
 
+    static NO_IDS: std::sync::LazyLock<RequestIds> = std::sync::LazyLock::new(RequestIds::default);
+
+    fn at(path: &'static str, now_ms: i64) -> FaultRequest<'static> {
+        FaultRequest {
+            path,
+            now_ms,
+            ids: &NO_IDS,
+        }
+    }
+
     #[test]
     fn issue_json_forms_parse_and_validate() {
         // spec §5.2, §5.5: the exact forms of the issue
@@ -937,7 +1358,7 @@ mod tests {
         .unwrap();
         let kinds: Vec<_> = (0..6)
             .map(|_| {
-                f.pick("/2/httpapi", 0)
+                f.pick(&at("/2/httpapi", 0))
                     .map(|p| (p.kind, p.run_pipeline, p.synthetic.map(|s| s.status)))
             })
             .collect();
@@ -960,12 +1381,12 @@ mod tests {
         let f = Faults::new(1);
         f.push(Fault::close().route("/batch").window(Some(100), Some(200)))
             .unwrap();
-        assert!(f.pick("/2/httpapi", 150).is_none());
-        assert!(f.pick("/batch", 99).is_none());
-        assert!(f.pick("/batch", 200).is_none());
-        assert!(f.pick("/batch", 150).is_some());
+        assert!(f.pick(&at("/2/httpapi", 150)).is_none());
+        assert!(f.pick(&at("/batch", 99)).is_none());
+        assert!(f.pick(&at("/batch", 200)).is_none());
+        assert!(f.pick(&at("/batch", 150)).is_some());
         assert!(
-            f.pick("/batch", 150).is_some(),
+            f.pick(&at("/batch", 150)).is_some(),
             "no count: every matching request"
         );
     }

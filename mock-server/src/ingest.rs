@@ -14,7 +14,7 @@ use crate::properties::{PropertyConfig, PropertyOutcome};
 use crate::scan::{scan_event, ScannedEvent};
 use crate::state::MockState;
 use crate::validate::{apply_fixes, Fixes, Issues};
-use amplitude_wire::{error_text, limits as wl, ResponseBody};
+use amplitude_wire::{error_text, limits as wl, RateMap, ResponseBody};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -206,6 +206,48 @@ fn id_of<'a>(ev: &'a ScannedEvent<'_>, fixes: &Fixes) -> (Option<&'a str>, Optio
     (user, device)
 }
 
+/// Identities a `throttle` fault forces into the 429 (see `faults.rs`): the pipeline runs as
+/// usual and, at the EPS step, these are throttled whatever their counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ForcedThrottle<'a> {
+    /// This `device_id` is throttled.
+    pub device_id: Option<&'a str>,
+    /// This `user_id` is throttled.
+    pub user_id: Option<&'a str>,
+}
+
+impl ForcedThrottle<'_> {
+    fn covers(&self, device: bool, id: &str) -> bool {
+        let want = if device { self.device_id } else { self.user_id };
+        want == Some(id)
+    }
+}
+
+/// The 429 body of the limiter (spec §5.4): `eps_threshold`, the throttled identities with
+/// their current rate (events/s), the identities over the daily quota with their daily
+/// count, and `throttled_events` (ascending indexes). The `exceeded_daily_quota_*` objects
+/// appear only when some identity is over its quota: an EPS-only 429 has exactly the keys of
+/// the documented V2 example (spec §5.4, §14.1 #11). The only builder of a 429 upload body:
+/// the pipeline, the `throttle` fault and the canned 429 of a `status` fault all use it.
+pub(crate) fn limited_body(
+    eps_threshold: u64,
+    rates: [RateMap; 2],
+    quotas: [RateMap; 2],
+    throttled_events: Vec<usize>,
+) -> ResponseBody {
+    let [throttled_devices, throttled_users] = rates;
+    let [quota_devices, quota_users] = quotas;
+    let any_quota = !quota_devices.is_empty() || !quota_users.is_empty();
+    ResponseBody {
+        throttled_devices: Some(throttled_devices),
+        throttled_users: Some(throttled_users),
+        throttled_events: Some(throttled_events),
+        exceeded_daily_quota_devices: any_quota.then_some(quota_devices),
+        exceeded_daily_quota_users: any_quota.then_some(quota_users),
+        ..ResponseBody::too_many_requests(eps_threshold)
+    }
+}
+
 impl MockState {
     /// Runs one HTTP V2 or Batch upload through the pipeline. `body` is the decompressed
     /// body; `payload_size_bytes` what the 200 reports (spec §4).
@@ -216,6 +258,26 @@ impl MockState {
         body: &[u8],
         payload_size_bytes: usize,
         request_id: u64,
+    ) -> Outcome {
+        self.ingest_with(
+            endpoint,
+            region,
+            body,
+            payload_size_bytes,
+            request_id,
+            ForcedThrottle::default(),
+        )
+    }
+
+    /// [`MockState::ingest`] with identities a `throttle` fault forces into the 429.
+    pub(crate) fn ingest_with(
+        &self,
+        endpoint: Endpoint,
+        region: Region,
+        body: &[u8],
+        payload_size_bytes: usize,
+        request_id: u64,
+        forced: ForcedThrottle<'_>,
     ) -> Outcome {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Outcome::reject(
@@ -237,12 +299,24 @@ impl MockState {
         let Ok(upload) = serde_json::from_str::<RawUpload<'_>>(text) else {
             return invalid_json();
         };
+        // A request refused before its events are read still journals them (nothing is
+        // stored or counted): a checker can tell what was sent.
+        let journal_events = || match &upload.events {
+            Some(EventsField::List(list)) if self.ledger.config().journal_bodies => {
+                serde_json::from_str::<&RawValue>(events_text(text, list))
+                    .ok()
+                    .map(RawValue::to_owned)
+            }
+            _ => None,
+        };
         if is_null(upload.api_key) {
-            return Outcome::reject(
+            let mut o = Outcome::reject(
                 ResponseBody::missing_field("api_key"),
                 RejectReason::MissingField,
                 0,
             );
+            o.events_json = journal_events();
+            return o;
         }
         let api_key: Cow<'_, str> = match upload.api_key.map(|r| serde_json::from_str(r.get())) {
             Some(Ok(k)) => k,
@@ -255,6 +329,7 @@ impl MockState {
                 0,
             );
             o.api_key = Some(api_key.into_owned());
+            o.events_json = journal_events();
             return o;
         };
         let mut out = self.ingest_events(
@@ -262,8 +337,8 @@ impl MockState {
             &project,
             text,
             &upload,
-            payload_size_bytes,
-            request_id,
+            (payload_size_bytes, request_id),
+            forced,
         );
         out.api_key = Some(api_key.into_owned());
         out
@@ -275,8 +350,8 @@ impl MockState {
         project: &Arc<Project>,
         text: &str,
         upload: &RawUpload<'_>,
-        payload_size_bytes: usize,
-        request_id: u64,
+        (payload_size_bytes, request_id): (usize, u64),
+        forced: ForcedThrottle<'_>,
     ) -> Outcome {
         let profile = &self.config.profile;
         let events: &[&RawValue] = match &upload.events {
@@ -319,7 +394,7 @@ impl MockState {
                 RejectReason::MissingField,
             );
         }
-        if profile.too_many_events(n) {
+        if profile.too_many_events(n, project.limits.max_events_per_request) {
             return reject(
                 ResponseBody::payload_too_large(),
                 RejectReason::PayloadTooLarge,
@@ -412,42 +487,36 @@ impl MockState {
             event_slots.push(pair);
         }
         let mut flagged = vec![false; identities.len()];
-        let mut limited = ResponseBody::too_many_requests(u64::from(cfg.eps_threshold));
-        let mut any_quota = false;
+        let threshold = u64::from(cfg.eps_threshold);
+        let mut rates: [RateMap; 2] = Default::default();
+        let mut quotas: [RateMap; 2] = Default::default();
         for (ident, flag) in identities.iter_mut().zip(flagged.iter_mut()) {
             ident.usage = self.limiter.usage(ident.key, now, &cfg);
-            let (rates, quotas) = if ident.device {
-                (
-                    &mut limited.throttled_devices,
-                    &mut limited.exceeded_daily_quota_devices,
-                )
-            } else {
-                (
-                    &mut limited.throttled_users,
-                    &mut limited.exceeded_daily_quota_users,
-                )
-            };
+            if profile.eps_count_request_events {
+                // profile `eps_count_request_events`: judged as if this request's events
+                // were already in the window (docs/fidelity.md)
+                ident.usage.window_events = ident.usage.window_events.saturating_add(ident.events);
+            }
+            let side = usize::from(!ident.device);
             if quota_applies && ident.usage.over_daily_quota(&cfg) {
                 *flag = true;
-                any_quota = true;
-                if let Some(m) = quotas {
+                if let Some(m) = quotas.get_mut(side) {
                     m.insert(ident.id.to_owned(), ident.usage.daily_events);
                 }
-            } else if ident.usage.throttled(&cfg) {
+            } else if ident.usage.throttled(&cfg) || forced.covers(ident.device, ident.id) {
                 *flag = true;
-                if let Some(m) = rates {
-                    m.insert(ident.id.to_owned(), ident.usage.current_rate(&cfg));
+                // A forced (`throttle` fault) identity reports at least threshold + 1: a
+                // throttled identity is over the threshold by definition.
+                let mut rate = ident.usage.current_rate(&cfg);
+                if !ident.usage.throttled(&cfg) {
+                    rate = rate.max(threshold.saturating_add(1));
+                }
+                if let Some(m) = rates.get_mut(side) {
+                    m.insert(ident.id.to_owned(), rate);
                 }
             }
         }
         if flagged.iter().any(|f| *f) {
-            if !any_quota {
-                // An EPS-only 429 has exactly the keys of the documented V2 example (spec
-                // §5.4, §14.1 #11); the `exceeded_daily_quota_*` objects appear only when
-                // some identity is over its daily quota (spec §5.4 Batch example).
-                limited.exceeded_daily_quota_users = None;
-                limited.exceeded_daily_quota_devices = None;
-            }
             let throttled_events: Vec<usize> = event_slots
                 .iter()
                 .enumerate()
@@ -458,27 +527,20 @@ impl MockState {
                 })
                 .map(|(i, _)| i)
                 .collect();
-            limited.throttled_events = Some(throttled_events);
             if profile.count_rejected_toward_eps {
                 for ident in &identities {
                     self.limiter.record(ident.key, ident.events, now, &cfg);
                 }
             }
-            let reason = if any_quota
-                && limited
-                    .throttled_devices
-                    .as_ref()
-                    .is_some_and(|m| m.is_empty())
-                && limited
-                    .throttled_users
-                    .as_ref()
-                    .is_some_and(|m| m.is_empty())
-            {
+            let reason = if rates.iter().all(RateMap::is_empty) {
                 RejectReason::DailyQuota
             } else {
                 RejectReason::Throttled
             };
-            return reject(limited, reason);
+            return reject(
+                limited_body(threshold, rates, quotas, throttled_events),
+                reason,
+            );
         }
         for ident in &identities {
             self.limiter.record(ident.key, ident.events, now, &cfg);

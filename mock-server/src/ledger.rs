@@ -260,9 +260,11 @@ pub struct FaultCount {
 /// events_rejected.total` (events of a committed fault count as stored).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
-    /// Requests answered, by HTTP status (key: status as a string).
+    /// Requests by HTTP status answered (key: status as a string), and `"cut"` for those
+    /// that got no (complete) response (`reset`, `close`, `hang`, `truncate` faults, a client
+    /// gone while sending): the buckets sum to the requests handled.
     pub requests_by_status: BTreeMap<String, u64>,
-    /// Requests whose connection was cut without a response (faults).
+    /// Requests that got no (complete) response (= `requests_by_status["cut"]`).
     pub requests_cut: u64,
     /// Events in requests that were parsed far enough to count them.
     pub events_received: u64,
@@ -457,7 +459,7 @@ impl Ledger {
         }
     }
 
-    /// Counts a response with HTTP `status` (0 = connection cut without a response).
+    /// Counts a response with HTTP `status` (0 = no (complete) response: the `"cut"` bucket).
     pub fn count_status(&self, status: u16) {
         if status == 0 {
             self.counters.requests_cut.fetch_add(1, Relaxed);
@@ -524,6 +526,7 @@ impl Ledger {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
+        let requests_cut = c.requests_cut.load(Relaxed);
         let requests_by_status = c
             .requests_by_status
             .iter()
@@ -532,6 +535,7 @@ impl Ledger {
                 let n = n.load(Relaxed);
                 (n > 0).then(|| (s.to_string(), n))
             })
+            .chain((requests_cut > 0).then(|| ("cut".to_owned(), requests_cut)))
             .collect();
         let by_reason: BTreeMap<&'static str, u64> = RejectReason::ALL
             .iter()
@@ -545,7 +549,7 @@ impl Ledger {
             + by_reason.get("daily_quota").copied().unwrap_or(0);
         Stats {
             requests_by_status,
-            requests_cut: c.requests_cut.load(Relaxed),
+            requests_cut,
             events_received: c.events_received.load(Relaxed),
             events_stored: c.events_stored.load(Relaxed),
             events_deduplicated: c.events_deduplicated.load(Relaxed),

@@ -33,6 +33,7 @@ mod mock;
 mod profile;
 mod projects;
 mod properties;
+mod refuse;
 mod scan;
 mod server;
 mod state;
@@ -40,10 +41,11 @@ mod tls;
 mod validate;
 
 pub use clock::{Clock, MockClock};
-pub use config::{ConfigError, MockConfig};
+pub use config::{ConfigError, ConfigErrors, ConfigIssue, MockConfig};
 pub use dedup::{fingerprint, DedupStore};
 pub use faults::{
-    parse_faults_json, Fault, FaultBody, FaultError, FaultKind, Faults, ScheduledFault,
+    canned_body, faults_problems, parse_faults_json, CannedContext, Fault, FaultBody, FaultError,
+    FaultKind, Faults, ScheduledFault, REAL_BODY_STATUSES,
 };
 pub use ingest::Outcome;
 pub use ledger::{
@@ -58,6 +60,7 @@ pub use profile::{
 };
 pub use projects::{ProjectConfig, Region};
 pub use properties::{PropertyConfig, PropertyOutcome, PropertyStore, UserState};
+pub use refuse::ListenerView;
 pub use server::{serve, serve_with, ServeOptions};
 pub use state::MockState;
 pub use tls::{TlsError, TlsIdentity, DEFAULT_TLS_NAMES};

@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let clock = args
         .virtual_clock
         .map_or_else(MockClock::system, MockClock::virtual_at);
-    let state = Arc::new(MockState::try_new(config, clock).context("scheduling faults")?);
+    let state = Arc::new(MockState::try_new(config, clock).context("checking the configuration")?);
     let options = ServeOptions {
         region: None,
         read_timeout_ms: args.read_timeout_ms,

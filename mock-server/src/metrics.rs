@@ -124,7 +124,8 @@ impl Metrics {
         }
     }
 
-    /// Records one request: its route, the status answered (0 = cut) and the time from the
+    /// Records one request: its route, the status answered (0 = no complete response,
+    /// rendered `status="cut"`) and the time from the
     /// request head to the response head.
     pub fn record_request(&self, route: Route, status: u16, elapsed: Duration) {
         let r = route.index();
@@ -212,7 +213,7 @@ pub fn render(state: &MockState) -> String {
         &mut out,
         "amplitude_mock_requests_total",
         "counter",
-        "Requests by route and HTTP status answered (status 0: connection cut without a response).",
+        "Requests by route and HTTP status answered (status \"cut\": no complete response).",
     );
     for route in ROUTES {
         for status in 0..STATUSES {
@@ -221,9 +222,14 @@ pub fn render(state: &MockState) -> String {
                 .get(route.index() * STATUSES + status)
                 .map_or(0, |c| c.load(Relaxed));
             if n > 0 {
+                let label = if status == 0 {
+                    "cut".to_owned()
+                } else {
+                    status.to_string()
+                };
                 let _ = writeln!(
                     out,
-                    "amplitude_mock_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    "amplitude_mock_requests_total{{route=\"{}\",status=\"{label}\"}} {n}",
                     route.as_str()
                 );
             }

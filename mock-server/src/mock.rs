@@ -82,6 +82,14 @@ impl MockServerBuilder {
         self
     }
 
+    /// Sets the default limits' `max_events_per_request` (default 2,000): a request with
+    /// more events is answered 413 `Payload too large` (spec §3.4). Call after
+    /// [`Self::limits`], which replaces every limit.
+    pub fn max_events_per_request(mut self, n: usize) -> Self {
+        self.config.limits.max_events_per_request = n;
+        self
+    }
+
     /// Replaces the whole configuration (projects, profile, limits, ledger bounds).
     pub fn config(mut self, config: MockConfig) -> Self {
         self.config = config;
@@ -109,7 +117,8 @@ impl MockServerBuilder {
     }
 
     /// Schedules a fault at start, after those already added (see [`Fault`] and
-    /// `docs/faults.md`). An invalid fault makes [`Self::start`] fail with `InvalidInput`.
+    /// `docs/faults.md`). An invalid configuration ([`MockConfig::validate`]) makes
+    /// [`Self::start`] fail with `InvalidInput`, naming every problem.
     pub fn fault(mut self, fault: Fault) -> Self {
         self.config.faults.push(fault);
         self
@@ -164,12 +173,12 @@ impl MockServerBuilder {
                 tls: Some(identity.clone()),
                 ..self.options.clone()
             };
-            spawn_serve(tls_listener, state.clone(), options, rx.clone());
+            spawn_serve(tls_listener, state.clone(), options, rx.clone())?;
             Some((tls_addr, identity))
         } else {
             None
         };
-        spawn_serve(listener, state.clone(), self.options, rx);
+        spawn_serve(listener, state.clone(), self.options, rx)?;
         Ok(MockServer {
             state,
             addr,
@@ -179,20 +188,24 @@ impl MockServerBuilder {
     }
 }
 
+/// Registers `listener` now (a `refuse` window open at start closes it before this returns)
+/// and serves it on a task.
 fn spawn_serve(
     listener: TcpListener,
     state: Arc<MockState>,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
-) {
+) -> std::io::Result<()> {
+    let slot = crate::server::register(listener, &state)?;
     tokio::spawn(async move {
         let stop = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = crate::server::serve_with(listener, state, options, stop).await {
+        if let Err(e) = crate::server::serve_slot(slot, state, options, stop).await {
             tracing::error!(error = %e, "mock server stopped");
         }
     });
+    Ok(())
 }
 
 impl MockServer {
@@ -268,6 +281,12 @@ impl MockServer {
     /// The shared state (ledger, config), for inspection beyond the shortcuts above.
     pub fn state(&self) -> &Arc<MockState> {
         &self.state
+    }
+
+    /// Waits until the mock's listeners are all closed by a `refuse` fault (`true`) or all
+    /// open (`false`); see [`MockState::wait_refusing`].
+    pub async fn wait_refusing(&self, refusing: bool) {
+        self.state.wait_refusing(refusing).await;
     }
 
     /// Forgets events, requests, counters and rule state (see `POST /__mock/reset`).

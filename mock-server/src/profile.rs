@@ -73,7 +73,8 @@ pub struct FidelityProfile {
     /// `"events": []` gets 200 with `events_ingested: 0` (true, observed 2020) or 400
     /// `missing_field: events` (false, old doc). spec §3.1, §15 #3.
     pub accept_empty_events: bool,
-    /// Exactly 2,000 events is allowed (true) or 413 (false). spec §3.4, §15 #6.
+    /// Exactly `max_events_per_request` (2,000) events is allowed (true) or 413 (false).
+    /// spec §3.4, §15 #6.
     pub max_events_inclusive: bool,
     /// Size of a "MB" in the body limits. spec §3.4, §15 #7.
     pub megabyte: Megabyte,
@@ -102,6 +103,10 @@ pub struct FidelityProfile {
     /// (`success`, `missing_event`, `invalid_api_key`; true, as third parties observe) or with
     /// JSON `{"code":N}` / `{"code":N,"error":"<token>"}` (false). spec §10, §15 #16.
     pub identify_text_bodies: bool,
+    /// A request's own events count toward its identities' EPS window before it is judged
+    /// (true: throttled iff `window_events + request_events > eps_threshold * window_ms /
+    /// 1000`) or only the events before it do (false, default). UNCERTAIN, spec §8.3.
+    pub eps_count_request_events: bool,
 }
 
 impl Default for FidelityProfile {
@@ -122,6 +127,7 @@ impl Default for FidelityProfile {
             duplicates_count_as_ingested: true,
             daily_quota_on_http_v2: true,
             identify_text_bodies: true,
+            eps_count_request_events: false,
         }
     }
 }
@@ -135,12 +141,14 @@ impl FidelityProfile {
         }
     }
 
-    /// True when `n` events exceed the per-request count limit (spec §3.4).
-    pub fn too_many_events(&self, n: usize) -> bool {
+    /// True when `n` events exceed the per-request count limit `max` (spec §3.4; `max` is
+    /// [`Limits::max_events_per_request`]): `n > max`, or `n >= max` when
+    /// `max_events_inclusive` is false.
+    pub fn too_many_events(&self, n: usize, max: usize) -> bool {
         if self.max_events_inclusive {
-            n > wl::MAX_EVENTS_PER_REQUEST
+            n > max
         } else {
-            n >= wl::MAX_EVENTS_PER_REQUEST
+            n >= max
         }
     }
 }
@@ -163,6 +171,9 @@ pub struct Limits {
     pub property_updates_per_hour: u32,
     /// How long an `insert_id` is remembered, ms (spec §9; default 7 days).
     pub dedup_window_ms: u64,
+    /// Most events one `/2/httpapi` or `/batch` request may carry (spec §3.4; default 2,000):
+    /// more is answered 413 `Payload too large`, like the size limit. At least 1.
+    pub max_events_per_request: usize,
 }
 
 impl Default for Limits {
@@ -174,6 +185,7 @@ impl Default for Limits {
             daily_quota: wl::DAILY_QUOTA_EVENTS,
             property_updates_per_hour: wl::USER_PROPERTY_UPDATES_PER_HOUR,
             dedup_window_ms: wl::DEDUP_WINDOW_MS,
+            max_events_per_request: wl::MAX_EVENTS_PER_REQUEST,
         }
     }
 }

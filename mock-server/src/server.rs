@@ -12,7 +12,10 @@
 use crate::admin;
 use crate::body::{gunzip_limited, read_limited, BodyError};
 use crate::clock::Clock;
-use crate::faults::{Delivery, FaultBody, Plan};
+use crate::faults::{
+    canned_body, CannedContext, Delivery, FaultBody, FaultRequest, Plan, RequestIds,
+};
+use crate::ingest::ForcedThrottle;
 use crate::ledger::{Endpoint, JournalEntry, RejectReason};
 use crate::metrics::Route;
 use crate::projects::{redact_key, Region};
@@ -161,15 +164,62 @@ impl AsyncWrite for ConnIo {
 pub struct Cut(&'static str);
 
 /// Serves `state` on `listener` with `options` until `shutdown` resolves, then ends held
-/// responses and lets open requests finish (at most 5 s).
+/// responses and lets open requests finish (at most 5 s). A `refuse` fault closes
+/// `listener` during its window and binds its address again afterwards (see `refuse.rs`).
 pub async fn serve_with(
     listener: TcpListener,
     state: Arc<MockState>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let slot = register(listener, &state)?;
+    serve_slot(slot, state, options, shutdown).await
+}
+
+/// A listener registered with its mock (counted in the listener view), closed at once when
+/// a `refuse` window is open now.
+pub(crate) struct Slot {
+    listener: Option<TcpListener>,
+    addr: SocketAddr,
+}
+
+/// Registers `listener` with `state`'s listener view and applies a `refuse` window open
+/// now, synchronously (a client connecting right after this gets `ECONNREFUSED`).
+pub(crate) fn register(listener: TcpListener, state: &MockState) -> std::io::Result<Slot> {
+    let addr = listener.local_addr()?;
+    state.listeners.update(|v| v.listeners += 1);
+    let mut slot = Slot {
+        listener: Some(listener),
+        addr,
+    };
+    let now = state.clock.now_ms();
+    if let Some(until) = state.faults.refuse_gate(now).closed_until {
+        close_for_refuse(&mut slot, state, now, until);
+    }
+    Ok(slot)
+}
+
+/// Closes the slot's listener for a `refuse` window ending at `until_ms`.
+fn close_for_refuse(slot: &mut Slot, state: &MockState, now: i64, until_ms: i64) {
+    slot.listener = None;
+    for _ in 0..state.faults.enter_refuse(now) {
+        state.ledger.count_fault("refuse", false);
+    }
+    state.listeners.update(|v| v.closed += 1);
+    tracing::info!(addr = %slot.addr, until_ms, "refuse fault: listener closed");
+}
+
+/// The accept loop of a registered listener.
+pub(crate) async fn serve_slot(
+    mut slot: Slot,
+    state: Arc<MockState>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Bumped at each refuse window's start: the listener's connections close.
+    let (down_tx, down_rx) = watch::channel(0u64);
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let acceptor = options.tls.as_ref().map(TlsIdentity::acceptor);
     let ctx = Arc::new(Listener {
@@ -177,13 +227,54 @@ pub async fn serve_with(
         read_timeout: Duration::from_millis(options.read_timeout_ms.max(1)),
         stop: stop_rx,
     });
+    let mut clock_rx = state.clock.subscribe();
+    let mut faults_rx = state.faults.subscribe();
     tokio::pin!(shutdown);
     loop {
+        clock_rx.borrow_and_update();
+        faults_rx.borrow_and_update();
+        let now = state.clock.now_ms();
+        let gate = state.faults.refuse_gate(now);
+        match (slot.listener.is_some(), gate.closed_until) {
+            (true, Some(until)) => {
+                close_for_refuse(&mut slot, &state, now, until);
+                down_tx.send_modify(|g| *g = g.wrapping_add(1));
+                continue;
+            }
+            (false, None) => match crate::refuse::rebind(slot.addr) {
+                Ok(l) => {
+                    slot.listener = Some(l);
+                    state
+                        .listeners
+                        .update(|v| v.closed = v.closed.saturating_sub(1));
+                    tracing::info!(addr = %slot.addr, "refuse window over: listener open again");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %slot.addr, error = %e, "rebinding after a refuse window failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            _ => {}
+        }
+        let wake = gate.closed_until.or(gate.next_start);
+        let changed = crate::refuse::changed(&state.clock, &mut clock_rx, &mut faults_rx, wake);
+        tokio::pin!(changed);
+        let Some(listener) = &slot.listener else {
+            tokio::select! {
+                () = &mut changed => continue,
+                () = &mut shutdown => break,
+            }
+        };
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
+            () = &mut changed => continue,
             () = &mut shutdown => break,
         };
         let (stream, remote) = tokio::select! {
@@ -195,6 +286,7 @@ pub async fn serve_with(
                     continue;
                 }
             },
+            () = &mut changed => continue,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -204,20 +296,25 @@ pub async fn serve_with(
             ctl: ctl.clone(),
         };
         let watcher = graceful.watcher();
+        let mut down = down_rx.clone();
+        down.borrow_and_update();
         let state = state.clone();
         let ctx = ctx.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             state.metrics.connection_opened();
+            let conn = Conn {
+                ctl,
+                remote,
+                down,
+                _watcher: watcher,
+            };
             match acceptor {
-                None => {
-                    serve_connection(TokioIo::new(io), &state, &ctx, ctl, remote, watcher).await
-                }
+                None => serve_connection(TokioIo::new(io), &state, &ctx, conn).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(ctx.read_timeout, acceptor.accept(io)).await {
                         Ok(Ok(tls)) => {
-                            serve_connection(TokioIo::new(tls), &state, &ctx, ctl, remote, watcher)
-                                .await
+                            serve_connection(TokioIo::new(tls), &state, &ctx, conn).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
@@ -228,22 +325,43 @@ pub async fn serve_with(
             drop(permit);
         });
     }
-    drop(listener);
+    let closed = slot.listener.is_none();
+    drop(slot);
+    state.listeners.update(|v| {
+        v.listeners = v.listeners.saturating_sub(1);
+        if closed {
+            v.closed = v.closed.saturating_sub(1);
+        }
+    });
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     Ok(())
+}
+
+/// One accepted connection's handles.
+struct Conn {
+    ctl: Arc<ConnCtl>,
+    remote: SocketAddr,
+    /// Changes when a `refuse` window closes the listener: the connection closes.
+    down: watch::Receiver<u64>,
+    /// Held while the connection lives: the listener's shutdown waits for it.
+    _watcher: hyper_util::server::graceful::Watcher,
 }
 
 async fn serve_connection<I>(
     io: TokioIo<I>,
     state: &Arc<MockState>,
     ctx: &Arc<Listener>,
-    ctl: Arc<ConnCtl>,
-    remote: SocketAddr,
-    watcher: hyper_util::server::graceful::Watcher,
+    conn: Conn,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Conn {
+        ctl,
+        remote,
+        mut down,
+        _watcher,
+    } = conn;
     let svc_state = state.clone();
     let svc_ctx = ctx.clone();
     let svc = service_fn(move |req| {
@@ -257,8 +375,31 @@ async fn serve_connection<I>(
         .header_read_timeout(ctx.read_timeout)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(io, svc);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, %remote, "connection ended with an error");
+    tokio::pin!(conn);
+    let mut stop = ctx.stop.clone();
+    let mut draining = false;
+    let mut down_gone = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.wait_for(|s| *s), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            r = down.changed(), if !draining && !down_gone => {
+                if r.is_ok() {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                } else {
+                    down_gone = true;
+                }
+            }
+        }
     }
 }
 
@@ -327,9 +468,54 @@ async fn handle(
         Route::of(req.uri().path())
     };
     let result = dispatch(state, ctx, ctl, remote, req).await;
-    let status = result.as_ref().map_or(0, |r| r.status().as_u16());
+    // 0: no (complete) response — cut, or a body a `truncate` fault cuts (metrics "cut").
+    let status = match &result {
+        Ok(r) if matches!(r.body(), Either::Right(b) if b.cuts()) => 0,
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    };
     state.metrics.record_request(route, status, start.elapsed());
     result
+}
+
+/// What serves a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteKind {
+    /// `POST /2/httpapi`, `POST /batch`: the ingestion pipeline.
+    Upload(Endpoint),
+    /// `/identify`, `/groupidentify`, `/attribution`: form parameters.
+    Identify(Endpoint),
+    /// Anything else: 400 `Invalid request path`.
+    Invalid,
+}
+
+impl RouteKind {
+    fn of(method: &Method, path: &str) -> Self {
+        match (method, path) {
+            (&Method::POST, "/2/httpapi") => Self::Upload(Endpoint::HttpV2),
+            (&Method::POST, "/batch") => Self::Upload(Endpoint::Batch),
+            (&Method::POST | &Method::GET, "/identify") => Self::Identify(Endpoint::Identify),
+            (&Method::POST, "/groupidentify") => Self::Identify(Endpoint::GroupIdentify),
+            (&Method::POST, "/attribution") => Self::Identify(Endpoint::Attribution),
+            _ => Self::Invalid,
+        }
+    }
+}
+
+/// Most body bytes read for `route`: 1 MB (20 MB for `/batch` and for a path the mock
+/// does not serve, read only when a fault takes it), spec §3.4.
+fn body_limit(state: &MockState, route: RouteKind) -> usize {
+    match route {
+        RouteKind::Upload(endpoint) => upload_limit(state, endpoint),
+        RouteKind::Identify(_) => state.config.profile.megabytes(1),
+        RouteKind::Invalid => upload_limit(state, Endpoint::Batch),
+    }
+}
+
+/// A request whose body may already have been read (to match a fault's scope).
+enum Input {
+    Request(Request<Incoming>),
+    Received(Received),
 }
 
 async fn dispatch(
@@ -346,11 +532,42 @@ async fn dispatch(
     if path.starts_with("/__mock/") || path == "/__mock" || path == "/metrics" {
         return Ok(admin::handle(state, remote, req).await);
     }
-    if let Some(plan) = state.faults.pick(path, state.clock.now_ms()) {
-        return fault(state, ctx, ctl, remote, req, plan).await;
+    let route = RouteKind::of(req.method(), path);
+    if !state.faults.armed() {
+        let h = process(state, ctx, remote, route, req).await;
+        return finish(state, h);
     }
-    let h = process(state, ctx, remote, req).await;
-    finish(state, h)
+    let path = path.to_owned();
+    let (input, ids) = if state.faults.scoped() {
+        // A `device_id` / `user_id` scope needs the request's events before matching.
+        let r = match receive(state, ctx, remote, req, body_limit(state, route)).await {
+            Ok(r) => r,
+            Err(h) => return finish(state, h),
+        };
+        let ids = match (&route, &r.body) {
+            (RouteKind::Upload(_), Ok(body)) => RequestIds::of_upload(body),
+            _ => RequestIds::default(),
+        };
+        (Input::Received(r), ids)
+    } else {
+        (Input::Request(req), RequestIds::default())
+    };
+    let plan = state.faults.pick(&FaultRequest {
+        path: &path,
+        now_ms: state.clock.now_ms(),
+        ids: &ids,
+    });
+    match (plan, input) {
+        (Some(plan), input) => fault(state, ctx, ctl, remote, route, input, plan).await,
+        (None, Input::Request(req)) => {
+            let h = process(state, ctx, remote, route, req).await;
+            finish(state, h)
+        }
+        (None, Input::Received(r)) => {
+            let h = process_received(state, route, r, ForcedThrottle::default());
+            finish(state, h)
+        }
+    }
 }
 
 /// A request handled but not yet answered: what to answer and what to journal.
@@ -418,23 +635,30 @@ async fn process(
     state: &MockState,
     ctx: &Listener,
     remote: SocketAddr,
+    route: RouteKind,
     req: Request<Incoming>,
 ) -> Handled {
-    let endpoint = match (req.method(), req.uri().path()) {
-        (&Method::POST, "/2/httpapi") => Endpoint::HttpV2,
-        (&Method::POST, "/batch") => Endpoint::Batch,
-        (&Method::POST | &Method::GET, "/identify") => {
-            return identify(state, ctx, remote, Endpoint::Identify, req).await
-        }
-        (&Method::POST, "/groupidentify") => {
-            return identify(state, ctx, remote, Endpoint::GroupIdentify, req).await
-        }
-        (&Method::POST, "/attribution") => {
-            return identify(state, ctx, remote, Endpoint::Attribution, req).await
-        }
-        _ => return invalid_path(state, remote, &req),
-    };
-    upload(state, ctx, remote, endpoint, req).await
+    if route == RouteKind::Invalid {
+        return invalid_path(state, remote, &req);
+    }
+    match receive(state, ctx, remote, req, body_limit(state, route)).await {
+        Ok(r) => process_received(state, route, r, ForcedThrottle::default()),
+        Err(handled) => handled,
+    }
+}
+
+/// The pipeline of a request whose body is in; `forced`: a `throttle` fault's identities.
+fn process_received(
+    state: &MockState,
+    route: RouteKind,
+    r: Received,
+    forced: ForcedThrottle<'_>,
+) -> Handled {
+    match route {
+        RouteKind::Upload(endpoint) => upload(state, endpoint, r, forced),
+        RouteKind::Identify(endpoint) => identify(state, endpoint, r),
+        RouteKind::Invalid => invalid_path_entry(r.entry),
+    }
 }
 
 fn new_entry(
@@ -465,15 +689,19 @@ fn new_entry(
 
 fn invalid_path(state: &MockState, remote: SocketAddr, req: &Request<Incoming>) -> Handled {
     let id = state.ledger.next_request_id();
-    let body = ResponseBody::error(400, error_text::INVALID_PATH);
-    let (status, bytes) = amplitude_response(&body);
-    let mut entry = new_entry(
+    invalid_path_entry(new_entry(
         state,
         id,
         req.method().to_string(),
         req.uri().path().to_owned(),
         remote,
-    );
+    ))
+}
+
+/// 400 `Invalid request path` for the request begun as `entry`.
+fn invalid_path_entry(mut entry: JournalEntry) -> Handled {
+    let body = ResponseBody::error(400, error_text::INVALID_PATH);
+    let (status, bytes) = amplitude_response(&body);
     entry.status = status;
     entry.outcome = RejectReason::InvalidPath.as_str().to_owned();
     entry.response = String::from_utf8_lossy(&bytes).into_owned();
@@ -512,7 +740,7 @@ async fn read_body(
 
 /// The 408 of a body that did not arrive within the read timeout (spec §5.6).
 fn body_timeout(mut entry: JournalEntry) -> Handled {
-    let bytes = br#"{"code":408,"error":"Request Timeout"}"#.to_vec();
+    let (_, bytes) = amplitude_response(&crate::body::request_timeout());
     entry.status = 408;
     entry.outcome = "body_timeout".to_owned();
     entry.response = String::from_utf8_lossy(&bytes).into_owned();
@@ -607,12 +835,12 @@ async fn receive(
     })
 }
 
-async fn upload(
+/// `/2/httpapi`, `/batch` once the body is in.
+fn upload(
     state: &MockState,
-    ctx: &Listener,
-    remote: SocketAddr,
     endpoint: Endpoint,
-    req: Request<Incoming>,
+    received: Received,
+    forced: ForcedThrottle<'_>,
 ) -> Handled {
     let profile = &state.config.profile;
     let Received {
@@ -623,10 +851,7 @@ async fn upload(
         raw_len,
         body,
         ..
-    } = match receive(state, ctx, remote, req, upload_limit(state, endpoint)).await {
-        Ok(r) => r,
-        Err(handled) => return handled,
-    };
+    } = received;
     let content_type_ok = !profile.strict_content_type
         || content_type
             .as_deref()
@@ -660,7 +885,7 @@ async fn upload(
             } else {
                 body.len()
             };
-            state.ingest(endpoint, region, &body, size, id)
+            state.ingest_with(endpoint, region, &body, size, id, forced)
         }
     };
     if outcome.body.code == 429 {
@@ -717,15 +942,8 @@ fn query_params(req: &Request<Incoming>) -> std::collections::HashMap<String, St
 }
 
 /// `/identify`, `/groupidentify`, `/attribution`: parameters from the query string and a
-/// form-urlencoded body (spec §10-§12), at most 1 MB.
-async fn identify(
-    state: &MockState,
-    ctx: &Listener,
-    remote: SocketAddr,
-    endpoint: Endpoint,
-    req: Request<Incoming>,
-) -> Handled {
-    let limit = state.config.profile.megabytes(1);
+/// form-urlencoded body (spec §10-§12), at most 1 MB; once the body is in.
+fn identify(state: &MockState, endpoint: Endpoint, received: Received) -> Handled {
     let Received {
         mut entry,
         id,
@@ -734,10 +952,7 @@ async fn identify(
         raw_len,
         body,
         ..
-    } = match receive(state, ctx, remote, req, limit).await {
-        Ok(r) => r,
-        Err(handled) => return handled,
-    };
+    } = received;
     let outcome = match body {
         Ok(body) => {
             params.extend(form_urlencoded::parse(&body).into_owned());
@@ -826,34 +1041,19 @@ fn peek_upload(
     }
 }
 
-/// Reads the body of a request an uncommitted fault takes: nothing is stored; its events
+/// A request an uncommitted fault takes, once its body is in: nothing is stored; its events
 /// count as received and rejected with reason `fault` (spec §5.5: never committed).
-async fn refuse(
-    state: &MockState,
-    ctx: &Listener,
-    remote: SocketAddr,
-    req: Request<Incoming>,
-) -> Handled {
-    let path = req.uri().path().to_owned();
-    let endpoint = match path.as_str() {
-        "/2/httpapi" => Some(Endpoint::HttpV2),
-        "/batch" => Some(Endpoint::Batch),
-        _ => None,
-    };
-    let limit = upload_limit(state, endpoint.unwrap_or(Endpoint::Batch));
+fn uncommitted(state: &MockState, route: RouteKind, received: Received) -> Handled {
     let Received {
         mut entry,
         mut params,
         raw_len,
         body,
         ..
-    } = match receive(state, ctx, remote, req, limit).await {
-        Ok(r) => r,
-        Err(handled) => return handled,
-    };
+    } = received;
     entry.body_bytes = raw_len;
     let body = body.unwrap_or_default();
-    let (api_key, events, events_json) = if endpoint.is_some() {
+    let (api_key, events, events_json) = if matches!(route, RouteKind::Upload(_)) {
         peek_upload(&body)
     } else {
         params.extend(form_urlencoded::parse(&body).into_owned());
@@ -883,14 +1083,52 @@ async fn fault(
     ctx: &Listener,
     ctl: &ConnCtl,
     remote: SocketAddr,
-    req: Request<Incoming>,
+    route: RouteKind,
+    input: Input,
     plan: Plan,
 ) -> Result<Response<ResponseBodyType>, Cut> {
     let kind = plan.kind.as_str();
-    let mut h = if plan.run_pipeline {
-        process(state, ctx, remote, req).await
-    } else {
-        refuse(state, ctx, remote, req).await
+    let received = match input {
+        Input::Received(r) => Ok(r),
+        Input::Request(req) => {
+            // An uncommitted fault reads up to the largest limit: it refuses, never 413s.
+            let limit = if plan.run_pipeline {
+                body_limit(state, route)
+            } else {
+                upload_limit(state, Endpoint::Batch)
+            };
+            receive(state, ctx, remote, req, limit).await
+        }
+    };
+    let profile = &state.config.profile;
+    let mut canned = CannedContext {
+        eps_threshold: u64::from(match route {
+            RouteKind::Upload(Endpoint::Batch) => state.config.limits.eps_threshold_batch,
+            _ => state.config.limits.eps_threshold_http_v2,
+        }),
+        events: 0,
+        payload_size_bytes: 0,
+        now_ms: state.clock.now_ms(),
+    };
+    let mut h = match received {
+        Err(h) => h,
+        Ok(r) => {
+            let size = if profile.payload_size_is_compressed {
+                r.raw_len
+            } else {
+                r.body.as_ref().map_or(0, Bytes::len)
+            };
+            canned.payload_size_bytes = size as u64;
+            if plan.run_pipeline {
+                let (device_id, user_id) = match &plan.throttle {
+                    Some((d, u)) => (d.as_deref(), u.as_deref()),
+                    None => (None, None),
+                };
+                process_received(state, route, r, ForcedThrottle { device_id, user_id })
+            } else {
+                uncommitted(state, route, r)
+            }
+        }
     };
     let Some(mut entry) = h.entry.take() else {
         // The client went away while sending the body: nothing to deliver.
@@ -907,8 +1145,11 @@ async fn fault(
     let committed = plan.run_pipeline && h.committed;
     state.ledger.count_fault(kind, committed);
     if let Some(s) = plan.synthetic {
+        canned.events = entry.events as u64;
         h.status = s.status;
-        h.body = s.body;
+        h.body = s
+            .body
+            .unwrap_or_else(|| Bytes::from(amplitude_response(&canned_body(s.status, &canned)).1));
         h.content_type = s.content_type;
         entry.response = String::from_utf8_lossy(&h.body).into_owned();
     }
@@ -921,9 +1162,10 @@ async fn fault(
         api_key = entry.api_key.as_deref().unwrap_or("-"),
         "fault injected"
     );
+    // No (complete) response: journaled and counted as status 0 / "cut".
     let cut = matches!(
         plan.delivery,
-        Delivery::Reset | Delivery::Close | Delivery::Hang(_)
+        Delivery::Reset | Delivery::Close | Delivery::Hang(_) | Delivery::Truncate
     );
     entry.status = if cut { 0 } else { h.status };
     state.ledger.count_status(entry.status);

@@ -2,7 +2,7 @@
 //! (limiter, dedup store, property store). One instance per running mock, behind an `Arc`.
 
 use crate::clock::MockClock;
-use crate::config::MockConfig;
+use crate::config::{ConfigErrors, ConfigIssue, MockConfig};
 use crate::dedup::DedupStore;
 use crate::faults::Faults;
 use crate::ledger::Ledger;
@@ -30,36 +30,63 @@ pub struct MockState {
     pub faults: Faults,
     /// Request counters and latency histogram of `GET /metrics`.
     pub metrics: Metrics,
+    config_errors: Vec<ConfigIssue>,
+    /// Open and closed (`refuse` fault) listeners serving this state.
+    pub(crate) listeners: crate::refuse::ListenerGate,
 }
 
 impl MockState {
-    /// A fresh mock state for `config`, reading time from `clock`. The config's `faults` are
-    /// scheduled in order; an invalid one is logged and skipped (use
-    /// [`MockState::try_new`] to refuse it).
+    /// A fresh mock state for `config`, reading time from `clock`. Prefer
+    /// [`MockState::try_new`], which refuses an invalid configuration; this one cannot fail:
+    /// the config's valid faults are scheduled in order, and every problem
+    /// ([`MockConfig::validate`]) is logged at error level, kept in
+    /// [`MockState::config_errors`] and listed by `GET /__mock/faults` as `config_errors`
+    /// (an invalid fault is not scheduled).
     pub fn new(config: MockConfig, clock: MockClock) -> Self {
-        let faults = config.faults.clone();
-        let state = Self::empty(config, clock);
-        for f in faults {
-            if let Err(e) = state.faults.push(f) {
-                tracing::error!(error = %e, "config fault skipped");
-            }
+        let problems = config.validate().err().map(|e| e.0).unwrap_or_default();
+        for p in &problems {
+            tracing::error!(problem = %p, "invalid mock configuration (use MockState::try_new to refuse it)");
         }
+        let faults: Vec<_> = config
+            .faults
+            .iter()
+            .filter(|f| f.validate().is_ok())
+            .cloned()
+            .collect();
+        let mut state = Self::empty(config, clock);
+        if let Err(e) = state.faults.push_all(faults) {
+            tracing::error!(error = %e, "config faults not scheduled");
+        }
+        state.config_errors = problems;
         state
     }
 
-    /// Like [`MockState::new`], but an invalid fault in the config is an error.
-    pub fn try_new(
-        config: MockConfig,
-        clock: MockClock,
-    ) -> Result<Self, crate::faults::FaultError> {
+    /// A fresh mock state for `config`, reading time from `clock`, after
+    /// [`MockConfig::validate`]: any problem refuses the whole configuration (all problems
+    /// returned, with their paths); otherwise the config's faults are scheduled in order.
+    pub fn try_new(config: MockConfig, clock: MockClock) -> Result<Self, ConfigErrors> {
+        config.validate()?;
         let faults = config.faults.clone();
         let state = Self::empty(config, clock);
-        state.faults.push_all(faults)?;
+        state.faults.push_all(faults).map_err(|e| {
+            ConfigErrors(vec![ConfigIssue {
+                path: format!("faults.{}", e.field),
+                message: e.to_string(),
+            }])
+        })?;
         Ok(state)
+    }
+
+    /// Problems of the configuration [`MockState::new`] was given (empty when valid, and
+    /// always with [`MockState::try_new`]).
+    pub fn config_errors(&self) -> &[ConfigIssue] {
+        &self.config_errors
     }
 
     fn empty(config: MockConfig, clock: MockClock) -> Self {
         Self {
+            config_errors: Vec::new(),
+            listeners: crate::refuse::ListenerGate::default(),
             projects: Projects::new(&config.projects, config.limits),
             ledger: Ledger::new(config.ledger),
             clock,
@@ -76,6 +103,18 @@ impl MockState {
     /// The configuration in force.
     pub fn config(&self) -> &MockConfig {
         &self.config
+    }
+
+    /// How many listeners serve this state and how many a `refuse` window has closed now.
+    pub fn listener_view(&self) -> crate::refuse::ListenerView {
+        self.listeners.view()
+    }
+
+    /// Waits until every listener serving this state is closed by a `refuse` window
+    /// (`refusing`; at least one listener) or until none is (`!refusing`): a test moves the
+    /// mock clock, then awaits this instead of sleeping.
+    pub async fn wait_refusing(&self, refusing: bool) {
+        self.listeners.wait(refusing).await;
     }
 
     /// Forgets all events, requests, counters (including `/metrics` request counters),

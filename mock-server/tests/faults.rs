@@ -458,7 +458,7 @@ async fn the_done_when_script_in_one_call() {
     for line in [
         "amplitude_mock_requests_total{route=\"/2/httpapi\",status=\"503\"} 2",
         "amplitude_mock_requests_total{route=\"/2/httpapi\",status=\"500\"} 1",
-        "amplitude_mock_requests_total{route=\"/2/httpapi\",status=\"0\"} 1",
+        "amplitude_mock_requests_total{route=\"/2/httpapi\",status=\"cut\"} 1",
         "amplitude_mock_requests_total{route=\"/2/httpapi\",status=\"200\"} 2",
         "amplitude_mock_faults_injected_total{kind=\"status\",committed=\"true\"} 1",
         "amplitude_mock_faults_injected_total{kind=\"status\",committed=\"false\"} 2",

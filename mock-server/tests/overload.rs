@@ -123,8 +123,12 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
             "no {reason}: {s:?}"
         );
     }
-    // Every request is accounted for: answered or cut.
-    let answered: u64 = s.requests_by_status.values().sum::<u64>() + s.requests_cut;
+    // Every request is accounted for: answered or cut (the "cut" bucket).
+    assert_eq!(
+        s.requests_by_status.get("cut").copied().unwrap_or(0),
+        s.requests_cut
+    );
+    let answered: u64 = s.requests_by_status.values().sum::<u64>();
     assert_eq!(answered, sent as u64, "{s:?}");
     // Bounded memory: journal and events within their caps, RSS under a generous ceiling.
     assert!(mock.requests().len() <= 500);

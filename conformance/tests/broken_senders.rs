@@ -153,7 +153,7 @@ fn an_invalid_scenario_is_an_error_before_anything_runs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("{}:6: [mock] faults[0]: ", bad.display()))
+        stderr.contains(&format!("{}:6: [mock] faults[0].committed: ", bad.display()))
             && stderr.contains("503"),
         "{stderr}"
     );

@@ -174,7 +174,7 @@ pub async fn run_scenario(
         mock,
     } = prepare(path)?;
     let mut config = runner_config(mock, &scenario, settings.key_region);
-    let max_events_per_request = 0; // MERGE: the mock's max_events_per_request knob
+    let max_events_per_request = config.limits.max_events_per_request;
     let clock = MockClock::system();
     shift_fault_windows(&mut config, clock.now_ms());
     let state = Arc::new(

@@ -102,14 +102,26 @@ pub fn prepare(path: &Path) -> Result<Prepared, RunnerError> {
         .and_then(|d| d.mock)
         .map(|m| m.faults)
         .unwrap_or_default();
-    for (i, f) in mock.faults.iter().enumerate() {
-        if let Err(e) = f.validate() {
-            let line = spans.get(i).map_or(0, |s| line_of(&text, s.span().start));
-            return Err(RunnerError::Invalid(format!(
-                "{}:{line}: [mock] faults[{i}]: {e}",
-                path.display()
-            )));
-        }
+    if let Err(errors) = mock.validate() {
+        let mock_line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("[mock"))
+            .map_or(0, |i| i + 1);
+        let lines: Vec<String> = errors
+            .0
+            .iter()
+            .map(|issue| {
+                let line = issue
+                    .path
+                    .strip_prefix("faults[")
+                    .and_then(|rest| rest.split(']').next())
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .and_then(|i| spans.get(i))
+                    .map_or(mock_line, |s| line_of(&text, s.span().start));
+                format!("{}:{line}: [mock] {issue}", path.display())
+            })
+            .collect();
+        return Err(RunnerError::Invalid(lines.join("\n")));
     }
     for (i, c) in settings.controls.iter().enumerate() {
         if settings.controls.iter().take(i).any(|p| p.at.0 > c.at.0) {
@@ -153,12 +165,8 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "{}:8: [mock] faults[1]: {}",
+                "{}:8: [mock] faults[1].committed: status fault: a 503 is never committed (spec §5.5)",
                 path.display(),
-                amplitude_mock::Fault::status(503)
-                    .committed(true)
-                    .validate()
-                    .unwrap_err()
             )
         );
     }

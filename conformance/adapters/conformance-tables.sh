@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -q -p amplitude-conformance
-S="steady-trickle heavy-hitter committed-500 outage-recovery dirty-data sdk-outage-outlasts-retries sdk-shutdown-5xx sdk-shutdown-429 sdk-payload-too-large sdk-one-invalid-event"
+S="steady-trickle heavy-hitter committed-500 outage-recovery dirty-data sdk-outage-outlasts-retries sdk-shutdown-5xx sdk-shutdown-429 sdk-payload-too-large sdk-one-invalid-event
+   sdk-400-names-nothing sdk-empty-200-body sdk-invalid-api-key sdk-wrong-region-key sdk-events-without-ids
+   sdk-flush-meets-503 sdk-flush-then-exit sdk-413-batch-recovery sdk-connection-refused sdk-server-starts-late
+   sdk-one-user-failing sdk-throttled-device sdk-long-outage sdk-daily-quota-backlog"
 args=()
 for s in $S; do args+=(--scenario "scenarios/$s.toml"); done
 for a in python-sdk:1.3.0 node-sdk:1.5.73; do

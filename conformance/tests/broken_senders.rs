@@ -25,12 +25,7 @@ async fn judge(mode: &str, scenario: &str) -> amplitude_conformance::runner::Sce
 }
 
 fn failed(r: &amplitude_conformance::runner::ScenarioReport) -> Vec<&'static str> {
-    r.verdict
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect()
+    r.verdict.failed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,10 +148,72 @@ fn an_invalid_scenario_is_an_error_before_anything_runs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(&format!("{}:6: [mock] faults[0].committed: ", bad.display()))
-            && stderr.contains("503"),
+        stderr.contains(&format!(
+            "{}:6: [mock] faults[0].committed: ",
+            bad.display()
+        )) && stderr.contains("503"),
         "{stderr}"
     );
     // Nothing ran: not even the valid scenario before it.
     assert!(!stderr.contains("[1/2]"), "{stderr}");
+}
+
+async fn judge_reference(scenario: &str) -> amplitude_conformance::runner::ScenarioReport {
+    let opts = RunnerOptions {
+        sender: SenderSpec::Reference {
+            exe: PathBuf::from(env!("CARGO_BIN_EXE_amplitude-conformance")),
+            args: vec![],
+        },
+        seed: None,
+    };
+    run_scenario(&root().join("../scenarios").join(scenario), &opts)
+        .await
+        .unwrap()
+}
+
+/// Issue 12, fault 7: a throttle fault answers each request with Amplitude's real 429 for
+/// that request's events of the device, so a correct sender passes (a static 429 body made
+/// it fail), and one that hammers the throttled device does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_fault_follows_the_senders_batching() {
+    let r = judge_reference("sdk-throttled-device.toml").await;
+    assert_eq!(failed(&r), Vec::<&str>::new(), "{:?}", r.verdict);
+    assert!(r.requests_by_status.get("429").copied().unwrap_or(0) > 0);
+    assert_eq!(r.verdict.events.stored, r.verdict.events.attempted);
+    let r = judge("hammer", "sdk-throttled-device.toml").await;
+    let f = failed(&r);
+    assert!(f.contains(&"throttle_pause_respected"), "{f:?}");
+    assert!(f.contains(&"no_hot_loop"), "{f:?}");
+}
+
+/// Issue 12, fault 4: 80 s of 503 for everyone, no 429: the reference sender loses nothing
+/// and no check blames the outage on a throttled identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_is_not_blamed_on_throttling() {
+    let r = judge_reference("sdk-long-outage.toml").await;
+    assert_eq!(failed(&r), Vec::<&str>::new(), "{:?}", r.verdict);
+    assert_eq!(r.requests_by_status.get("429"), None);
+    let e = &r.verdict.events;
+    assert_eq!((e.stored, e.lost), (e.attempted, 0));
+}
+
+/// Issue 21, fault 2: a daily-quota backlog. The reference sender holds the quota-refused
+/// events for the quota window; it exits by itself within its drain budget (no kill) and
+/// reports them held: only `drained_before_deadline` fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_backlog_is_held_and_reported_not_killed() {
+    let r = judge_reference("sdk-daily-quota-backlog.toml").await;
+    assert_eq!(
+        failed(&r),
+        vec!["drained_before_deadline"],
+        "{:?}",
+        r.verdict
+    );
+    assert!(r.sender_exited, "killed: {}", r.stderr_tail);
+    let e = &r.verdict.events;
+    assert!(e.held_at_exit > 0, "{e:?}");
+    assert_eq!(
+        (e.stored + e.held_at_exit, e.lost, e.lost_silently),
+        (e.attempted, 0, 0)
+    );
 }

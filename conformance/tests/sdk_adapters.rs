@@ -22,13 +22,7 @@ fn scenario(name: &str) -> PathBuf {
 }
 
 fn failing(r: &ScenarioReport) -> Vec<&'static str> {
-    let mut f: Vec<&'static str> = r
-        .verdict
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect();
+    let mut f = r.verdict.failed();
     f.sort_unstable();
     f
 }

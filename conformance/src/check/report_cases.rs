@@ -88,11 +88,7 @@ fn run(n: u64, dev: &str, requests: Vec<Request>) -> Observation {
 }
 
 fn failing(v: &Verdict) -> Vec<&'static str> {
-    v.checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect()
+    v.failed()
 }
 
 fn batch(n: u64, dev: &str) -> Vec<SentEvent> {

@@ -135,11 +135,7 @@ fn correct_run() -> Observation {
 }
 
 fn failing(v: &Verdict) -> Vec<&'static str> {
-    v.checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect()
+    v.failed()
 }
 
 #[test]

@@ -90,6 +90,15 @@ impl Verdict {
         self.checks.iter().all(|c| c.passed)
     }
 
+    /// Names of the checks that failed, in the verdict's order.
+    pub fn failed(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+
     /// The check called `name`.
     pub fn check(&self, name: &str) -> Option<&CheckResult> {
         self.checks.iter().find(|c| c.name == name)

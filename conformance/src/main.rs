@@ -53,6 +53,14 @@ struct SuiteArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check scenario files in full (the loadgen part, `[mock]` with every fault, and
+    /// `[conformance]`) without running anything. Exit 0 when all are valid, 2 otherwise;
+    /// each error names the file, the line, the field and why.
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
     /// Reference sender speaking the third-party sender contract: events as JSON Lines on
     /// stdin (and control lines, contract 2), `{"seq":N,"outcome":...}` lines on stdout; env
     /// AMPLITUDE_API_KEY, AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL, AMPLITUDE_USE_BATCH,
@@ -145,8 +153,26 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Sender(args)) => run_sender(args),
+        Some(Command::Check { scenarios }) => check_scenarios(&scenarios),
         None => run_suite(cli.suite),
     }
+}
+
+fn check_scenarios(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut invalid = false;
+    for f in files {
+        match amplitude_conformance::runner::prepare(f) {
+            Ok(p) => println!("ok   {} ({})", f.display(), p.scenario.name),
+            Err(e) => {
+                invalid = true;
+                println!("FAIL {e}");
+            }
+        }
+    }
+    if invalid {
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {

@@ -156,6 +156,23 @@ fn an_invalid_scenario_is_an_error_before_anything_runs() {
     );
     // Nothing ran: not even the valid scenario before it.
     assert!(!stderr.contains("[1/2]"), "{stderr}");
+    // `check` says the same without running anything.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+        .arg("check")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "ok   {} (steady-trickle)\nFAIL {}:6: [mock] faults[0].committed: ",
+            good.display(),
+            bad.display()
+        )),
+        "{stdout}"
+    );
 }
 
 async fn judge_reference(scenario: &str) -> amplitude_conformance::runner::ScenarioReport {

@@ -43,3 +43,45 @@ pub fn check(thresholds: &Thresholds, v: &Verdict, requests: usize) -> CheckResu
         examples,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::check::{Efficiency, EventCounts};
+
+    /// Issue 21, fault 1: `[thresholds] lost = 0` is honoured by the suite (it was ignored),
+    /// with the efficiency figures and `requests` too; loadgen-only names are left alone.
+    #[test]
+    fn suite_thresholds_are_checked() {
+        let v = Verdict {
+            events: EventCounts {
+                attempted: 10,
+                stored: 8,
+                lost: 2,
+                ..Default::default()
+            },
+            checks: vec![],
+            efficiency: Efficiency {
+                requests_per_event: 0.5,
+                ..Default::default()
+            },
+        };
+        let t: Thresholds = toml::from_str(
+            "lost = 0\nduplicate_stored = 0\nrequests_per_event = \"< 0.2\"\nrequests = \"<= 5\"\np99_latency_ms = \"< 1\"",
+        )
+        .unwrap();
+        let c = check(&t, &v, 5);
+        assert!(!c.passed);
+        assert_eq!(c.count, 2);
+        assert_eq!(
+            c.examples,
+            vec![
+                "[thresholds] lost <= 0: measured 2".to_owned(),
+                "[thresholds] requests_per_event < 0.2: measured 0.5".to_owned()
+            ]
+        );
+        let t: Thresholds = toml::from_str("lost = 2\nrequests = \"<= 5\"").unwrap();
+        assert!(check(&t, &v, 5).passed);
+    }
+}

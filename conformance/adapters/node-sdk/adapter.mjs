@@ -91,8 +91,8 @@ async function main() {
   }
   const contract = (process.env.AMPLITUDE_SENDER_CONTRACT ?? '').trim() || '1';
   const { budgetMs, desc: budgetDesc } = drainBudget();
-  log(`contract=${contract} (adapter speaks ${CONTRACT}); ` +
-      `@amplitude/analytics-node ${SDK_VERSION}; serverUrl=${url ?? '(SDK default host)'} useBatch=${useBatch} ` +
+  log(`@amplitude/analytics-node ${SDK_VERSION}; contract=${contract} (adapter speaks ${CONTRACT}); ` +
+      `serverUrl=${url ?? '(SDK default host)'} useBatch=${useBatch} ` +
       `${shown.join(' ')} ${budgetDesc}; exit control = process.exit(0)`);
   if (contract !== '1' && contract !== String(CONTRACT)) {
     log(`AMPLITUDE_SENDER_CONTRACT=${JSON.stringify(contract)}: this adapter speaks contract ${CONTRACT}`);

@@ -203,8 +203,8 @@ def main():
     client = Amplitude(api_key, config)
     contract = os.environ.get("AMPLITUDE_SENDER_CONTRACT", "").strip() or "1"
     budget_s, budget_desc = drain_budget_s()
-    log(f"contract={contract} (adapter speaks {CONTRACT}); "
-        f"amplitude-analytics {sdk_constants.SDK_VERSION}; server_url={config.server_url} "
+    log(f"amplitude-analytics {sdk_constants.SDK_VERSION}; "
+        f"contract={contract} (adapter speaks {CONTRACT}); server_url={config.server_url} "
         f"use_batch={use_batch} flush_queue_size={settings['flush_queue_size']} "
         f"flush_interval_millis={settings['flush_interval_millis']} "
         f"flush_max_retries={settings['flush_max_retries']} "

@@ -67,6 +67,12 @@ fn refused(obs: &Observation, attempted: &BTreeMap<u64, &Attempted>) -> HashMap<
                     a.bytes
                 ),
             );
+        } else if a.device_id.as_deref().is_none_or(str::is_empty)
+            && a.user_id.as_deref().is_none_or(str::is_empty)
+        {
+            // spec §3.4: a user_id or a device_id is required; the mock's 400 names it in
+            // events_with_missing_fields, and a sender may refuse it before sending.
+            out.insert(seq, "it carries neither user_id nor device_id".to_owned());
         } else if obs.expect == Expectation::AllRejectedInvalidKey {
             out.insert(seq, "the scenario's API key is invalid".to_owned());
         }

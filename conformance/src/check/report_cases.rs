@@ -485,3 +485,29 @@ fn batch_sizes_must_recover_after_413s() {
     assert_eq!(failing(&v), Vec::<&str>::new(), "{v:#?}");
     assert_eq!(v.efficiency.mean_events_per_request, 230.0 / 13.0);
 }
+
+/// Issue 21, fault 1, as the Python SDK does it: an event with neither id is refused before
+/// it is sent, so no 400 names it. It is still an expected rejection; unreported, a silent
+/// drop of a refused event.
+#[test]
+fn an_event_without_ids_refused_before_sending_is_an_expected_rejection() {
+    let mut obs = run(2, "d", vec![request(1, T + 10, 200, vec![sent(0, "d")])]);
+    obs.attempted[1].device_id = None;
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["refused_events_reported"], "{v:#?}");
+    assert_eq!(
+        (
+            v.events.expected_rejection,
+            v.events.refused_silently,
+            v.events.lost
+        ),
+        (1, 1, 0)
+    );
+    obs.outcomes = vec![SenderOutcome {
+        seq: 1,
+        outcome: "dropped".into(),
+        reason: Some("missing ids".into()),
+    }];
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), Vec::<&str>::new(), "{v:#?}");
+}

@@ -143,6 +143,40 @@ fn split_and_delivered(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
+/// Nothing could be delivered (invalid key): every event an expected rejection, none
+/// reported by the SDK.
+fn all_refused_silently(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.stored == 0 && e.expected_rejection == e.attempted && e.refused_silently == e.attempted {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected every event refused, none reported: {e:?}"
+        ))
+    }
+}
+
+/// Nothing could be delivered (invalid key): every event an expected rejection, each one
+/// reported `dropped` by the SDK.
+fn all_refused_reported(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.stored == 0 && e.expected_rejection == e.attempted && e.refused_silently == 0 {
+        Ok(())
+    } else {
+        Err(format!("expected every event refused and reported: {e:?}"))
+    }
+}
+
+/// The two events without ids were refused and not reported; the other 18 stored.
+fn idless_refused_silently(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if (e.stored, e.expected_rejection, e.refused_silently, e.lost) == (18, 2, 2, 0) {
+        Ok(())
+    } else {
+        Err(format!("expected 18 stored, 2 refused silently: {e:?}"))
+    }
+}
+
 /// The committed 500s were retried with the same insert_id and deduplicated.
 fn dedup_saved_it(r: &ScenarioReport) -> Result<(), String> {
     let e = &r.verdict.events;
@@ -226,18 +260,40 @@ async fn python_sdk_verdicts_match_the_published_table() {
                 extra: dedup_saved_it,
             },
             // A 503 after shutdown() began: requeued for retry, never sent, no callback.
+            // (`scenario_thresholds`: the scenario's `[thresholds] lost = 0`.)
             Expect {
                 scenario: "sdk-shutdown-5xx",
-                failing: &["no_lost_events"],
+                failing: &["no_lost_events", "scenario_thresholds"],
                 varies: &[],
                 extra: all_losses_silent,
             },
             // Gives up after flush_max_retries (4 here) and says so in the callback.
             Expect {
                 scenario: "sdk-outage-outlasts-retries",
-                failing: &["no_lost_events"],
+                failing: &["no_lost_events", "scenario_thresholds"],
                 varies: &[],
                 extra: all_lost_reported,
+            },
+            // A 400 naming no event: the batch is dropped without a callback.
+            Expect {
+                scenario: "sdk-400-names-nothing",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_silent,
+            },
+            // An invalid key: nothing resent, but no callback for any event.
+            Expect {
+                scenario: "sdk-invalid-api-key",
+                failing: &["refused_events_reported"],
+                varies: &[],
+                extra: all_refused_silently,
+            },
+            // Events with neither id are dropped before sending, without a callback.
+            Expect {
+                scenario: "sdk-events-without-ids",
+                failing: &["refused_events_reported"],
+                varies: &["per_device_order"],
+                extra: idless_refused_silently,
             },
             // Drops exactly the invalid event and resends the rest, but later than newer
             // events of the same devices (reordered).
@@ -281,13 +337,13 @@ async fn node_sdk_verdicts_match_the_published_table() {
             // The explicit flush() at exit sends once without retry: dropped, but reported.
             Expect {
                 scenario: "sdk-shutdown-5xx",
-                failing: &["no_lost_events"],
+                failing: &["no_lost_events", "scenario_thresholds"],
                 varies: &[],
                 extra: all_losses_reported,
             },
             Expect {
                 scenario: "sdk-outage-outlasts-retries",
-                failing: &["no_lost_events"],
+                failing: &["no_lost_events", "scenario_thresholds"],
                 varies: &[],
                 extra: all_lost_reported,
             },
@@ -296,6 +352,35 @@ async fn node_sdk_verdicts_match_the_published_table() {
                 failing: &[],
                 varies: &[],
                 extra: one_rejected_rest_stored,
+            },
+            // flush() resolves at once while a timer flush is in flight; the app exits and
+            // the queued events are gone, silently (the public report).
+            Expect {
+                scenario: "sdk-flush-then-exit",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_silent,
+            },
+            // A 400 naming no event: the batch is dropped, and reported.
+            Expect {
+                scenario: "sdk-400-names-nothing",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_reported,
+            },
+            // An invalid key: every event reported dropped, none resent.
+            Expect {
+                scenario: "sdk-invalid-api-key",
+                failing: &[],
+                varies: &[],
+                extra: all_refused_reported,
+            },
+            // A refused connection is not retried: the batch is dropped, and reported.
+            Expect {
+                scenario: "sdk-connection-refused",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_reported,
             },
             // Sends 1,000 events over 1 MB, reads the 413, halves flushQueueSize: all delivered.
             Expect {

@@ -79,6 +79,21 @@ fn join(issues: &[ConfigIssue]) -> String {
         .join("; ")
 }
 
+/// Every problem of `faults`, each with its path `<prefix>[i].<field>` (e.g.
+/// `faults[2].committed`), in order.
+pub(crate) fn faults_problems(faults: &[Fault], prefix: &str) -> Vec<ConfigIssue> {
+    faults
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            f.problems().into_iter().map(move |e| ConfigIssue {
+                path: format!("{prefix}[{i}].{}", e.field),
+                message: format!("{} fault: {}", e.kind, e.message),
+            })
+        })
+        .collect()
+}
+
 /// Problems of one set of limits, paths under `prefix` (`limits`, `projects[1].limits`).
 fn limits_problems(l: &Limits, prefix: &str, out: &mut Vec<ConfigIssue>) {
     let mut bad = |field: &str, message: &str| {
@@ -107,7 +122,7 @@ impl MockConfig {
     /// `projects[i].limits.<field>`), the projects (`projects[i].api_key`: empty, or the
     /// same key twice in one region). Returns all problems at once, with their paths.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let mut out = crate::faults::faults_problems(&self.faults, "faults");
+        let mut out = faults_problems(&self.faults, "faults");
         limits_problems(&self.limits, "limits", &mut out);
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.projects.iter().enumerate() {

@@ -3,9 +3,8 @@
 //! the shared property cap (spec §8.1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::Limits;
-use common::*;
 use serde_json::{json, Value};
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -371,7 +370,10 @@ async fn attribution_stores_a_valid_event_and_rejects_a_bad_one() {
     );
     let stored = mock.events();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].endpoint, amplitude_mock::Endpoint::Attribution);
+    assert_eq!(
+        stored[0].endpoint,
+        amplitude_mock::ledger::Endpoint::Attribution
+    );
     let stats = mock.stats();
     assert_eq!(
         (

@@ -36,8 +36,9 @@ pub struct MockConfig {
 /// A configuration file that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    /// The file could not be read (the I/O error is the `source()`, not repeated in the
+    /// message).
+    #[error("reading {path}")]
     Read {
         /// The file.
         path: String,
@@ -200,6 +201,20 @@ mod tests {
         assert_eq!(c.limits.eps_threshold_http_v2, 2);
         assert_eq!(c.limits.eps_threshold_batch, 1_000);
         assert_eq!(c.projects[0].region, Region::Eu);
+    }
+
+    #[test]
+    fn a_negative_seed_is_refused_not_wrapped() {
+        // A TOML integer is signed; the seed is a u64: -1 must not become 2^64 - 1.
+        let e = MockConfig::from_toml_str("seed = -1\n", "mock.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("mock.toml") && msg.contains("seed"), "{msg}");
+        assert_eq!(
+            MockConfig::from_toml_str("seed = 9223372036854775807\n", "mock.toml")
+                .unwrap()
+                .seed,
+            i64::MAX as u64
+        );
     }
 
     #[test]

@@ -69,7 +69,8 @@ impl Default for ServeOptions {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets open requests finish
 /// (at most 5 s). `region` forces every request on this listener into a region (an EU
-/// listener); `None` picks it from the `Host` header (spec §1.1). Default [`ServeOptions`].
+/// listener); `None` picks it from the `Host` header (spec §1.1). Default transport
+/// settings (30 s read timeout, 10,000 connections).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<MockState>,

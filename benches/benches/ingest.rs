@@ -1,4 +1,4 @@
-//! The mock's ingest path without sockets: `MockState::ingest` (parse, validate, limits,
+//! The mock's ingest path without sockets: `bench_internals::ingest` (parse, validate, limits,
 //! dedup, properties, store) plus serializing its answer, on HTTP V2 bodies of 1, 10, 100 and
 //! 1,000 events with fresh `insert_id`s each request. In the same group, the baseline: serde_json
 //! parsing the same bytes alone (into `serde_json::Value`, what a plain handler does; and into
@@ -11,7 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use amplitude_benches::{bench_config, mean_ns, BodyTemplate, T0_MS};
-use amplitude_mock::{Endpoint, MockClock, MockState, Region};
+use amplitude_mock::bench_internals::{ingest, next_request_id, Endpoint};
+use amplitude_mock::{MockClock, MockState, Region};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 
@@ -35,8 +36,8 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 round += 1;
                 let body = tpl.stamp(round);
-                let id = state.ledger.next_request_id();
-                let out = state.ingest(Endpoint::HttpV2, Region::Us, body, body.len(), id);
+                let id = next_request_id(&state);
+                let out = ingest(&state, Endpoint::HttpV2, Region::Us, body, body.len(), id);
                 debug_assert_eq!(out.body.code, 200);
                 black_box(serde_json::to_vec(&out.body).unwrap())
             })

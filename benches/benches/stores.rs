@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use amplitude_benches::T0_MS;
-use amplitude_mock::{fingerprint, DedupStore, LimitConfig, Limiter};
+use amplitude_mock::bench_internals::{fingerprint, DedupStore, LimitConfig, Limiter};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 

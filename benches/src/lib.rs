@@ -192,8 +192,9 @@ mod tests {
         );
         let mut t = BodyTemplate::new(10, 3);
         let body = t.stamp(9).to_vec();
-        let out = state.ingest(
-            amplitude_mock::Endpoint::HttpV2,
+        let out = amplitude_mock::bench_internals::ingest(
+            &state,
+            amplitude_mock::bench_internals::Endpoint::HttpV2,
             amplitude_mock::Region::Us,
             &body,
             body.len(),

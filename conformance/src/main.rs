@@ -279,27 +279,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let report = rt.block_on(async move {
-        let shutdown = async {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        tokio::select! {
-                            _ = s.recv() => {}
-                            _ = tokio::signal::ctrl_c() => {}
-                        }
-                    }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            }
-            #[cfg(not(unix))]
-            {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        };
+        let shutdown = amplitude_mock::shutdown_signal();
         run_jsonl(
             config,
             tokio::io::stdin(),

@@ -36,8 +36,9 @@ pub struct MockConfig {
 /// A configuration file that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    /// The file could not be read (the I/O error is the `source()`, not repeated in the
+    /// message).
+    #[error("reading {path}")]
     Read {
         /// The file.
         path: String,
@@ -79,6 +80,21 @@ fn join(issues: &[ConfigIssue]) -> String {
         .join("; ")
 }
 
+/// Every problem of `faults`, each with its path `<prefix>[i].<field>` (e.g.
+/// `faults[2].committed`), in order.
+pub(crate) fn faults_problems(faults: &[Fault], prefix: &str) -> Vec<ConfigIssue> {
+    faults
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            f.problems().into_iter().map(move |e| ConfigIssue {
+                path: format!("{prefix}[{i}].{}", e.field),
+                message: format!("{} fault: {}", e.kind, e.message),
+            })
+        })
+        .collect()
+}
+
 /// Problems of one set of limits, paths under `prefix` (`limits`, `projects[1].limits`).
 fn limits_problems(l: &Limits, prefix: &str, out: &mut Vec<ConfigIssue>) {
     let mut bad = |field: &str, message: &str| {
@@ -107,7 +123,7 @@ impl MockConfig {
     /// `projects[i].limits.<field>`), the projects (`projects[i].api_key`: empty, or the
     /// same key twice in one region). Returns all problems at once, with their paths.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let mut out = crate::faults::faults_problems(&self.faults, "faults");
+        let mut out = faults_problems(&self.faults, "faults");
         limits_problems(&self.limits, "limits", &mut out);
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.projects.iter().enumerate() {
@@ -185,6 +201,20 @@ mod tests {
         assert_eq!(c.limits.eps_threshold_http_v2, 2);
         assert_eq!(c.limits.eps_threshold_batch, 1_000);
         assert_eq!(c.projects[0].region, Region::Eu);
+    }
+
+    #[test]
+    fn a_negative_seed_is_refused_not_wrapped() {
+        // A TOML integer is signed; the seed is a u64: -1 must not become 2^64 - 1.
+        let e = MockConfig::from_toml_str("seed = -1\n", "mock.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("mock.toml") && msg.contains("seed"), "{msg}");
+        assert_eq!(
+            MockConfig::from_toml_str("seed = 9223372036854775807\n", "mock.toml")
+                .unwrap()
+                .seed,
+            i64::MAX as u64
+        );
     }
 
     #[test]

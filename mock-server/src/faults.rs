@@ -45,16 +45,12 @@
 
 use amplitude_wire::{error_text, ResponseBody};
 use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Distribution;
 use serde::{Deserialize, Serialize};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What a fault does (the `kind` field).
@@ -703,9 +699,9 @@ pub fn canned_body(status: u16, ctx: &CannedContext) -> ResponseBody {
         200 => ResponseBody::success(ctx.events, ctx.payload_size_bytes, ctx.now_ms),
         400 => ResponseBody::error(400, error_text::INVALID_JSON),
         403 => ResponseBody::forbidden(),
-        408 => crate::body::request_timeout(),
+        408 => ResponseBody::request_timeout(),
         413 => ResponseBody::payload_too_large(),
-        429 => crate::ingest::limited_body(
+        429 => crate::limits::limited_body(
             ctx.eps_threshold,
             Default::default(),
             Default::default(),
@@ -878,7 +874,7 @@ impl std::fmt::Debug for Faults {
 impl Faults {
     /// An empty schedule whose probabilities and delay distributions draw from ChaCha8
     /// seeded with `seed` (the mock's `--seed`).
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             armed: AtomicBool::new(false),
             scoped: AtomicBool::new(false),
@@ -1069,31 +1065,6 @@ impl Faults {
     }
 }
 
-/// Every problem of `faults`, each with its path `<prefix>[i].<field>` (e.g.
-/// `faults[2].committed`), in order.
-pub fn faults_problems(faults: &[Fault], prefix: &str) -> Vec<crate::config::ConfigIssue> {
-    faults
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| {
-            f.problems()
-                .into_iter()
-                .map(move |e| crate::config::ConfigIssue {
-                    path: format!("{prefix}[{i}].{}", e.field),
-                    message: format!("{} fault: {}", e.kind, e.message),
-                })
-        })
-        .collect()
-}
-
-/// Body of `POST /__mock/faults`: one fault or an array.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum FaultsBody {
-    Many(Vec<Fault>),
-    One(Box<Fault>),
-}
-
 /// Parses `POST /__mock/faults` JSON (one fault object or an array of them).
 pub fn parse_faults_json(bytes: &[u8]) -> Result<Vec<Fault>, String> {
     // Try the precise forms first so that serde's message names the bad field.
@@ -1103,182 +1074,12 @@ pub fn parse_faults_json(bytes: &[u8]) -> Result<Vec<Fault>, String> {
         .copied()
         .next();
     let parsed = if trimmed == Some(b'[') {
-        serde_json::from_slice::<Vec<Fault>>(bytes).map(FaultsBody::Many)
+        serde_json::from_slice::<Vec<Fault>>(bytes)
     } else {
-        serde_json::from_slice::<Fault>(bytes).map(|f| FaultsBody::One(Box::new(f)))
+        serde_json::from_slice::<Fault>(bytes).map(|f| vec![f])
     };
-    match parsed.map_err(|e| format!("invalid fault JSON: {e}"))? {
-        FaultsBody::Many(v) => Ok(v),
-        FaultsBody::One(f) => Ok(vec![*f]),
-    }
+    parsed.map_err(|e| format!("invalid fault JSON: {e}"))
 }
-
-/// `GET|POST|DELETE /__mock/faults`.
-pub(crate) async fn admin_route(
-    state: &crate::state::MockState,
-    req: http::Request<hyper::body::Incoming>,
-) -> http::Response<crate::server::ResponseBodyType> {
-    use crate::server::json_response;
-    let reply =
-        |status: u16, v: serde_json::Value| json_response(status, v.to_string().into_bytes());
-    match *req.method() {
-        http::Method::GET => reply(
-            200,
-            serde_json::json!({
-                "seed": state.faults.seed(),
-                "faults": state.faults.list(),
-                "config_errors": state.config_errors(),
-            }),
-        ),
-        http::Method::DELETE => reply(200, serde_json::json!({"cleared": state.faults.clear()})),
-        http::Method::POST => {
-            let bytes = match http_body_util::Limited::new(req.into_body(), 1 << 20)
-                .collect()
-                .await
-            {
-                Ok(c) => c.to_bytes(),
-                Err(e) => {
-                    return reply(
-                        400,
-                        serde_json::json!({"code": 400, "error": format!("reading body: {e}")}),
-                    )
-                }
-            };
-            let faults = match parse_faults_json(&bytes) {
-                Ok(f) => f,
-                Err(e) => return reply(400, serde_json::json!({"code": 400, "error": e})),
-            };
-            let problems = faults_problems(&faults, "faults");
-            if !problems.is_empty() {
-                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                return reply(
-                    400,
-                    serde_json::json!({"code": 400, "error": text.join("; "), "errors": problems}),
-                );
-            }
-            match state.faults.push_all(faults) {
-                Ok(ids) => reply(
-                    200,
-                    serde_json::json!({"scheduled": ids, "faults": state.faults.list()}),
-                ),
-                Err(e) => reply(
-                    400,
-                    serde_json::json!({"code": 400, "error": e.to_string()}),
-                ),
-            }
-        }
-        _ => reply(
-            405,
-            serde_json::json!({"code": 405, "error": "GET, POST or DELETE"}),
-        ),
-    }
-}
-
-/// A response body that is cut (`truncate`) or trickled (`dribble`).
-pub struct FaultBody {
-    chunks: std::collections::VecDeque<Bytes>,
-    interval: Duration,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Wait one interval before the next frame.
-    wait_next: bool,
-    /// After the chunks: fail (truncate) instead of ending (dribble).
-    cut: bool,
-}
-
-impl std::fmt::Debug for FaultBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultBody")
-            .field("chunks", &self.chunks.len())
-            .field("cut", &self.cut)
-            .finish()
-    }
-}
-
-impl FaultBody {
-    /// True when the body ends in a cut (`truncate`): the client gets no complete response.
-    pub fn cuts(&self) -> bool {
-        self.cut
-    }
-
-    /// The first half of `body` at once, then (after 20 ms, so hyper flushes what it has) an
-    /// error that makes hyper drop the connection. The response's `Content-Length` is the
-    /// whole body, so the client sees the body cut.
-    pub(crate) fn truncate(body: Bytes) -> Self {
-        let half = body.slice(..body.len() / 2);
-        let chunks: std::collections::VecDeque<Bytes> =
-            std::iter::once(half).filter(|b| !b.is_empty()).collect();
-        Self {
-            wait_next: chunks.is_empty(),
-            chunks,
-            interval: Duration::from_millis(20),
-            sleep: None,
-            cut: true,
-        }
-    }
-
-    /// `body` in `chunks` pieces (at most one per byte), one every `total / pieces`, the first
-    /// after one interval: the last byte arrives after about `total`.
-    pub(crate) fn dribble(body: Bytes, total: Duration, chunks: u32) -> Self {
-        let n = (chunks.max(1) as usize).min(body.len().max(1));
-        let size = body.len().div_ceil(n).max(1);
-        let pieces: std::collections::VecDeque<Bytes> = (0..body.len())
-            .step_by(size)
-            .map(|i| body.slice(i..(i + size).min(body.len())))
-            .collect();
-        let interval = total / u32::try_from(pieces.len().max(1)).unwrap_or(1);
-        Self {
-            chunks: pieces,
-            interval,
-            sleep: None,
-            wait_next: true,
-            cut: false,
-        }
-    }
-}
-
-impl Body for FaultBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let this = &mut *self;
-        if this.wait_next {
-            let interval = this.interval;
-            let sleep = this
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.sleep = None;
-            this.wait_next = false;
-        }
-        match this.chunks.pop_front() {
-            Some(c) => {
-                this.wait_next = this.cut || !this.chunks.is_empty();
-                Poll::Ready(Some(Ok(Frame::data(c))))
-            }
-            None if this.cut => Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "response truncated by an injected fault",
-            )))),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        !self.cut && !self.wait_next && self.chunks.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
-    }
-}
-
-use std::future::Future as _;
 
 #[cfg(test)]
 mod tests {

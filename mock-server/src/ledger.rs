@@ -217,7 +217,7 @@ pub struct JournalEntry {
 
 /// Counters of `/__mock/stats`. Exact, lock-free.
 #[derive(Debug)]
-pub struct Counters {
+pub(crate) struct Counters {
     requests_by_status: [AtomicU64; 600],
     requests_cut: AtomicU64,
     events_received: AtomicU64,
@@ -308,19 +308,20 @@ struct Journal {
     body_bytes: usize,
 }
 
-/// The ledger. All methods take `&self`; shared behind an `Arc`.
+/// The ledger. All methods take `&self`; shared behind an `Arc`. Outside the mock it is
+/// read-only ([`crate::MockState::ledger`]): only the pipeline writes to it.
 pub struct Ledger {
     config: LedgerConfig,
     events: Mutex<Events>,
     journal: Mutex<Journal>,
     next_request_id: AtomicU64,
     /// Exact counters.
-    pub counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 /// An event ready to store, built by the ingest path.
 #[derive(Debug)]
-pub struct NewEvent {
+pub(crate) struct NewEvent {
     /// The event JSON.
     pub event: Box<RawValue>,
     /// Dedup fingerprint, when the event has an `insert_id`.
@@ -329,7 +330,7 @@ pub struct NewEvent {
 
 impl Ledger {
     /// An empty ledger bounded by `config`.
-    pub fn new(config: LedgerConfig) -> Self {
+    pub(crate) fn new(config: LedgerConfig) -> Self {
         Self {
             config,
             events: Mutex::new(Events {
@@ -354,12 +355,12 @@ impl Ledger {
     }
 
     /// A fresh request id.
-    pub fn next_request_id(&self) -> u64 {
+    pub(crate) fn next_request_id(&self) -> u64 {
         self.next_request_id.fetch_add(1, Relaxed)
     }
 
     /// Stores `events` of one accepted request in order; returns the `seq` of the first.
-    pub fn store(
+    pub(crate) fn store(
         &self,
         request_id: u64,
         project_id: u32,
@@ -403,7 +404,7 @@ impl Ledger {
     }
 
     /// Records a deduplicated event (spec §9).
-    pub fn record_duplicate(
+    pub(crate) fn record_duplicate(
         &self,
         request_id: u64,
         index: usize,
@@ -428,7 +429,7 @@ impl Ledger {
     }
 
     /// Records a silently dropped user-property update (spec §8.1).
-    pub fn record_property_drop(&self, rec: PropertyDropRecord) {
+    pub(crate) fn record_property_drop(&self, rec: PropertyDropRecord) {
         let mut ev = self.events.lock();
         ev.drops.push_back(rec);
         while ev.drops.len() > self.config.max_events {
@@ -439,7 +440,7 @@ impl Ledger {
     }
 
     /// Counts a property update applied or skipped.
-    pub fn count_property_update(&self, applied: bool) {
+    pub(crate) fn count_property_update(&self, applied: bool) {
         if applied {
             self.counters.property_updates_applied.fetch_add(1, Relaxed);
         } else {
@@ -448,19 +449,19 @@ impl Ledger {
     }
 
     /// Counts `n` events received.
-    pub fn count_received(&self, n: usize) {
+    pub(crate) fn count_received(&self, n: usize) {
         self.counters.events_received.fetch_add(n as u64, Relaxed);
     }
 
     /// Counts `n` events rejected for `reason`.
-    pub fn count_rejected(&self, reason: RejectReason, n: usize) {
+    pub(crate) fn count_rejected(&self, reason: RejectReason, n: usize) {
         if let Some(i) = RejectReason::ALL.iter().position(|r| *r == reason) {
             self.counters.events_rejected[i].fetch_add(n as u64, Relaxed);
         }
     }
 
     /// Counts a response with HTTP `status` (0 = no (complete) response: the `"cut"` bucket).
-    pub fn count_status(&self, status: u16) {
+    pub(crate) fn count_status(&self, status: u16) {
         if status == 0 {
             self.counters.requests_cut.fetch_add(1, Relaxed);
         } else if let Some(c) = self.counters.requests_by_status.get(usize::from(status)) {
@@ -469,7 +470,7 @@ impl Ledger {
     }
 
     /// Counts an injected fault of `kind`, `committed` when its events were stored.
-    pub fn count_fault(&self, kind: &str, committed: bool) {
+    pub(crate) fn count_fault(&self, kind: &str, committed: bool) {
         let mut f = self.counters.faults.lock();
         let c = f.entry(kind.to_owned()).or_default();
         c.injected += 1;
@@ -477,7 +478,7 @@ impl Ledger {
     }
 
     /// Appends a request to the journal, evicting the oldest past the caps.
-    pub fn journal(&self, mut entry: JournalEntry) {
+    pub(crate) fn journal(&self, mut entry: JournalEntry) {
         if !self.config.journal_bodies {
             entry.events_json = None;
         }
@@ -566,7 +567,7 @@ impl Ledger {
     }
 
     /// Forgets everything: events, journal, counters.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let mut ev = self.events.lock();
         ev.list.clear();
         ev.by_fingerprint.clear();

@@ -18,49 +18,85 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 
-mod admin;
-mod body;
+// Layers, top to bottom (docs/architecture.md "amplitude-mock layers"); a module imports
+// only from the layers below it.
+//
+// 1. embedding: the MockServer and its builder
+mod mock;
+// 2. router and transport: listeners, connections, fault delivery
+mod server;
+// 3. route families, and what they share about one request
+mod routes;
+// 4. rule steps shared by route families (per-identity throttling, user properties)
+mod steps;
+// 5. the state: one MockState holding the rules
+mod state;
+// 6. stateful rules and their configuration
 mod clock;
-mod config;
+pub mod config;
 mod dedup;
-mod faults;
-mod identify;
-mod ingest;
-mod ledger;
+pub mod faults;
+pub mod ledger;
 mod limits;
 mod metrics;
-mod mock;
-mod profile;
+pub mod profile;
 mod projects;
 mod properties;
 mod refuse;
 mod scan;
-mod server;
-mod state;
-mod tls;
 mod validate;
+// 7. leaves: HTTP plumbing and TLS
+mod http_util;
+pub mod tls;
 
 pub use clock::{Clock, MockClock};
-pub use config::{ConfigError, ConfigErrors, ConfigIssue, MockConfig};
-pub use dedup::{fingerprint, DedupStore};
-pub use faults::{
-    canned_body, faults_problems, parse_faults_json, CannedContext, Fault, FaultBody, FaultError,
-    FaultKind, Faults, ScheduledFault, REAL_BODY_STATUSES,
-};
-pub use ingest::Outcome;
-pub use ledger::{
-    DedupRecord, Endpoint, EventFilter, JournalEntry, LedgerConfig, PropertyDropRecord,
-    RejectReason, Stats, StoredEvent,
-};
-pub use limits::{LimitConfig, Limiter, Usage};
-pub use metrics::{Metrics, Route};
-pub use mock::{MockServer, MockServerBuilder};
-pub use profile::{
-    DedupKey, FidelityProfile, IndexLists, Limits, LongStringPolicy, Megabyte, ShortIdPolicy,
-};
+pub use config::{ConfigError, ConfigErrors, MockConfig};
+pub use faults::{Fault, FaultError, Faults};
+pub use ledger::{EventFilter, JournalEntry, Stats, StoredEvent};
+pub use mock::{shutdown_signal, MockServer, MockServerBuilder};
+pub use profile::{FidelityProfile, Limits};
 pub use projects::{ProjectConfig, Region};
-pub use properties::{PropertyConfig, PropertyOutcome, PropertyStore, UserState};
 pub use refuse::ListenerView;
-pub use server::{serve, serve_with, ServeOptions};
+pub use server::serve;
 pub use state::MockState;
-pub use tls::{TlsError, TlsIdentity, DEFAULT_TLS_NAMES};
+pub use tls::TlsError;
+
+/// The mock's internals for its benchmarks and tests (the rule stores and the socket-free
+/// pipeline). Not a stable API.
+#[doc(hidden)]
+pub mod bench_internals {
+    pub use crate::dedup::{fingerprint, DedupStore};
+    pub use crate::ledger::Endpoint;
+    pub use crate::limits::{LimitConfig, Limiter, Usage};
+    pub use crate::routes::ingest::Outcome;
+
+    use crate::projects::Region;
+    use crate::state::MockState;
+
+    /// Runs one HTTP V2 or Batch upload through the pipeline without a socket (what
+    /// `POST /2/httpapi` and `POST /batch` do once the body is in): `body` decompressed,
+    /// `payload_size_bytes` as the 200 reports it, `request_id` from [`next_request_id`].
+    pub fn ingest(
+        state: &MockState,
+        endpoint: Endpoint,
+        region: Region,
+        body: &[u8],
+        payload_size_bytes: usize,
+        request_id: u64,
+    ) -> Outcome {
+        crate::routes::ingest::ingest(
+            state,
+            endpoint,
+            region,
+            body,
+            payload_size_bytes,
+            request_id,
+            crate::steps::ForcedThrottle::default(),
+        )
+    }
+
+    /// A fresh request id of `state`'s journal.
+    pub fn next_request_id(state: &MockState) -> u64 {
+        state.ledger.next_request_id()
+    }
+}

@@ -47,6 +47,7 @@
 //! injected clock (architecture "Time and determinism").
 
 use amplitude_wire::limits as wl;
+use amplitude_wire::{RateMap, ResponseBody};
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 
@@ -140,6 +141,33 @@ impl Usage {
     /// into `exceeded_daily_quota_devices` / `_users` with `daily_events` as its value.
     pub fn over_daily_quota(&self, cfg: &LimitConfig) -> bool {
         self.daily_events >= cfg.daily_quota
+    }
+}
+
+/// The 429 body of the limiter (spec §5.4): `eps_threshold`, the throttled identities with
+/// their current rate (events/s), the identities over the daily quota with their daily
+/// count, and `throttled_events` (ascending indexes). The `exceeded_daily_quota_*` objects
+/// appear only when some identity is over its quota: an EPS-only 429 has exactly the keys of
+/// the documented V2 example (spec §5.4, §14.1 #11). `rates` and `quotas` are
+/// `[devices, users]`. The only builder of a 429 body: the throttling step (`steps.rs`, for
+/// `/2/httpapi`, `/batch`, `/identify` and the `throttle` fault) and the canned 429 of a
+/// `status` fault use it.
+pub(crate) fn limited_body(
+    eps_threshold: u64,
+    rates: [RateMap; 2],
+    quotas: [RateMap; 2],
+    throttled_events: Vec<usize>,
+) -> ResponseBody {
+    let [throttled_devices, throttled_users] = rates;
+    let [quota_devices, quota_users] = quotas;
+    let any_quota = !quota_devices.is_empty() || !quota_users.is_empty();
+    ResponseBody {
+        throttled_devices: Some(throttled_devices),
+        throttled_users: Some(throttled_users),
+        throttled_events: Some(throttled_events),
+        exceeded_daily_quota_devices: any_quota.then_some(quota_devices),
+        exceeded_daily_quota_users: any_quota.then_some(quota_users),
+        ..ResponseBody::too_many_requests(eps_threshold)
     }
 }
 

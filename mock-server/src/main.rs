@@ -1,15 +1,13 @@
-//! `amplitude-mock`: the mock as a standalone server.
+//! `amplitude-mock`: the mock as a standalone server. Parses the arguments, builds a
+//! [`MockServer`] and serves until Ctrl-C / SIGTERM.
 
-use amplitude_mock::{
-    parse_faults_json, serve_with, MockClock, MockConfig, MockState, ProjectConfig, Region,
-    ServeOptions, TlsIdentity,
-};
+use amplitude_mock::faults::parse_faults_json;
+use amplitude_mock::{shutdown_signal, MockClock, MockConfig, MockServer};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -78,28 +76,6 @@ struct Args {
     faults: Vec<String>,
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -117,68 +93,43 @@ async fn main() -> anyhow::Result<()> {
         Some(p) => MockConfig::from_path(p)?,
         None => MockConfig::default(),
     };
-    for (keys, region) in [
-        (&args.api_keys, Region::Us),
-        (&args.eu_api_keys, Region::Eu),
-    ] {
-        config.projects.extend(keys.iter().map(|k| ProjectConfig {
-            api_key: k.clone(),
-            region,
-            limits: None,
-        }));
-    }
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    if let Some(token) = &args.admin_token {
-        config.admin_token = Some(token.clone());
-    }
     for text in &args.faults {
         let faults = parse_faults_json(text.as_bytes())
             .map_err(anyhow::Error::msg)
             .context("--fault")?;
         config.faults.extend(faults);
     }
-    if config.projects.is_empty() {
+    if config.projects.is_empty() && args.api_keys.is_empty() && args.eu_api_keys.is_empty() {
         tracing::info!("no --api-key given: any API key is accepted as a US project");
     }
-    let clock = args
-        .virtual_clock
-        .map_or_else(MockClock::system, MockClock::virtual_at);
-    let state = Arc::new(MockState::try_new(config, clock).context("checking the configuration")?);
-    let options = ServeOptions {
-        region: None,
-        read_timeout_ms: args.read_timeout_ms,
-        max_connections: args.max_connections,
-        tls: None,
-    };
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("binding {}", args.bind))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut eu_task = None;
-    if let Some(eu) = args.eu_bind {
-        let eu_listener = tokio::net::TcpListener::bind(eu)
-            .await
-            .with_context(|| format!("binding {eu}"))?;
-        tracing::info!(addr = %eu_listener.local_addr()?, "EU listener");
-        let mut rx = stop_rx.clone();
-        let st = state.clone();
-        let opts = ServeOptions {
-            region: Some(Region::Eu),
-            ..options.clone()
-        };
-        eu_task = Some(tokio::spawn(async move {
-            serve_with(eu_listener, st, opts, async move {
-                let _ = rx.changed().await;
-            })
-            .await
-        }));
+    let mut builder = MockServer::builder()
+        .config(config)
+        .bind(args.bind)
+        .read_timeout_ms(args.read_timeout_ms)
+        .max_connections(args.max_connections)
+        .clock(
+            args.virtual_clock
+                .map_or_else(MockClock::system, MockClock::virtual_at),
+        );
+    builder = args.api_keys.iter().fold(builder, |b, k| b.api_key(k));
+    builder = args
+        .eu_api_keys
+        .iter()
+        .fold(builder, |b, k| b.eu_api_key(k));
+    if let Some(seed) = args.seed {
+        builder = builder.seed(seed);
     }
-    let mut tls_task = None;
-    if let Some(bind) = args.tls {
-        let identity = TlsIdentity::self_signed(&args.tls_names)?;
+    if let Some(token) = &args.admin_token {
+        builder = builder.admin_token(token);
+    }
+    if let Some(eu) = args.eu_bind {
+        builder = builder.eu_bind(eu);
+    }
+    if let Some(tls) = args.tls {
+        builder = builder.tls_bind(tls).tls_names(args.tls_names.clone());
+    }
+    let mock = builder.start().await.context("starting the mock")?;
+    if let Some((_, identity)) = mock.tls_identity() {
         for (path, pem) in [
             (&args.tls_cert_out, &identity.cert_pem),
             (&args.tls_key_out, &identity.key_pem),
@@ -187,38 +138,14 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
             }
         }
-        let tls_listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("binding {bind}"))?;
-        tracing::info!(addr = %tls_listener.local_addr()?, cert = ?args.tls_cert_out, "HTTPS listener");
-        let mut rx = stop_rx.clone();
-        let st = state.clone();
-        let opts = ServeOptions {
-            tls: Some(identity),
-            ..options.clone()
-        };
-        tls_task = Some(tokio::spawn(async move {
-            serve_with(tls_listener, st, opts, async move {
-                let _ = rx.changed().await;
-            })
-            .await
-        }));
     }
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "listening on {}", mock.uri())?;
         out.flush()?;
     }
-    let mut rx = stop_rx.clone();
-    let main = tokio::spawn(serve_with(listener, state, options, async move {
-        let _ = rx.changed().await;
-    }));
     shutdown_signal().await;
     tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    main.await??;
-    for t in [eu_task, tls_task].into_iter().flatten() {
-        t.await??;
-    }
+    mock.shutdown().await?;
     Ok(())
 }

@@ -1,10 +1,9 @@
-//! `GET /metrics`: Prometheus text exposition format 0.0.4. Request counters and the latency
-//! histogram are recorded here with relaxed atomics (no lock, no allocation per request);
-//! everything else (events by outcome, faults, dedup store size, ...) is read from the
-//! ledger and the rule stores when scraped, so the two views never disagree.
+//! The counters behind `GET /metrics` (rendered by `routes::metrics`): request counters and
+//! the latency histogram, recorded with relaxed atomics (no lock, no allocation per
+//! request). Everything else the route shows (events by outcome, faults, dedup store size,
+//! ...) is read from the ledger and the rule stores when scraped, so the two views never
+//! disagree.
 
-use crate::state::MockState;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ pub enum Route {
     Other,
 }
 
-const ROUTES: [Route; 8] = [
+pub(crate) const ROUTES: [Route; 8] = [
     Route::HttpV2,
     Route::Batch,
     Route::Identify,
@@ -69,29 +68,29 @@ impl Route {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
 
 /// Upper bounds of the latency histogram's buckets, µs (0.5 ms .. 10 s, then +Inf).
-const BUCKETS_US: [u64; 14] = [
+pub(crate) const BUCKETS_US: [u64; 14] = [
     500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
     2_500_000, 5_000_000, 10_000_000,
 ];
-const STATUSES: usize = 600;
+pub(crate) const STATUSES: usize = 600;
 
 /// Request counters, latency histogram and connection gauges.
 pub struct Metrics {
     /// `[route][status]`, status 0 = cut without a response.
-    requests: Box<[AtomicU64]>,
+    pub(crate) requests: Box<[AtomicU64]>,
     /// `[route][bucket]` (non-cumulative; the last is +Inf).
-    latency: Box<[AtomicU64]>,
-    latency_sum_us: [AtomicU64; 8],
-    throttled_identities: AtomicU64,
-    connections_open: AtomicI64,
-    connections_total: AtomicU64,
-    body_timeouts: AtomicU64,
+    pub(crate) latency: Box<[AtomicU64]>,
+    pub(crate) latency_sum_us: [AtomicU64; 8],
+    pub(crate) throttled_identities: AtomicU64,
+    pub(crate) connections_open: AtomicI64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) body_timeouts: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -165,21 +164,9 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Relaxed);
     }
 
-    /// Connections open now.
-    pub fn connections_open(&self) -> i64 {
-        self.connections_open.load(Relaxed)
-    }
-
     /// A request body did not arrive within the read timeout.
     pub fn body_timeout(&self) {
         self.body_timeouts.fetch_add(1, Relaxed);
-    }
-
-    /// Requests counted for `route` and `status` so far.
-    pub fn requests(&self, route: Route, status: u16) -> u64 {
-        self.requests
-            .get(route.index() * STATUSES + usize::from(status).min(STATUSES - 1))
-            .map_or(0, |c| c.load(Relaxed))
     }
 
     /// Zeroes the request counters and the histogram (`POST /__mock/reset`); the connection
@@ -196,265 +183,4 @@ impl Metrics {
         self.throttled_identities.store(0, Relaxed);
         self.body_timeouts.store(0, Relaxed);
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Renders every metric of `state` in the Prometheus text format (version 0.0.4).
-pub fn render(state: &MockState) -> String {
-    let m = &state.metrics;
-    let stats = state.ledger.stats();
-    let mut out = String::with_capacity(8 * 1024);
-
-    header(
-        &mut out,
-        "amplitude_mock_requests_total",
-        "counter",
-        "Requests by route and HTTP status answered (status \"cut\": no complete response).",
-    );
-    for route in ROUTES {
-        for status in 0..STATUSES {
-            let n = m
-                .requests
-                .get(route.index() * STATUSES + status)
-                .map_or(0, |c| c.load(Relaxed));
-            if n > 0 {
-                let label = if status == 0 {
-                    "cut".to_owned()
-                } else {
-                    status.to_string()
-                };
-                let _ = writeln!(
-                    out,
-                    "amplitude_mock_requests_total{{route=\"{}\",status=\"{label}\"}} {n}",
-                    route.as_str()
-                );
-            }
-        }
-    }
-
-    header(
-        &mut out,
-        "amplitude_mock_request_duration_seconds",
-        "histogram",
-        "Time from request head to response head, by route.",
-    );
-    for route in ROUTES {
-        let base = route.index() * (BUCKETS_US.len() + 1);
-        let counts: Vec<u64> = (0..=BUCKETS_US.len())
-            .map(|b| m.latency.get(base + b).map_or(0, |c| c.load(Relaxed)))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            continue;
-        }
-        let r = route.as_str();
-        let mut cum = 0;
-        for (ub, n) in BUCKETS_US.iter().zip(&counts) {
-            cum += n;
-            let _ = writeln!(
-                out,
-                "amplitude_mock_request_duration_seconds_bucket{{route=\"{r}\",le=\"{}\"}} {cum}",
-                *ub as f64 / 1e6
-            );
-        }
-        let _ = writeln!(
-            out,
-            "amplitude_mock_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {total}"
-        );
-        let sum = m
-            .latency_sum_us
-            .get(route.index())
-            .map_or(0, |c| c.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "amplitude_mock_request_duration_seconds_sum{{route=\"{r}\"}} {}",
-            sum as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "amplitude_mock_request_duration_seconds_count{{route=\"{r}\"}} {total}"
-        );
-    }
-
-    header(&mut out, "amplitude_mock_events_received_total", "counter", "Events in requests parsed far enough to count them (= stored + deduplicated + rejected, spec §6).");
-    let _ = writeln!(
-        out,
-        "amplitude_mock_events_received_total {}",
-        stats.events_received
-    );
-    header(
-        &mut out,
-        "amplitude_mock_events_total",
-        "counter",
-        "Events by outcome: stored, deduplicated (spec §9), rejected (spec §5).",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_events_total{{outcome=\"stored\"}} {}",
-        stats.events_stored
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_events_total{{outcome=\"deduplicated\"}} {}",
-        stats.events_deduplicated
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_events_total{{outcome=\"rejected\"}} {}",
-        stats.events_rejected.total
-    );
-    header(
-        &mut out,
-        "amplitude_mock_events_rejected_total",
-        "counter",
-        "Rejected events by reason.",
-    );
-    for (reason, n) in &stats.events_rejected.by_reason {
-        let _ = writeln!(
-            out,
-            "amplitude_mock_events_rejected_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
-
-    header(
-        &mut out,
-        "amplitude_mock_throttled_identities_total",
-        "counter",
-        "Devices and users listed in 429 bodies (spec §5.4).",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_throttled_identities_total {}",
-        m.throttled_identities.load(Relaxed)
-    );
-    header(
-        &mut out,
-        "amplitude_mock_limiter_identities",
-        "gauge",
-        "Identities the EPS/daily-quota limiter holds (spec §8).",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_limiter_identities {}",
-        state.limiter.active_identities()
-    );
-    header(
-        &mut out,
-        "amplitude_mock_dedup_store_ids",
-        "gauge",
-        "insert_ids remembered by the 7-day dedup store (spec §9).",
-    );
-    let _ = writeln!(out, "amplitude_mock_dedup_store_ids {}", state.dedup.len());
-    header(
-        &mut out,
-        "amplitude_mock_dedup_store_bytes",
-        "gauge",
-        "Heap bytes of the dedup store.",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_dedup_store_bytes {}",
-        state.dedup.heap_bytes()
-    );
-
-    header(
-        &mut out,
-        "amplitude_mock_property_updates_total",
-        "counter",
-        "User-property updates by outcome (dropped: over 1,800/hour, spec §8.1).",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_property_updates_total{{outcome=\"applied\"}} {}",
-        stats.property_updates_applied
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_property_updates_total{{outcome=\"dropped\"}} {}",
-        stats.property_updates_dropped
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_property_updates_total{{outcome=\"skipped\"}} {}",
-        stats.property_updates_skipped
-    );
-
-    header(
-        &mut out,
-        "amplitude_mock_faults_injected_total",
-        "counter",
-        "Injected faults by kind and whether the request's events were committed (spec §5.5).",
-    );
-    for (kind, c) in &stats.faults {
-        let _ = writeln!(
-            out,
-            "amplitude_mock_faults_injected_total{{kind=\"{kind}\",committed=\"true\"}} {}",
-            c.committed
-        );
-        let _ = writeln!(
-            out,
-            "amplitude_mock_faults_injected_total{{kind=\"{kind}\",committed=\"false\"}} {}",
-            c.injected.saturating_sub(c.committed)
-        );
-    }
-    header(
-        &mut out,
-        "amplitude_mock_faults_scheduled",
-        "gauge",
-        "Faults still scheduled.",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_faults_scheduled {}",
-        state.faults.list().len()
-    );
-
-    header(
-        &mut out,
-        "amplitude_mock_connections_open",
-        "gauge",
-        "Open client connections.",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_connections_open {}",
-        m.connections_open.load(Relaxed)
-    );
-    header(
-        &mut out,
-        "amplitude_mock_connections_total",
-        "counter",
-        "Connections accepted.",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_connections_total {}",
-        m.connections_total.load(Relaxed)
-    );
-    header(
-        &mut out,
-        "amplitude_mock_body_read_timeouts_total",
-        "counter",
-        "Request bodies that did not arrive within the read timeout (answered 408).",
-    );
-    let _ = writeln!(
-        out,
-        "amplitude_mock_body_read_timeouts_total {}",
-        m.body_timeouts.load(Relaxed)
-    );
-    out
-}
-
-/// The `GET /metrics` response.
-pub(crate) fn response(state: &MockState) -> http::Response<crate::server::ResponseBodyType> {
-    let mut resp = crate::server::json_response(200, render(state).into_bytes());
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    resp
 }

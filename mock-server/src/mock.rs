@@ -1,5 +1,6 @@
-//! `MockServer`: the mock in a test, in the spirit of wiremock-rs. Starts on a random
-//! loopback port, exposes the ledger and the clock, shuts down on drop.
+//! `MockServer`: the mock in a test, in the spirit of wiremock-rs, and in the binary. Binds
+//! its listeners (a random loopback port by default; an EU listener and an HTTPS listener on
+//! request), exposes the ledger and the clock, shuts down on drop or [`MockServer::shutdown`].
 
 use crate::clock::MockClock;
 use crate::config::MockConfig;
@@ -14,6 +15,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Resolves on Ctrl-C, or on SIGTERM on Unix: what a binary serving the mock awaits before
+/// shutting it down.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 /// A running mock of Amplitude's ingestion API.
 ///
@@ -30,8 +56,10 @@ use tokio::sync::watch;
 pub struct MockServer {
     state: Arc<MockState>,
     addr: SocketAddr,
+    eu_addr: Option<SocketAddr>,
     tls: Option<(SocketAddr, TlsIdentity)>,
     shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
 
 /// Builder for [`MockServer`]: projects, profile, limits, clock, seed, faults, transport.
@@ -40,8 +68,28 @@ pub struct MockServerBuilder {
     config: MockConfig,
     clock: Option<MockClock>,
     options: ServeOptions,
-    tls: bool,
+    bind: Option<SocketAddr>,
+    eu_bind: Option<SocketAddr>,
+    /// `Some`: serve HTTPS there (`None` inside: a random loopback port).
+    tls: Option<Option<SocketAddr>>,
+    tls_names: Vec<String>,
 }
+
+/// An I/O error of kind `InvalidInput` carrying `e`.
+fn invalid_input(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+}
+
+/// Binds `addr`, naming it in the error.
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))
+}
+
+/// The loopback address on a port the system picks.
+const LOOPBACK_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 impl MockServerBuilder {
     /// Adds a US project with this API key. With no key added, any key is accepted.
@@ -147,43 +195,105 @@ impl MockServerBuilder {
     /// Also serves HTTPS on another loopback port with a fresh self-signed certificate
     /// (spec §2 "TLS"); see [`MockServer::tls_uri`] and [`MockServer::tls_identity`].
     pub fn tls(mut self, on: bool) -> Self {
-        self.tls = on;
+        self.tls = on.then_some(None);
         self
     }
 
-    /// Binds `127.0.0.1:0` and starts serving.
-    pub async fn start(self) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// Serves HTTPS on `addr` with a fresh self-signed certificate (spec §2 "TLS").
+    pub fn tls_bind(mut self, addr: SocketAddr) -> Self {
+        self.tls = Some(Some(addr));
+        self
+    }
+
+    /// DNS names or IP addresses the HTTPS certificate covers (default: localhost,
+    /// 127.0.0.1, ::1).
+    pub fn tls_names(mut self, names: Vec<String>) -> Self {
+        self.tls_names = names;
+        self
+    }
+
+    /// Reads time from `clock` (default: the system clock).
+    pub fn clock(mut self, clock: MockClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Listens on `addr` (default `127.0.0.1:0`, a free loopback port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = Some(addr);
+        self
+    }
+
+    /// Also listens on `addr` for EU-region requests: every request there counts as EU,
+    /// whatever its `Host` (spec §1.1); see [`MockServer::eu_address`].
+    pub fn eu_bind(mut self, addr: SocketAddr) -> Self {
+        self.eu_bind = Some(addr);
+        self
+    }
+
+    /// Binds the listeners (see [`Self::bind`]) and starts serving. An invalid
+    /// configuration fails with `InvalidInput`, naming every problem.
+    pub async fn start(mut self) -> std::io::Result<MockServer> {
+        let listener = bind(self.bind.take().unwrap_or(LOOPBACK_ANY_PORT)).await?;
         self.start_on(listener).await
     }
 
-    /// Starts serving on an already-bound listener.
+    /// Starts serving on an already-bound listener (the EU and HTTPS listeners, when asked,
+    /// are bound here).
     pub async fn start_on(self, listener: TcpListener) -> std::io::Result<MockServer> {
         let addr = listener.local_addr()?;
         let state = MockState::try_new(self.config, self.clock.unwrap_or_default())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            .map_err(invalid_input)?;
         let state = Arc::new(state);
         let (tx, rx) = watch::channel(false);
-        let tls = if self.tls {
-            let identity = TlsIdentity::self_signed(&[])
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let tls_listener = TcpListener::bind("127.0.0.1:0").await?;
-            let tls_addr = tls_listener.local_addr()?;
-            let options = ServeOptions {
-                tls: Some(identity.clone()),
-                ..self.options.clone()
-            };
-            spawn_serve(tls_listener, state.clone(), options, rx.clone())?;
-            Some((tls_addr, identity))
-        } else {
-            None
+        let mut tasks = Vec::new();
+        let eu_addr = match self.eu_bind {
+            Some(eu) => {
+                let eu_listener = bind(eu).await?;
+                let eu_addr = eu_listener.local_addr()?;
+                tracing::info!(addr = %eu_addr, "EU listener");
+                let options = ServeOptions {
+                    region: Some(Region::Eu),
+                    ..self.options.clone()
+                };
+                tasks.push(spawn_serve(
+                    eu_listener,
+                    state.clone(),
+                    options,
+                    rx.clone(),
+                )?);
+                Some(eu_addr)
+            }
+            None => None,
         };
-        spawn_serve(listener, state.clone(), self.options, rx)?;
+        let tls = match self.tls {
+            Some(tls_bind) => {
+                let identity = TlsIdentity::self_signed(&self.tls_names).map_err(invalid_input)?;
+                let tls_listener = bind(tls_bind.unwrap_or(LOOPBACK_ANY_PORT)).await?;
+                let tls_addr = tls_listener.local_addr()?;
+                tracing::info!(addr = %tls_addr, "HTTPS listener");
+                let options = ServeOptions {
+                    tls: Some(identity.clone()),
+                    ..self.options.clone()
+                };
+                tasks.push(spawn_serve(
+                    tls_listener,
+                    state.clone(),
+                    options,
+                    rx.clone(),
+                )?);
+                Some((tls_addr, identity))
+            }
+            None => None,
+        };
+        tasks.push(spawn_serve(listener, state.clone(), self.options, rx)?);
         Ok(MockServer {
             state,
             addr,
+            eu_addr,
             tls,
             shutdown: tx,
+            tasks,
         })
     }
 }
@@ -195,17 +305,18 @@ fn spawn_serve(
     state: Arc<MockState>,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
     let slot = crate::server::register(listener, &state)?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let stop = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = crate::server::serve_slot(slot, state, options, stop).await {
+        let served = crate::server::serve_slot(slot, state, options, stop).await;
+        if let Err(e) = &served {
             tracing::error!(error = %e, "mock server stopped");
         }
-    });
-    Ok(())
+        served
+    }))
 }
 
 impl MockServer {
@@ -229,6 +340,11 @@ impl MockServer {
         self.addr
     }
 
+    /// The EU listener's address, when built with [`MockServerBuilder::eu_bind`].
+    pub fn eu_address(&self) -> Option<SocketAddr> {
+        self.eu_addr
+    }
+
     /// HTTPS base URL, e.g. `https://localhost:40124`, when built with
     /// [`MockServerBuilder::tls`].
     pub fn tls_uri(&self) -> Option<String> {
@@ -250,7 +366,7 @@ impl MockServer {
 
     /// `GET /metrics` as text (Prometheus format 0.0.4).
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.state)
+        crate::routes::metrics::render(&self.state)
     }
 
     /// Counters (see `GET /__mock/stats`).
@@ -292,6 +408,16 @@ impl MockServer {
     /// Forgets events, requests, counters and rule state (see `POST /__mock/reset`).
     pub fn reset(&self) {
         self.state.reset();
+    }
+
+    /// Stops accepting, ends held responses and waits for open requests to finish (at most
+    /// 5 s per listener).
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            task.await.map_err(std::io::Error::other)??;
+        }
+        Ok(())
     }
 }
 

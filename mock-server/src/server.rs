@@ -1,6 +1,7 @@
-//! The HTTP layer: hyper 1 on tokio, HTTP/1.1 with keep-alive, optionally over TLS. Routes
-//! the ingestion APIs (spec §1.1), CORS preflight (spec §2), `/metrics` and the `/__mock/`
-//! inspection routes; every response carries `Access-Control-Allow-Origin: *`.
+//! The router and transport: hyper 1 on tokio, HTTP/1.1 with keep-alive, optionally over
+//! TLS. Sends each request to its route family (`routes/`: the ingestion APIs, spec §1.1;
+//! the identify APIs; `/metrics`; the `/__mock/` inspection routes), answers CORS preflights
+//! (spec §2); every response carries `Access-Control-Allow-Origin: *`.
 //!
 //! Transport (see [`ServeOptions`]): one task per connection, at most `max_connections`
 //! connections per listener (further clients wait in the kernel's accept queue), request
@@ -9,22 +10,21 @@
 //! Injected faults (see `faults.rs`) are applied here; with none scheduled a request pays one
 //! atomic load.
 
-use crate::admin;
-use crate::body::{gunzip_limited, read_limited, BodyError};
 use crate::clock::Clock;
-use crate::faults::{
-    canned_body, CannedContext, Delivery, FaultBody, FaultRequest, Plan, RequestIds,
-};
-use crate::ingest::ForcedThrottle;
+use crate::faults::{canned_body, CannedContext, Delivery, FaultRequest, Plan, RequestIds};
+use crate::http_util::{amplitude_response, preflight, response, FaultBody, ResponseBodyType};
 use crate::ledger::{Endpoint, JournalEntry, RejectReason};
 use crate::metrics::Route;
 use crate::projects::{redact_key, Region};
+use crate::routes::exchange::{new_entry, receive, upload_limit, Arrival, Handled, Received};
+use crate::routes::{admin, identify, ingest};
 use crate::state::MockState;
+use crate::steps::ForcedThrottle;
 use crate::tls::TlsIdentity;
 use amplitude_wire::{error_text, ResponseBody};
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{Either, Full};
+use http::{header, HeaderValue, Method, Request, Response};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -38,9 +38,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-
-/// Body type of every response: a whole body, or a body cut or trickled by a fault.
-pub type ResponseBodyType = Either<Full<Bytes>, FaultBody>;
 
 /// Transport settings of one listener (CLI: `--read-timeout-ms`, `--max-connections`,
 /// `--tls`).
@@ -72,7 +69,8 @@ impl Default for ServeOptions {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets open requests finish
 /// (at most 5 s). `region` forces every request on this listener into a region (an EU
-/// listener); `None` picks it from the `Host` header (spec §1.1). Default [`ServeOptions`].
+/// listener); `None` picks it from the `Host` header (spec §1.1). Default transport
+/// settings (30 s read timeout, 10,000 connections).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<MockState>,
@@ -98,6 +96,16 @@ struct Listener {
     /// Turns true (or closes) when the listener shuts down: ends held (`delay`, `hang`)
     /// responses.
     stop: watch::Receiver<bool>,
+}
+
+impl Listener {
+    fn arrival(&self, remote: SocketAddr) -> Arrival {
+        Arrival {
+            region: self.region,
+            read_timeout: self.read_timeout,
+            remote,
+        }
+    }
 }
 
 /// Per-connection control a fault can pull.
@@ -403,56 +411,6 @@ async fn serve_connection<I>(
     }
 }
 
-/// A response with CORS and content-type headers (`status` out of range answers 500).
-fn response(status: u16, body: Bytes, content_type: &'static str) -> Response<ResponseBodyType> {
-    let mut resp = Response::new(Either::Left(Full::new(body)));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    resp
-}
-
-/// A JSON response with CORS and content-type headers.
-pub fn json_response(status: u16, body: Vec<u8>) -> Response<ResponseBodyType> {
-    response(status, Bytes::from(body), "application/json")
-}
-
-fn amplitude_response(body: &ResponseBody) -> (u16, Vec<u8>) {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| br#"{"code":500}"#.to_vec());
-    (body.code, bytes)
-}
-
-fn preflight() -> Response<ResponseBodyType> {
-    let mut resp = Response::new(Either::Left(Full::new(Bytes::new())));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    resp
-}
-
-fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 /// Handles one request and records it in the metrics (route, status, time to the head).
 async fn handle(
     state: &MockState,
@@ -540,7 +498,7 @@ async fn dispatch(
     let path = path.to_owned();
     let (input, ids) = if state.faults.scoped() {
         // A `device_id` / `user_id` scope needs the request's events before matching.
-        let r = match receive(state, ctx, remote, req, body_limit(state, route)).await {
+        let r = match receive(state, ctx.arrival(remote), req, body_limit(state, route)).await {
             Ok(r) => r,
             Err(h) => return finish(state, h),
         };
@@ -566,32 +524,6 @@ async fn dispatch(
         (None, Input::Received(r)) => {
             let h = process_received(state, route, r, ForcedThrottle::default());
             finish(state, h)
-        }
-    }
-}
-
-/// A request handled but not yet answered: what to answer and what to journal.
-struct Handled {
-    /// HTTP status; 0 when the client went away while sending the body.
-    status: u16,
-    body: Bytes,
-    content_type: &'static str,
-    entry: Option<JournalEntry>,
-    /// The pipeline answered 200 (its events were stored or deduplicated).
-    committed: bool,
-    /// Close the connection after the response (a body read timeout).
-    close: bool,
-}
-
-impl Handled {
-    fn gone() -> Self {
-        Self {
-            status: 0,
-            body: Bytes::new(),
-            content_type: "application/json",
-            entry: None,
-            committed: false,
-            close: true,
         }
     }
 }
@@ -641,7 +573,7 @@ async fn process(
     if route == RouteKind::Invalid {
         return invalid_path(state, remote, &req);
     }
-    match receive(state, ctx, remote, req, body_limit(state, route)).await {
+    match receive(state, ctx.arrival(remote), req, body_limit(state, route)).await {
         Ok(r) => process_received(state, route, r, ForcedThrottle::default()),
         Err(handled) => handled,
     }
@@ -655,35 +587,9 @@ fn process_received(
     forced: ForcedThrottle<'_>,
 ) -> Handled {
     match route {
-        RouteKind::Upload(endpoint) => upload(state, endpoint, r, forced),
-        RouteKind::Identify(endpoint) => identify(state, endpoint, r),
+        RouteKind::Upload(endpoint) => ingest::upload(state, endpoint, r, forced),
+        RouteKind::Identify(endpoint) => identify::answer(state, endpoint, r),
         RouteKind::Invalid => invalid_path_entry(r.entry),
-    }
-}
-
-fn new_entry(
-    state: &MockState,
-    id: u64,
-    method: String,
-    path: String,
-    remote: SocketAddr,
-) -> JournalEntry {
-    JournalEntry {
-        id,
-        at_ms: state.clock.now_ms(),
-        method,
-        path,
-        remote: remote.to_string(),
-        api_key: None,
-        status: 0,
-        outcome: String::new(),
-        events: 0,
-        stored: 0,
-        deduplicated: 0,
-        body_bytes: 0,
-        response: String::new(),
-        events_json: None,
-        fault: None,
     }
 }
 
@@ -699,311 +605,12 @@ fn invalid_path(state: &MockState, remote: SocketAddr, req: &Request<Incoming>) 
 }
 
 /// 400 `Invalid request path` for the request begun as `entry`.
-fn invalid_path_entry(mut entry: JournalEntry) -> Handled {
-    let body = ResponseBody::error(400, error_text::INVALID_PATH);
-    let (status, bytes) = amplitude_response(&body);
-    entry.status = status;
-    entry.outcome = RejectReason::InvalidPath.as_str().to_owned();
-    entry.response = String::from_utf8_lossy(&bytes).into_owned();
-    Handled {
-        status,
-        body: Bytes::from(bytes),
-        content_type: "application/json",
-        entry: Some(entry),
-        committed: false,
-        close: false,
-    }
-}
-
-/// Why a body could not be read in time.
-enum ReadError {
-    Body(BodyError),
-    Timeout,
-}
-
-/// Reads a body against the size `limit` (bytes) and the listener's read timeout.
-async fn read_body(
-    state: &MockState,
-    ctx: &Listener,
-    body: Incoming,
-    content_length: Option<u64>,
-    limit: usize,
-) -> Result<Bytes, ReadError> {
-    match tokio::time::timeout(ctx.read_timeout, read_limited(body, content_length, limit)).await {
-        Ok(r) => r.map_err(ReadError::Body),
-        Err(_) => {
-            state.metrics.body_timeout();
-            Err(ReadError::Timeout)
-        }
-    }
-}
-
-/// The 408 of a body that did not arrive within the read timeout (spec §5.6).
-fn body_timeout(mut entry: JournalEntry) -> Handled {
-    let (_, bytes) = amplitude_response(&crate::body::request_timeout());
-    entry.status = 408;
-    entry.outcome = "body_timeout".to_owned();
-    entry.response = String::from_utf8_lossy(&bytes).into_owned();
-    Handled {
-        status: 408,
-        body: Bytes::from(bytes),
-        content_type: "application/json",
-        entry: Some(entry),
-        committed: false,
-        close: true,
-    }
-}
-
-fn is_gzip(req: &Request<Incoming>) -> bool {
-    header_str(req, header::CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
-}
-
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
-    header_str(req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
-}
-
-fn upload_limit(state: &MockState, endpoint: Endpoint) -> usize {
-    match endpoint {
-        Endpoint::Batch => state.config.profile.megabytes(20),
-        _ => state.config.profile.megabytes(1),
-    }
-}
-
-/// What every body-carrying route has once its body is in: the journal entry begun for it,
-/// its region, its query parameters, its raw length and the body (gunzipped when
-/// `Content-Encoding: gzip`), or why the body was refused.
-struct Received {
-    entry: JournalEntry,
-    id: u64,
-    region: Region,
-    params: std::collections::HashMap<String, String>,
-    content_type: Option<String>,
-    raw_len: usize,
-    body: Result<Bytes, BodyError>,
-}
-
-/// Reads the body of `req` against `limit` bytes (spec §3.4), raw and after gzip (spec §2).
-/// A body that does not arrive in time is answered 408 (spec §5.6) and a client that goes
-/// away gets nothing: both come back as `Err` with the response to give.
-async fn receive(
-    state: &MockState,
-    ctx: &Listener,
-    remote: SocketAddr,
-    req: Request<Incoming>,
-    limit: usize,
-) -> Result<Received, Handled> {
-    let region = ctx
-        .region
-        .unwrap_or_else(|| Region::from_host(header_str(&req, header::HOST)));
-    let gzip = is_gzip(&req);
-    let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_ascii_lowercase);
-    let params = query_params(&req);
-    let content_length = content_length(&req);
-    let id = state.ledger.next_request_id();
-    let entry = new_entry(
-        state,
-        id,
-        req.method().to_string(),
-        req.uri().path().to_owned(),
-        remote,
-    );
-    let raw = match read_body(state, ctx, req.into_body(), content_length, limit).await {
-        Ok(raw) => Ok(raw),
-        Err(ReadError::Timeout) => return Err(body_timeout(entry)),
-        Err(ReadError::Body(BodyError::Io(e))) => {
-            tracing::debug!(error = %e, "client went away while sending the body");
-            return Err(Handled::gone());
-        }
-        Err(ReadError::Body(e)) => Err(e),
-    };
-    let raw_len = raw.as_ref().map_or(0, Bytes::len);
-    let body = raw.and_then(|raw| {
-        if gzip {
-            gunzip_limited(&raw, limit).map(Bytes::from)
-        } else {
-            Ok(raw)
-        }
-    });
-    Ok(Received {
+fn invalid_path_entry(entry: JournalEntry) -> Handled {
+    Handled::amplitude(
         entry,
-        id,
-        region,
-        params,
-        content_type,
-        raw_len,
-        body,
-    })
-}
-
-/// `/2/httpapi`, `/batch` once the body is in.
-fn upload(
-    state: &MockState,
-    endpoint: Endpoint,
-    received: Received,
-    forced: ForcedThrottle<'_>,
-) -> Handled {
-    let profile = &state.config.profile;
-    let Received {
-        mut entry,
-        id,
-        region,
-        content_type,
-        raw_len,
-        body,
-        ..
-    } = received;
-    let content_type_ok = !profile.strict_content_type
-        || content_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/plain"));
-    let reject = |body: ResponseBody, reason| crate::ingest::Outcome {
-        body,
-        reason: Some(reason),
-        events: 0,
-        stored: 0,
-        deduplicated: 0,
-        api_key: None,
-        events_json: None,
-    };
-    let outcome = match body {
-        Err(BodyError::Io(_)) => return Handled::gone(),
-        Err(BodyError::TooLarge) => reject(
-            ResponseBody::payload_too_large(),
-            RejectReason::PayloadTooLarge,
-        ),
-        Err(BodyError::BadGzip(_)) => reject(
-            ResponseBody::error(400, error_text::INVALID_JSON),
-            RejectReason::InvalidJson,
-        ),
-        Ok(_) if !content_type_ok => reject(
-            ResponseBody::error(400, error_text::INVALID_JSON),
-            RejectReason::InvalidJson,
-        ),
-        Ok(body) => {
-            let size = if profile.payload_size_is_compressed {
-                raw_len
-            } else {
-                body.len()
-            };
-            state.ingest_with(endpoint, region, &body, size, id, forced)
-        }
-    };
-    if outcome.body.code == 429 {
-        let b = &outcome.body;
-        let n = [
-            &b.throttled_devices,
-            &b.throttled_users,
-            &b.exceeded_daily_quota_devices,
-            &b.exceeded_daily_quota_users,
-        ]
-        .iter()
-        .map(|m| m.as_ref().map_or(0, |m| m.len() as u64))
-        .sum();
-        state.metrics.add_throttled_identities(n);
-    }
-    let (status, bytes) = amplitude_response(&outcome.body);
-    let api_key = outcome.api_key.as_deref();
-    let redacted = api_key.map(redact_key);
-    let mut response = String::from_utf8_lossy(&bytes).into_owned();
-    // Only error bodies can echo the key (a 200 holds numbers only): skipping the search on
-    // the hot path saves ~5% of a small request (docs/benchmarks.md).
-    if let (Some(k), Some(r), true) = (api_key.filter(|k| !k.is_empty()), &redacted, status != 200)
-    {
-        response = response.replace(k, r);
-    }
-    entry.api_key = redacted;
-    entry.status = status;
-    entry.outcome = outcome
-        .reason
-        .map_or("stored", RejectReason::as_str)
-        .to_owned();
-    entry.events = outcome.events;
-    entry.stored = outcome.stored;
-    entry.deduplicated = outcome.deduplicated;
-    entry.body_bytes = raw_len;
-    entry.response = response;
-    entry.events_json = outcome.events_json;
-    Handled {
-        status,
-        body: Bytes::from(bytes),
-        content_type: "application/json",
-        entry: Some(entry),
-        committed: status == 200,
-        close: false,
-    }
-}
-
-/// Query-string parameters of a request.
-fn query_params(req: &Request<Incoming>) -> std::collections::HashMap<String, String> {
-    req.uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
-/// `/identify`, `/groupidentify`, `/attribution`: parameters from the query string and a
-/// form-urlencoded body (spec §10-§12), at most 1 MB; once the body is in.
-fn identify(state: &MockState, endpoint: Endpoint, received: Received) -> Handled {
-    let Received {
-        mut entry,
-        id,
-        region,
-        mut params,
-        raw_len,
-        body,
-        ..
-    } = received;
-    let outcome = match body {
-        Ok(body) => {
-            params.extend(form_urlencoded::parse(&body).into_owned());
-            state.identify(endpoint, region, &params, id)
-        }
-        Err(_) => crate::identify::TextOutcome {
-            status: 413,
-            body: "Payload too large".to_owned(),
-            json: false,
-            reason: Some(RejectReason::PayloadTooLarge),
-            items: 0,
-            api_key: None,
-        },
-    };
-    let mut outcome = outcome;
-    if !outcome.json && !state.config.profile.identify_text_bodies {
-        // profile `identify_text_bodies = false` (spec §15 #16): the same answer as JSON
-        let body = if outcome.status == 200 {
-            serde_json::json!({ "code": 200 })
-        } else {
-            serde_json::json!({ "code": outcome.status, "error": outcome.body })
-        };
-        outcome.body = body.to_string();
-        outcome.json = true;
-    }
-    let api_key = outcome.api_key.as_deref();
-    let mut response = outcome.body.clone();
-    if let Some(k) = api_key.filter(|k| !k.is_empty()) {
-        response = response.replace(k, &redact_key(k));
-    }
-    entry.api_key = api_key.map(redact_key);
-    entry.status = outcome.status;
-    entry.outcome = outcome
-        .reason
-        .map_or("stored", RejectReason::as_str)
-        .to_owned();
-    entry.events = outcome.items;
-    entry.body_bytes = raw_len;
-    entry.response = response;
-    Handled {
-        status: outcome.status,
-        body: Bytes::from(outcome.body.into_bytes()),
-        content_type: if outcome.json {
-            "application/json"
-        } else {
-            "text/plain; charset=utf-8"
-        },
-        entry: Some(entry),
-        committed: outcome.status == 200,
-        close: false,
-    }
+        &ResponseBody::error(400, error_text::INVALID_PATH),
+        RejectReason::InvalidPath.as_str(),
+    )
 }
 
 /// The API key, the number of events and the raw `events` array of an HTTP V2 / Batch body,
@@ -1097,7 +704,7 @@ async fn fault(
             } else {
                 upload_limit(state, Endpoint::Batch)
             };
-            receive(state, ctx, remote, req, limit).await
+            receive(state, ctx.arrival(remote), req, limit).await
         }
     };
     let profile = &state.config.profile;

@@ -1,5 +1,7 @@
 //! The mock's shared state: configuration, projects, clock, ledger and the stateful rules
-//! (limiter, dedup store, property store). One instance per running mock, behind an `Arc`.
+//! (limiter, dedup store, property store, faults, metrics). One instance per running mock,
+//! behind an `Arc`. Holds the rules and imports nothing above them: the route families
+//! (`routes/`) and the shared steps (`steps.rs`) act on it.
 
 use crate::clock::MockClock;
 use crate::config::{ConfigErrors, ConfigIssue, MockConfig};
@@ -13,23 +15,24 @@ use crate::properties::PropertyStore;
 use parking_lot::RwLock;
 use std::collections::HashSet;
 
-/// Everything a running mock holds. Build with [`MockState::new`]; the HTTP layer and the
-/// library both call into it.
+/// Everything a running mock holds. Build with [`MockState::try_new`]; the route families
+/// read and update it. From outside the mock it is read through accessors ([`Self::ledger`],
+/// [`Self::clock`], [`Self::faults`], [`Self::config`]): only the pipeline writes the ledger.
 pub struct MockState {
     pub(crate) config: MockConfig,
     pub(crate) projects: Projects,
     /// The ledger of events, requests and counters.
-    pub ledger: Ledger,
+    pub(crate) ledger: Ledger,
     /// The clock every time rule reads.
-    pub clock: MockClock,
+    pub(crate) clock: MockClock,
     pub(crate) limiter: Limiter,
     pub(crate) dedup: DedupStore,
     pub(crate) properties: PropertyStore,
     pub(crate) silenced: RwLock<HashSet<String>>,
     /// The fault schedule (`/__mock/faults`), seeded with the config's `seed`.
-    pub faults: Faults,
+    pub(crate) faults: Faults,
     /// Request counters and latency histogram of `GET /metrics`.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     config_errors: Vec<ConfigIssue>,
     /// Open and closed (`refuse` fault) listeners serving this state.
     pub(crate) listeners: crate::refuse::ListenerGate,
@@ -103,6 +106,22 @@ impl MockState {
     /// The configuration in force.
     pub fn config(&self) -> &MockConfig {
         &self.config
+    }
+
+    /// The ledger (events, duplicates, property drops, request journal, counters),
+    /// read-only.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The clock every time rule reads (advance a virtual clock to jump windows).
+    pub fn clock(&self) -> &MockClock {
+        &self.clock
+    }
+
+    /// The fault schedule: `push`, `push_all`, `clear`, `list` (same as `/__mock/faults`).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// How many listeners serve this state and how many a `refuse` window has closed now.

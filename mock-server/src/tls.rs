@@ -10,11 +10,12 @@ use std::sync::Arc;
 /// A TLS setup that could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// Certificate generation failed (e.g. an invalid DNS name).
-    #[error("generating the self-signed certificate: {0}")]
+    /// Certificate generation failed (e.g. an invalid DNS name). The cause is the error's
+    /// `source()`, not repeated in its message.
+    #[error("generating the self-signed certificate")]
     Generate(#[from] rcgen::Error),
-    /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
+    /// rustls refused the configuration (the cause is the `source()`).
+    #[error("TLS configuration")]
     Config(#[from] rustls::Error),
 }
 

@@ -55,6 +55,10 @@ pub const USER_PROPERTY_UPDATES_PER_HOUR: u32 = 1_800;
 /// Window of the user-property update cap, ms (spec §8.1).
 pub const USER_PROPERTY_WINDOW_MS: u64 = 3_600_000;
 
+/// Most group identifications one `/groupidentify` request may carry; more are answered 413
+/// (spec §11 "Limits": "≤ 1024 group identifies per request").
+pub const MAX_GROUP_IDENTIFIES_PER_REQUEST: usize = 1_024;
+
 /// Most group types per event; more are silently not tracked (spec §3.4 "Groups").
 pub const MAX_GROUP_TYPES: usize = 5;
 

@@ -31,6 +31,8 @@ pub mod error_text {
     pub const INVALID_PATH: &str = "Invalid request path";
     /// 403 from the WAF (spec §5.2).
     pub const FORBIDDEN: &str = "Forbidden";
+    /// 408 when a request body does not arrive in time (spec §5.6).
+    pub const REQUEST_TIMEOUT: &str = "Request Timeout";
     /// 413 (spec §5.3).
     pub const PAYLOAD_TOO_LARGE: &str = "Payload too large";
     /// 429 (spec §5.4).
@@ -120,6 +122,12 @@ impl ResponseBody {
     /// 413 `Payload too large` (spec §5.3).
     pub fn payload_too_large() -> Self {
         Self::error(413, error_text::PAYLOAD_TOO_LARGE)
+    }
+
+    /// 408 of a body that did not arrive in time (spec §5.6):
+    /// `{"code":408,"error":"Request Timeout"}`.
+    pub fn request_timeout() -> Self {
+        Self::error(408, error_text::REQUEST_TIMEOUT)
     }
 
     /// 403 `Forbidden` from the WAF (spec §5.2).

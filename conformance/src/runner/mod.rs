@@ -234,7 +234,7 @@ pub async fn run_scenario(
     ];
     env.extend(settings.sender_env.clone());
     let state_dir = tempfile::tempdir()?;
-    let start_ms = state.clock.now_ms();
+    let start_ms = state.clock().now_ms();
     let sender = match &opts.sender {
         SenderSpec::Reference { exe, args } => {
             // The endpoint comes from AMPLITUDE_USE_BATCH, as for any sender; only the drain

@@ -96,7 +96,7 @@ pub fn attempted(events: &[GeneratedEvent], start_ms: i64) -> Vec<Attempted> {
 
 /// Reads everything the mock knows about the run.
 pub fn observe(state: &MockState, attempted: Vec<Attempted>, endpoint_path: &str) -> Observation {
-    let ledger = &state.ledger;
+    let ledger = state.ledger();
     let requests: Vec<Request> = ledger
         .requests(None)
         .iter()

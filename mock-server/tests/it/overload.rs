@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
 
-use amplitude_mock::{Fault, LedgerConfig, Limits, MockConfig, MockServer, ProjectConfig, Region};
+use amplitude_mock::ledger::LedgerConfig;
+use amplitude_mock::{Fault, Limits, MockConfig, MockServer, ProjectConfig, Region};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,8 @@
 //! their edges (docs/fidelity.md). Over HTTP, virtual time, exact bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::{FidelityProfile, Limits, MockConfig};
-use common::*;
 use serde_json::json;
 
 #[tokio::test]

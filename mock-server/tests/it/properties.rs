@@ -3,9 +3,8 @@
 //! (spec §3.2) and `$groupidentify` (spec §3.2, §11). Virtual time; no sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::Limits;
-use common::*;
 use serde_json::{json, Value};
 
 fn identify(user: &str, props: Value) -> Value {
@@ -100,7 +99,7 @@ async fn the_1801st_update_in_an_hour_is_dropped_and_the_first_after_the_hour_ap
         ),
         (json!(1_801), json!(2))
     );
-    let drops = mock.state().ledger.property_drops();
+    let drops = mock.state().ledger().property_drops();
     assert_eq!(
         drops.iter().map(|d| (d.seq, d.at_ms)).collect::<Vec<_>>(),
         [(Some(1_801), T0), (Some(1_802), T0 + HOUR - 1)]
@@ -212,7 +211,7 @@ async fn the_cap_is_per_amplitude_id_across_user_and_device_events() {
         (json!({"n": 1}), json!(0))
     );
     assert_ne!(a["amplitude_id"], b["amplitude_id"]);
-    let drops = mock.state().ledger.property_drops();
+    let drops = mock.state().ledger().property_drops();
     assert_eq!(drops.len(), 1);
     assert_eq!(
         (

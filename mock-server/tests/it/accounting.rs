@@ -2,9 +2,8 @@
 //! the journal (docs/faults.md, docs/fidelity.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::Fault;
-use common::*;
 use serde_json::{json, Value};
 
 #[tokio::test]

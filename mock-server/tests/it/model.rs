@@ -19,9 +19,9 @@
 //!   not stored and count in `events_ingested` iff `duplicates_count_as_ingested`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
-use amplitude_mock::{DedupKey, FidelityProfile, Limits, MockServer};
-use common::*;
+use crate::common::*;
+use amplitude_mock::profile::DedupKey;
+use amplitude_mock::{FidelityProfile, Limits, MockServer};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};

@@ -3,9 +3,8 @@
 //! the shared property cap (spec §8.1).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::Limits;
-use common::*;
 use serde_json::{json, Value};
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -44,6 +43,25 @@ async fn identify_by_form_and_by_query_updates_user_properties() {
     let (_, user) = get_json(&mock, "/__mock/users?user_id=user-ident").await;
     assert_eq!(user["user_properties"], json!({"plan": "pro", "logins": 2}));
     let (_, device) = get_json(&mock, "/__mock/users?device_id=device-ident").await;
+    // An api_key the mock does not know is an error, not another project's users.
+    for route in [
+        "users?user_id=user-ident",
+        "groups?group_type=t&group_value=v",
+    ] {
+        let (status, body) =
+            get_json(&mock, &format!("/__mock/{route}&api_key=not-a-project-key")).await;
+        assert_eq!(status, 400, "{route}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("unknown api_key"),
+            "{route}: {body}"
+        );
+    }
+    let (status, _) = get_json(
+        &mock,
+        &format!("/__mock/users?user_id=user-ident&api_key={KEY}"),
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(device["user_properties"], json!({"city": "Paris"}));
     // Params in the query string of a POST (the group-identify doc's raw example) work too.
     let q = format!("/identify?api_key={KEY}");
@@ -371,7 +389,10 @@ async fn attribution_stores_a_valid_event_and_rejects_a_bad_one() {
     );
     let stored = mock.events();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].endpoint, amplitude_mock::Endpoint::Attribution);
+    assert_eq!(
+        stored[0].endpoint,
+        amplitude_mock::ledger::Endpoint::Attribution
+    );
     let stats = mock.stats();
     assert_eq!(
         (

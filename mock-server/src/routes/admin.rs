@@ -3,11 +3,15 @@
 //! config sets `admin_token`, and are refused otherwise.
 
 use crate::clock::Clock;
+use crate::config::faults_problems;
+use crate::faults::parse_faults_json;
+use crate::http_util::{
+    json_error as error, json_response, json_value, query_params, read_json_body, read_small_body,
+    ResponseBodyType,
+};
 use crate::ledger::EventFilter;
-use crate::server::{json_response, ResponseBodyType};
 use crate::state::MockState;
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -20,25 +24,24 @@ fn ok<T: Serialize>(v: &T) -> Response<ResponseBodyType> {
     }
 }
 
-fn error(status: u16, message: &str) -> Response<ResponseBodyType> {
-    let body = serde_json::json!({ "code": status, "error": message });
-    json_response(status, body.to_string().into_bytes())
-}
-
-fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    req.uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
-async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, String> {
-    let bytes = Limited::new(req.into_body(), 1 << 20)
-        .collect()
-        .await
-        .map_err(|e| format!("reading body: {e}"))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON: {e}"))
+/// The project the query's `api_key` names (any region); without `api_key`, project 1 (the
+/// first configured, or the any-key project). An unknown key is an error (answered 400):
+/// falling back to another project would show that project's users as if they were the
+/// key's.
+fn project_of(state: &MockState, q: &HashMap<String, String>) -> Result<u32, String> {
+    match q.get("api_key") {
+        None => Ok(1),
+        Some(key) => state
+            .projects
+            .lookup_any_region(key)
+            .map(|p| p.id)
+            .ok_or_else(|| {
+                format!(
+                    "unknown api_key {}: not a project of this mock",
+                    crate::projects::redact_key(key)
+                )
+            }),
+    }
 }
 
 /// Body of `POST /__mock/clock`: one of the two fields.
@@ -97,7 +100,7 @@ pub async fn handle(
             "the /__mock/ routes need a loopback client or x-mock-admin-token",
         );
     }
-    let q = query(&req);
+    let q = query_params(&req);
     let path = req.uri().path().to_owned();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/__mock/stats") => {
@@ -122,33 +125,35 @@ pub async fn handle(
         (Method::GET, "/__mock/duplicates") => ok(&state.ledger.duplicates()),
         (Method::GET, "/__mock/property_drops") => ok(&state.ledger.property_drops()),
         (Method::GET, "/__mock/clock") => ok(&clock_view(state)),
-        (Method::POST, "/__mock/clock") => match json_body::<ClockCommand>(req).await {
-            Ok(ClockCommand {
-                advance_ms: Some(ms),
-                set_ms: None,
-            }) => {
-                state.clock.advance_ms(ms);
-                ok(&clock_view(state))
+        (Method::POST, "/__mock/clock") => {
+            match read_json_body::<ClockCommand>(req.into_body()).await {
+                Ok(ClockCommand {
+                    advance_ms: Some(ms),
+                    set_ms: None,
+                }) => {
+                    state.clock.advance_ms(ms);
+                    ok(&clock_view(state))
+                }
+                Ok(ClockCommand {
+                    advance_ms: None,
+                    set_ms: Some(t),
+                }) => {
+                    state.clock.set_ms(t);
+                    ok(&clock_view(state))
+                }
+                Ok(_) => error(400, "give exactly one of advance_ms or set_ms"),
+                Err(e) => error(400, &e),
             }
-            Ok(ClockCommand {
-                advance_ms: None,
-                set_ms: Some(t),
-            }) => {
-                state.clock.set_ms(t);
-                ok(&clock_view(state))
-            }
-            Ok(_) => error(400, "give exactly one of advance_ms or set_ms"),
-            Err(e) => error(400, &e),
-        },
+        }
         (Method::POST, "/__mock/reset") => {
             state.reset();
             ok(&serde_json::json!({"reset": true}))
         }
         (Method::GET, "/__mock/users") => {
-            let project = q
-                .get("api_key")
-                .and_then(|k| state.projects.lookup_any_region(k))
-                .map_or(1, |p| p.id);
+            let project = match project_of(state, &q) {
+                Ok(p) => p,
+                Err(e) => return error(400, &e),
+            };
             match state.properties.user(
                 project,
                 q.get("user_id").map(String::as_str),
@@ -159,10 +164,10 @@ pub async fn handle(
             }
         }
         (Method::GET, "/__mock/groups") => {
-            let project = q
-                .get("api_key")
-                .and_then(|k| state.projects.lookup_any_region(k))
-                .map_or(1, |p| p.id);
+            let project = match project_of(state, &q) {
+                Ok(p) => p,
+                Err(e) => return error(400, &e),
+            };
             let (Some(group_type), Some(group_value)) = (q.get("group_type"), q.get("group_value"))
             else {
                 return error(400, "give group_type and group_value");
@@ -176,19 +181,69 @@ pub async fn handle(
                 None => error(404, "no such group"),
             }
         }
-        (Method::POST, "/__mock/silenced") => match json_body::<SilenceCommand>(req).await {
-            Ok(c) => {
-                state.silenced.write().extend(c.device_ids);
-                ok(&serde_json::json!({"silenced": state.silenced.read().len()}))
+        (Method::POST, "/__mock/silenced") => {
+            match read_json_body::<SilenceCommand>(req.into_body()).await {
+                Ok(c) => {
+                    state.silenced.write().extend(c.device_ids);
+                    ok(&serde_json::json!({"silenced": state.silenced.read().len()}))
+                }
+                Err(e) => error(400, &e),
             }
-            Err(e) => error(400, &e),
-        },
+        }
         (Method::DELETE, "/__mock/silenced") => {
             state.silenced.write().clear();
             ok(&serde_json::json!({"silenced": 0}))
         }
-        (Method::GET, "/metrics") => crate::metrics::response(state),
-        (_, "/__mock/faults") => crate::faults::admin_route(state, req).await,
+        (Method::GET, "/metrics") => crate::routes::metrics::response(state),
+        (_, "/__mock/faults") => faults_route(state, req).await,
         _ => error(404, "unknown /__mock/ route"),
+    }
+}
+
+/// `GET|POST|DELETE /__mock/faults`.
+async fn faults_route(state: &MockState, req: Request<Incoming>) -> Response<ResponseBodyType> {
+    let reply = |status: u16, v: serde_json::Value| json_value(status, &v);
+    match *req.method() {
+        Method::GET => reply(
+            200,
+            serde_json::json!({
+                "seed": state.faults.seed(),
+                "faults": state.faults.list(),
+                "config_errors": state.config_errors(),
+            }),
+        ),
+        Method::DELETE => reply(200, serde_json::json!({"cleared": state.faults.clear()})),
+        Method::POST => {
+            let bytes = match read_small_body(req.into_body()).await {
+                Ok(b) => b,
+                Err(e) => return error(400, &e),
+            };
+            let faults = match parse_faults_json(&bytes) {
+                Ok(f) => f,
+                Err(e) => return reply(400, serde_json::json!({"code": 400, "error": e})),
+            };
+            let problems = faults_problems(&faults, "faults");
+            if !problems.is_empty() {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return reply(
+                    400,
+                    serde_json::json!({"code": 400, "error": text.join("; "), "errors": problems}),
+                );
+            }
+            match state.faults.push_all(faults) {
+                Ok(ids) => reply(
+                    200,
+                    serde_json::json!({"scheduled": ids, "faults": state.faults.list()}),
+                ),
+                Err(e) => reply(
+                    400,
+                    serde_json::json!({"code": 400, "error": e.to_string()}),
+                ),
+            }
+        }
+        _ => reply(
+            405,
+            serde_json::json!({"code": 405, "error": "GET, POST or DELETE"}),
+        ),
     }
 }

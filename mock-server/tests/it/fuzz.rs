@@ -1,19 +1,18 @@
 //! A long fuzz run over the request path, kept out of the default test run (`#[ignore]`):
 //!
 //! ```sh
-//! PROPTEST_CASES=200000 cargo test -p amplitude-mock --test fuzz -- --ignored
+//! PROPTEST_CASES=200000 cargo test -p amplitude-mock --test it fuzz:: -- --ignored
 //! ```
 //!
-//! Arbitrary bytes and mutated valid uploads go through `MockState::ingest` (the pipeline of
+//! Arbitrary bytes and mutated valid uploads go through `bench_internals::ingest` (the pipeline of
 //! `/2/httpapi` and `/batch`) and raw bytes through a real socket; nothing may panic, every
 //! answer must be one of Amplitude's statuses (spec §4, §5), and the accounting identity
 //! received = stored + deduplicated + rejected (spec §6) must hold after every input.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
 
-use amplitude_mock::{
-    Endpoint, MockClock, MockConfig, MockServer, MockState, ProjectConfig, Region,
-};
+use amplitude_mock::bench_internals::{ingest, Endpoint};
+use amplitude_mock::{MockClock, MockConfig, MockServer, MockState, ProjectConfig, Region};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,7 +89,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 
 fn check(state: &MockState, body: &[u8], id: u64) {
     for endpoint in [Endpoint::HttpV2, Endpoint::Batch] {
-        let out = state.ingest(endpoint, Region::Us, body, body.len(), id);
+        let out = ingest(state, endpoint, Region::Us, body, body.len(), id);
         assert!(
             [200, 400, 413, 429].contains(&out.body.code),
             "status {} for {:?}",
@@ -99,7 +98,7 @@ fn check(state: &MockState, body: &[u8], id: u64) {
         );
         assert_eq!(out.reason.is_none(), out.body.code == 200);
     }
-    let s = state.ledger.stats();
+    let s = state.ledger().stats();
     assert_eq!(
         s.events_received,
         s.events_stored + s.events_deduplicated + s.events_rejected.total
@@ -110,13 +109,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    #[ignore = "long fuzz run: cargo test -p amplitude-mock --test fuzz -- --ignored"]
+    #[ignore = "long fuzz run: cargo test -p amplitude-mock --test it fuzz:: -- --ignored"]
     fn arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
         check(&state(), &body, 1);
     }
 
     #[test]
-    #[ignore = "long fuzz run: cargo test -p amplitude-mock --test fuzz -- --ignored"]
+    #[ignore = "long fuzz run: cargo test -p amplitude-mock --test it fuzz:: -- --ignored"]
     fn valid_and_mutated_uploads(bodies in proptest::collection::vec(prop_oneof![valid_upload(), mutated()], 1..8)) {
         let st = state();
         for (i, b) in bodies.iter().enumerate() {
@@ -126,7 +125,7 @@ proptest! {
 }
 
 #[tokio::test]
-#[ignore = "long fuzz run: cargo test -p amplitude-mock --test fuzz -- --ignored"]
+#[ignore = "long fuzz run: cargo test -p amplitude-mock --test it fuzz:: -- --ignored"]
 async fn raw_bytes_on_the_socket_never_kill_the_mock() {
     let mock = MockServer::builder()
         .api_key(KEY)

@@ -77,12 +77,6 @@ pub fn gunzip_limited(raw: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     Ok(out)
 }
 
-/// The 408 of a body that did not arrive within the read timeout (spec §5.6):
-/// `{"code":408,"error":"Request Timeout"}`.
-pub(crate) fn request_timeout() -> amplitude_wire::ResponseBody {
-    amplitude_wire::ResponseBody::error(408, "Request Timeout")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a mock on port 0 and a plain HTTP client.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers: failing loudly is the point
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers: failing loudly is the point
 
 use amplitude_mock::{MockServer, MockServerBuilder};
 use serde_json::Value;

@@ -2,9 +2,8 @@
 //! 429 computed per request (docs/faults.md). Over HTTP, virtual time, exact bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::Fault;
-use common::*;
 use serde_json::{json, Value};
 
 fn e(device: &str, user: Option<&str>, insert_id: &str) -> Value {

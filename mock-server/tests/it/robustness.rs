@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common::KEY;
 use amplitude_mock::{Limits, MockServer};
-use common::KEY;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
@@ -33,7 +32,7 @@ fn fixture() -> &'static Fixture {
             ..Limits::default()
         };
         let mock = rt
-            .block_on(common::builder().limits(limits).start())
+            .block_on(crate::common::builder().limits(limits).start())
             .unwrap();
         Fixture {
             rt,

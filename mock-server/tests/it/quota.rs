@@ -2,9 +2,8 @@
 //! in virtual time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::{FidelityProfile, Limits, MockConfig, MockServer};
-use common::*;
 use serde_json::{json, Value};
 
 const TOO_MANY: &str = "Too many requests for some devices and users";

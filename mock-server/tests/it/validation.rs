@@ -2,9 +2,8 @@
 //! with its path, all at once, before anything runs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::{Fault, Limits, MockClock, MockConfig, MockState, ProjectConfig, Region};
-use common::*;
 use serde_json::json;
 
 fn paths(config: &MockConfig) -> Vec<String> {
@@ -82,7 +81,7 @@ fn every_problem_is_returned_with_its_path() {
     // The infallible constructor schedules the valid faults and keeps the problems.
     let state = MockState::new(config, MockClock::virtual_at(T0));
     assert_eq!(state.config_errors().len(), 11);
-    assert_eq!(state.faults.list().len(), 1);
+    assert_eq!(state.faults().list().len(), 1);
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Spec §14.1 vectors #1-10 over real HTTP, plus the transport rules of §2.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -180,7 +179,7 @@ async fn v8_v9_short_ids_and_min_id_length() {
 async fn v8_strip_profile_removes_the_short_id() {
     // spec §3.4 documented behaviour, behind profile short_id_policy = "strip"
     let profile = amplitude_mock::FidelityProfile {
-        short_id_policy: amplitude_mock::ShortIdPolicy::Strip,
+        short_id_policy: amplitude_mock::profile::ShortIdPolicy::Strip,
         ..Default::default()
     };
     let mock = builder().profile(profile).start().await.unwrap();

@@ -3,9 +3,8 @@
 //! the listener's state through `wait_refusing` (a watch channel), never by sleeping.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
+use crate::common::*;
 use amplitude_mock::{Fault, MockClock, MockConfig, MockState};
-use common::*;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -75,7 +74,7 @@ async fn a_window_open_at_start_through_serve() {
     state.wait_refusing(true).await;
     let err = TcpStream::connect(addr).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-    state.clock.advance_ms(3 * SEC);
+    state.clock().advance_ms(3 * SEC);
     state.wait_refusing(false).await;
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/2/httpapi"))
@@ -84,7 +83,7 @@ async fn a_window_open_at_start_through_serve() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(state.ledger.stats().events_stored, 2);
+    assert_eq!(state.ledger().stats().events_stored, 2);
     tx.send(()).unwrap();
     server.await.unwrap().unwrap();
     assert_eq!(state.listener_view().listeners, 0);

@@ -3,9 +3,9 @@
 //! body a `status` fault answers for the same request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
-use amplitude_mock::{Fault, Limits, MockServer, REAL_BODY_STATUSES};
-use common::*;
+use crate::common::*;
+use amplitude_mock::faults::REAL_BODY_STATUSES;
+use amplitude_mock::{Fault, Limits, MockServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -116,9 +116,9 @@ async fn canned_bodies_are_the_real_bodies() {
     }
     assert_eq!(checked, vec![200, 400, 403, 408, 413, 429]);
     assert_eq!(
-        serde_json::to_value(amplitude_mock::canned_body(
+        serde_json::to_value(amplitude_mock::faults::canned_body(
             413,
-            &amplitude_mock::CannedContext {
+            &amplitude_mock::faults::CannedContext {
                 eps_threshold: 30,
                 events: 0,
                 payload_size_bytes: 0,

@@ -2,9 +2,9 @@
 //! and once with the system clock plus an offset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: failing loudly is the point
 
-mod common;
-use amplitude_mock::{DedupKey, FidelityProfile, MockServer};
-use common::*;
+use crate::common::*;
+use amplitude_mock::profile::DedupKey;
+use amplitude_mock::{FidelityProfile, MockServer};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -24,7 +24,7 @@ async fn v13_same_insert_id_and_device_within_7_days_is_200_but_not_stored() {
     assert_eq!(s, 200);
     assert_eq!(v["events_ingested"], json!(2));
     assert_eq!(stored_insert_ids(&mock), ["iid-1", "iid-2"]);
-    let dups = mock.state().ledger.duplicates();
+    let dups = mock.state().ledger().duplicates();
     assert_eq!(dups.len(), 1);
     assert_eq!(
         (
@@ -185,7 +185,7 @@ async fn duplicate_inside_one_request_names_the_event_stored_from_that_request()
     let (s, v) = post(&mock, "/2/httpapi", &upload(&req)).await;
     assert_eq!((s, v["events_ingested"].clone()), (200, json!(3)));
     assert_eq!(stored_insert_ids(&mock), ["first", "x", "y"]);
-    let dups = mock.state().ledger.duplicates();
+    let dups = mock.state().ledger().duplicates();
     assert_eq!(dups.len(), 1);
     assert_eq!((dups[0].index, dups[0].duplicate_of), (2, Some(2)));
 }
@@ -203,7 +203,7 @@ async fn duplicate_of_an_expired_copy_points_at_the_newest_copy() {
     mock.clock().advance_ms(WEEK);
     let req = [ev("device-1", "x"), ev("device-1", "x")];
     assert_eq!(post(&mock, "/2/httpapi", &upload(&req)).await.0, 200);
-    let dups = mock.state().ledger.duplicates();
+    let dups = mock.state().ledger().duplicates();
     assert_eq!(mock.events().len(), 2);
     assert_eq!((dups.len(), dups[0].duplicate_of), (1, Some(2)));
 }

@@ -1,0 +1,23 @@
+//! The mock's integration tests, one binary: one module per behaviour area, shared helpers
+//! in `common/` (a mock on port 0, a plain HTTP client).
+
+mod accounting;
+mod canned_bodies;
+mod common;
+mod dedup;
+mod faults;
+mod fuzz;
+mod identify;
+mod knobs;
+mod model;
+mod overload;
+mod properties;
+mod quota;
+mod redaction;
+mod refuse;
+mod robustness;
+mod scoped_faults;
+mod throttling;
+mod transport;
+mod validation;
+mod vectors;

@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(unnameable_types)]
+
 pub mod check;
 pub mod runner;
 pub mod sender;

@@ -1,4 +1,6 @@
-//! `amplitude-conformance`: the conformance runner (to come) and the reference sender.
+//! `amplitude-conformance`: the conformance suite (run with no subcommand), `check` of
+//! scenario files, and the reference sender (`sender`). The suite's output is printed
+//! here; the runner returns values and reports progress through a callback.
 
 use amplitude_conformance::sender::{BackoffConfig, CoreConfig};
 use amplitude_conformance::{run_jsonl, Endpoint, Region, SenderConfig};
@@ -193,7 +195,13 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     // Exit codes: 0 every check passed; 1 a check failed; 2 the suite could not run (an
     // invalid scenario, a sender that could not be started, ...).
-    let report = match rt.block_on(cmd.run(exe)) {
+    let report = match rt
+        .block_on(cmd.run(exe, |p| eprintln!("{p}")))
+        .and_then(|report| {
+            print!("{}", report.to_terminal());
+            cmd.write_reports(&report)?;
+            Ok(report)
+        }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -18,7 +18,7 @@ async fn default_suite_passes_with_the_reference_sender() {
         },
         seed: None,
     };
-    let report = run_suite(&files, &opts).await;
+    let report = run_suite(&files, &opts, |p| eprintln!("{p}")).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.passed, "{}", report.to_terminal());
     for s in &report.scenarios {

@@ -28,6 +28,6 @@ pub mod runner;
 pub mod sender;
 
 pub use sender::{
-    run_jsonl, Core, CoreConfig, Endpoint, Outcome, OutcomeKind, Region, Sender, SenderConfig,
+    run_jsonl, CoreConfig, Endpoint, Outcome, OutcomeKind, Region, Sender, SenderConfig,
     SenderError, SenderReport,
 };

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
+use amplitude_conformance::sender::queue::read_dead_letters;
 use amplitude_mock::{Fault, MockServer};
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
-use amplitude_conformance::sender::queue::log::{scan, LOG_FILE};
+use amplitude_conformance::sender::queue::read_dead_letters;
+use amplitude_conformance::sender::queue::{scan, LOG_FILE};
 use amplitude_wire::UploadRequest;
 use rand::{Rng, SeedableRng};
 use serde_json::json;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
+use amplitude_conformance::sender::queue::read_dead_letters;
 use amplitude_conformance::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_wire::{Event, UploadRequest};
 use serde_json::json;

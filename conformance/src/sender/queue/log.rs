@@ -166,11 +166,6 @@ impl Log {
         self.written
     }
 
-    /// True when the log holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.written == 0
-    }
-
     /// Rewrites the file with only the pending events; returns how many remain.
     pub fn compact(&mut self) -> io::Result<usize> {
         self.sync()?;

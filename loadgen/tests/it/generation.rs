@@ -2,18 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
+use crate::common::{load, scenarios_dir};
 use amplitude_loadgen::{Defect, GeneratedEvent, Scenario, ScenarioError, SEQ_PROPERTY};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
-}
-
-fn load(name: &str) -> Scenario {
-    Scenario::from_path(scenarios_dir().join(name)).unwrap()
-}
 
 fn bytes_of(events: &[GeneratedEvent]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -171,7 +171,7 @@ pub struct ThresholdResult {
 /// The report of one direct-mode run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// [`REPORT_SCHEMA_VERSION`].
+    /// Version of the report's JSON shape (1); bumped on incompatible changes.
     pub schema_version: u32,
     /// `amplitude-loadgen <version>`.
     pub tool: String,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// File name of the log inside the state directory.
 pub const LOG_FILE: &str = "queue.log";
 
-/// What [`Log::open`] found: the events accepted and neither confirmed nor dead-lettered,
+/// What opening the log found: the events accepted and neither confirmed nor dead-lettered,
 /// in acceptance order, and the first free key.
 #[derive(Debug, Default)]
 pub struct Recovered {

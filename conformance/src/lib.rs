@@ -1,4 +1,9 @@
-//! Reference Amplitude sender and (soon) the event-level conformance suite.
+//! The event-level conformance suite for Amplitude senders and the reference sender.
+//!
+//! The runner ([`runner`]) runs each scenario against a sender started as a child process
+//! (ADR 004) and an embedded mock; the checker ([`check`]) judges every event from the mock's
+//! ledger and journal. Runner and checker print nothing: progress goes to a callback
+//! ([`runner::SuiteProgress`]) and the binary prints.
 //!
 //! The reference sender ([`sender`]) persists every accepted event before acknowledging it,
 //! batches per identity within the endpoint's limits, and handles every response branch of
@@ -16,11 +21,13 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(unnameable_types)]
+
 pub mod check;
 pub mod runner;
 pub mod sender;
 
 pub use sender::{
-    run_jsonl, Core, CoreConfig, Endpoint, Outcome, OutcomeKind, Region, Sender, SenderConfig,
+    run_jsonl, CoreConfig, Endpoint, Outcome, OutcomeKind, Region, Sender, SenderConfig,
     SenderError, SenderReport,
 };

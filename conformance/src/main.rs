@@ -1,4 +1,6 @@
-//! `amplitude-conformance`: the conformance runner (to come) and the reference sender.
+//! `amplitude-conformance`: the conformance suite (run with no subcommand), `check` of
+//! scenario files, and the reference sender (`sender`). The suite's output is printed
+//! here; the runner returns values and reports progress through a callback.
 
 use amplitude_conformance::sender::{BackoffConfig, CoreConfig};
 use amplitude_conformance::{run_jsonl, Endpoint, Region, SenderConfig};
@@ -64,9 +66,21 @@ enum Command {
     /// Reference sender speaking the third-party sender contract: events as JSON Lines on
     /// stdin (and control lines, contract 2), `{"seq":N,"outcome":...}` lines on stdout; env
     /// AMPLITUDE_API_KEY, AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL, AMPLITUDE_USE_BATCH,
-    /// AMPLITUDE_DRAIN_DEADLINE_MS, AMPLITUDE_SENDER_CONTRACT.
+    /// AMPLITUDE_DRAIN_DEADLINE_MS, AMPLITUDE_SENDER_CONTRACT, RUST_LOG.
+    #[command(after_help = SENDER_ENV_HELP)]
     Sender(SenderArgs),
 }
+
+/// Every environment variable `sender` reads (its help lists them all).
+const SENDER_ENV_HELP: &str = "\
+Environment:
+  AMPLITUDE_API_KEY            API key put into every request (required)
+  AMPLITUDE_SERVER_URL         URL of the HTTP V2 endpoint (default: the --region's)
+  AMPLITUDE_BATCH_URL          URL of the Batch endpoint (default: the --region's)
+  AMPLITUDE_USE_BATCH          1: send to the Batch endpoint (as --endpoint batch)
+  AMPLITUDE_DRAIN_DEADLINE_MS  drain deadline, ms (--drain-deadline-ms wins; default 30000)
+  AMPLITUDE_SENDER_CONTRACT    contract version of the runner (1 or 2)
+  RUST_LOG                     log filter of the messages on stderr (default: warn)";
 
 #[derive(Clone, Copy, ValueEnum)]
 enum EndpointArg {
@@ -88,7 +102,7 @@ struct SenderArgs {
     /// Default: a fresh directory under the system temp dir.
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Endpoint to send to.
+    /// Endpoint to send to (env AMPLITUDE_USE_BATCH=1 picks batch).
     #[arg(long, value_enum, default_value = "v2")]
     endpoint: EndpointArg,
     /// Region used when the endpoint's URL variable is not set.
@@ -193,7 +207,13 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     // Exit codes: 0 every check passed; 1 a check failed; 2 the suite could not run (an
     // invalid scenario, a sender that could not be started, ...).
-    let report = match rt.block_on(cmd.run(exe)) {
+    let report = match rt
+        .block_on(cmd.run(exe, |p| eprintln!("{p}")))
+        .and_then(|report| {
+            print!("{}", report.to_terminal());
+            cmd.write_reports(&report)?;
+            Ok(report)
+        }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -8,6 +8,7 @@
 //! arithmetic is IEEE-754 with `libm` transcendental functions, so arrival times are the
 //! same on every machine.
 
+use crate::random::exp1;
 use crate::units::DurationMs;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -358,16 +359,6 @@ impl Shape {
     }
 }
 
-/// A uniform draw in [0, 1) with 53 random bits (portable).
-pub(crate) fn unit(rng: &mut impl RngCore) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-/// A unit-mean exponential draw, `-ln(1 - u)` with `libm` (portable).
-pub(crate) fn exp1(rng: &mut impl RngCore) -> f64 {
-    -libm::log1p(-unit(rng))
-}
-
 /// Lazily yields arrival offsets (µs from the phase start, non-decreasing, `< duration`).
 #[derive(Debug, Clone)]
 pub(crate) enum ArrivalGen {
@@ -513,22 +504,22 @@ fn to_us(t: f64, d: f64) -> Option<u64> {
     Some((t * 1_000_000.0) as u64)
 }
 
-/// Draws `count` arrival offsets (µs) of `arrival` over `duration_ms` — a convenience for
-/// tests and analysis; generation uses the lazy form.
-pub fn sample_offsets_us(arrival: &Arrival, duration_ms: u64, seed: u64) -> Vec<u64> {
-    use rand::SeedableRng;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut g = ArrivalGen::new(arrival, duration_ms, &mut rng);
-    let mut out = Vec::new();
-    while let Some(t) = g.next_us(&mut rng) {
-        out.push(t);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Draws the arrival offsets (µs) of `arrival` over `duration_ms` at once (generation
+    /// uses the lazy form).
+    fn sample_offsets_us(arrival: &Arrival, duration_ms: u64, seed: u64) -> Vec<u64> {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut g = ArrivalGen::new(arrival, duration_ms, &mut rng);
+        let mut out = Vec::new();
+        while let Some(t) = g.next_us(&mut rng) {
+            out.push(t);
+        }
+        out
+    }
 
     const HOUR: u64 = 3_600_000;
 

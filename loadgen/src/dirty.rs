@@ -4,8 +4,7 @@
 //! shares laid end to end in the order of [`Dirty`]'s fields. A defective event (other than
 //! a re-send) carries `event_properties.conformance_defect` naming its defect.
 
-use crate::arrival::unit;
-use crate::mix::filler;
+use crate::random::{filler, unit};
 use crate::units::format_iso8601_ms;
 use amplitude_wire::limits::{INVALID_ID_VALUES, MAX_STRING_LENGTH};
 use amplitude_wire::Event;

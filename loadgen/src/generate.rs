@@ -6,15 +6,16 @@
 //! arithmetic, `libm` for transcendental functions), so the same scenario and seed give
 //! byte-identical events in the same order on any machine.
 
-use crate::arrival::{unit, Arrival, ArrivalGen};
+use crate::arrival::{Arrival, ArrivalGen};
 use crate::dirty::{apply, Defect, Draw};
 use crate::error::ScenarioError;
-use crate::mix::{filler, TypePicker};
+use crate::mix::TypePicker;
 use crate::population::IdentitySampler;
+use crate::random::{filler, stream_rng, unit, uuid_v4};
 use crate::scenario::Scenario;
 use crate::trace::load_trace;
 use amplitude_wire::Event;
-use rand::{RngCore, SeedableRng};
+use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -95,16 +96,18 @@ impl std::fmt::Debug for EventStream {
     }
 }
 
-fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r
-}
-
-fn uuid_from(rng: &mut ChaCha8Rng) -> String {
-    let mut b = [0u8; 16];
-    rng.fill_bytes(&mut b);
-    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+impl Scenario {
+    /// The deterministic event stream of this scenario for `seed` (pass [`Scenario::seed`]
+    /// for the scenario's own): an iterator of [`GeneratedEvent`] in intended-time order.
+    /// Same scenario and seed give the same events, byte for byte, on any machine. No
+    /// network, no clock.
+    ///
+    /// # Errors
+    /// [`ScenarioError::Trace`] when a `trace` phase's file cannot be read or parsed (traces
+    /// are loaded here, before the first event).
+    pub fn events(&self, seed: u64) -> Result<EventStream, ScenarioError> {
+        EventStream::new(self, seed)
+    }
 }
 
 impl EventStream {
@@ -112,7 +115,7 @@ impl EventStream {
     ///
     /// # Errors
     /// [`ScenarioError::Trace`] when a trace phase's file cannot be loaded.
-    pub fn new(scenario: &Scenario, seed: u64) -> Result<Self, ScenarioError> {
+    pub(crate) fn new(scenario: &Scenario, seed: u64) -> Result<Self, ScenarioError> {
         let mut phases = Vec::with_capacity(scenario.phases.len());
         let mut start_us = 0u64;
         let mut rng_uuid = stream_rng(seed, 6);
@@ -248,7 +251,7 @@ impl EventStream {
             ev.user_properties = Some(up);
         }
         if u_insert < mix.insert_id_share {
-            ev.insert_id = Some(uuid_from(&mut self.rng_uuid));
+            ev.insert_id = Some(uuid_v4(&mut self.rng_uuid));
         }
         if let Some(p) = &mix.platform {
             ev.platform = Some(p.clone());
@@ -384,7 +387,7 @@ impl Remap {
             ev.insert_id = Some(
                 self.inserts
                     .entry(i)
-                    .or_insert_with(|| uuid_from(rng))
+                    .or_insert_with(|| uuid_v4(rng))
                     .clone(),
             );
         }

@@ -22,6 +22,11 @@
 //! assert_eq!(seq, 0);
 //! ```
 
+#![warn(unnameable_types)]
+
+// Layers, top to bottom (docs/architecture.md): run, html > generate, report > scenario >
+// arrival, dirty, mix, population, trace > error, random, thresholds, units. A module
+// imports only from layers below its own.
 mod arrival;
 mod dirty;
 mod error;
@@ -29,6 +34,7 @@ mod generate;
 mod html;
 mod mix;
 mod population;
+mod random;
 mod report;
 mod run;
 mod scenario;
@@ -36,19 +42,36 @@ mod thresholds;
 mod trace;
 mod units;
 
-pub use arrival::{sample_offsets_us, Arrival, Step, TraceFormat};
-pub use dirty::{Defect, Dirty};
-pub use error::{RunError, ScenarioError};
+// The scenario and the events it generates.
+pub use dirty::Defect;
+pub use error::ScenarioError;
 pub use generate::{EventStream, GeneratedEvent, SEQ_PROPERTY};
+pub use scenario::{Endpoint, Region, Scenario};
+pub use units::DurationMs;
+
+// Direct mode and its report.
+pub use error::RunError;
 pub use html::render_html;
-pub use mix::{EventTypeWeight, Mix, SizeDist};
-pub use population::{Identity, IdentitySampler, Popularity, Population};
 pub use report::{
     Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, ThresholdResult,
-    Throttled, Volume, METRICS, REPORT_SCHEMA, REPORT_SCHEMA_VERSION,
+    Throttled, Volume, METRICS, REPORT_SCHEMA,
 };
-pub use run::{run, ProgressMode, RunOptions};
-pub use scenario::{Endpoint, Phase, Region, RunSettings, Scenario, DEFAULT_START_TIME_MS};
+pub use run::{run, Progress, ProgressFn, RunOptions};
 pub use thresholds::{CmpOp, Threshold, Thresholds};
-pub use trace::{export_to_ingestion, load_trace, parse_record, TraceRecord};
-pub use units::{format_iso8601_ms, parse_iso8601_ms, DurationMs};
+
+/// The tables of a scenario file as [`Scenario`]'s fields hold them (format:
+/// `scenarios/README.md`). Needed only to read or build a scenario field by field.
+pub mod parts {
+    pub use crate::arrival::{Arrival, Step, TraceFormat};
+    pub use crate::dirty::Dirty;
+    pub use crate::mix::{EventTypeWeight, Mix, SizeDist};
+    pub use crate::population::{Popularity, Population};
+    pub use crate::scenario::{Phase, RunSettings};
+}
+
+/// Internals for this crate's own tests; not part of the API.
+#[doc(hidden)]
+pub mod __internal {
+    pub use crate::trace::{load_trace, TraceRecord};
+    pub use crate::units::parse_iso8601_ms;
+}

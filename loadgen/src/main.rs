@@ -3,12 +3,13 @@
 //! Exit codes: 0 success, 1 error (bad scenario, unreachable generator, I/O), 2 usage error,
 //! 99 a threshold of the scenario failed.
 
-use amplitude_loadgen::{render_html, run, ProgressMode, RunOptions, Scenario};
+use amplitude_loadgen::{render_html, run, Progress, ProgressFn, RunOptions, Scenario};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit code when a threshold fails (distinct from errors, as k6 does).
 const EXIT_THRESHOLDS_FAILED: u8 = 99;
@@ -25,7 +26,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Progress {
+enum ProgressArg {
     Auto,
     Bar,
     Lines,
@@ -58,7 +59,11 @@ enum Command {
         max_in_flight: Option<usize>,
         /// Progress display on stderr.
         #[arg(long, value_enum, default_value = "auto")]
-        progress: Progress,
+        progress: ProgressArg,
+        /// Worker threads of the async runtime that sends the requests (default: the
+        /// machine's available parallelism).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Write the scenario's event stream as JSON Lines (one Amplitude event per line).
     Generate {
@@ -183,6 +188,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             report_html,
             max_in_flight,
             progress,
+            threads,
         } => {
             let sc = Scenario::from_path(&scenario)?;
             let opts = RunOptions {
@@ -190,15 +196,14 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 api_key,
                 seed,
                 max_in_flight,
-                progress: match progress {
-                    Progress::Auto => ProgressMode::Auto,
-                    Progress::Bar => ProgressMode::Bar,
-                    Progress::Lines => ProgressMode::Lines,
-                    Progress::Off => ProgressMode::Off,
-                },
+                progress: progress_display(progress),
+            };
+            let threads = match threads {
+                Some(n) => usize::from(n),
+                None => std::thread::available_parallelism().map_or(1, usize::from),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(threads)
                 .enable_all()
                 .build()
                 .context("cannot start the tokio runtime")?;
@@ -220,5 +225,46 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ExitCode::from(EXIT_THRESHOLDS_FAILED)
             })
         }
+    }
+}
+
+/// The progress display on stderr the library reports to: an indicatif bar, one line per
+/// second, or nothing.
+fn progress_display(arg: ProgressArg) -> Option<ProgressFn> {
+    let bar = match arg {
+        ProgressArg::Off => return None,
+        ProgressArg::Bar => true,
+        ProgressArg::Lines => false,
+        ProgressArg::Auto => std::io::stderr().is_terminal(),
+    };
+    if bar {
+        let pb = std::sync::OnceLock::<indicatif::ProgressBar>::new();
+        Some(Arc::new(move |p: &Progress| {
+            let pb = pb.get_or_init(|| {
+                let pb = indicatif::ProgressBar::new(p.duration_ms.max(1));
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}",
+                ) {
+                    pb.set_style(style);
+                }
+                pb
+            });
+            if p.finished {
+                pb.finish_and_clear();
+            } else {
+                pb.set_position((p.elapsed.as_millis() as u64).min(p.duration_ms));
+                pb.set_message(p.to_string());
+            }
+        }))
+    } else {
+        let next_s = std::sync::Mutex::new(1.0_f64);
+        Some(Arc::new(move |p: &Progress| {
+            let e = p.elapsed.as_secs_f64();
+            let Ok(mut next) = next_s.lock() else { return };
+            if !p.finished && e >= *next {
+                eprintln!("t={e:>4.0}s {p}");
+                *next += 1.0;
+            }
+        }))
     }
 }

@@ -1,7 +1,7 @@
 //! The event mix: which event types, how big their properties are, how many carry user
 //! properties, how many are `$identify`, how many carry an `insert_id`.
 
-use crate::arrival::unit;
+use crate::random::unit;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -211,25 +211,10 @@ impl TypePicker {
     }
 }
 
-const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
-/// `len` random alphanumeric characters.
-pub(crate) fn filler(rng: &mut impl RngCore, len: usize) -> String {
-    let mut s = String::with_capacity(len);
-    let mut word = 0u64;
-    for i in 0..len {
-        if i % 10 == 0 {
-            word = rng.next_u64();
-        }
-        s.push(char::from(ALPHABET[(word % 62) as usize]));
-        word /= 62;
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random::filler;
     use rand::SeedableRng;
 
     #[test]

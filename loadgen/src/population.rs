@@ -5,12 +5,12 @@
 //! anonymous device) by popularity rank — uniform, or Zipf with exponent `zipf_s` so that
 //! rank 0 is a heavy hitter — then, for a user, one of its devices uniformly.
 
-use crate::arrival::unit;
+use crate::random::unit;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// Most actors (users + anonymous devices) a population may have.
-pub const MAX_ACTORS: u64 = 5_000_000;
+pub(crate) const MAX_ACTORS: u64 = 5_000_000;
 
 /// How popular each actor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ impl Population {
 
 /// The identity of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Popularity rank of the actor (0 = most popular).
     pub rank: u64,
     /// `user_id`, absent for anonymous devices.
@@ -132,7 +132,7 @@ pub struct Identity {
 
 /// Samples identities from a [`Population`].
 #[derive(Debug, Clone)]
-pub struct IdentitySampler {
+pub(crate) struct IdentitySampler {
     pop: Population,
     /// Zipf cumulative distribution over ranks (empty for uniform).
     cdf: Vec<f64>,
@@ -140,7 +140,7 @@ pub struct IdentitySampler {
 
 impl IdentitySampler {
     /// Precomputes the sampler (for Zipf, a table of one `f64` per actor).
-    pub fn new(pop: &Population) -> Self {
+    pub(crate) fn new(pop: &Population) -> Self {
         let cdf = match pop.popularity {
             Popularity::Uniform => Vec::new(),
             Popularity::Zipf => {
@@ -165,7 +165,7 @@ impl IdentitySampler {
     }
 
     /// Draws a popularity rank in `0..actors`.
-    pub fn sample_rank(&self, rng: &mut impl RngCore) -> u64 {
+    pub(crate) fn sample_rank(&self, rng: &mut impl RngCore) -> u64 {
         let n = self.pop.actors();
         let u = unit(rng);
         if self.cdf.is_empty() {
@@ -176,7 +176,7 @@ impl IdentitySampler {
     }
 
     /// Draws the identity of one event.
-    pub fn sample(&self, rng: &mut impl RngCore) -> Identity {
+    pub(crate) fn sample(&self, rng: &mut impl RngCore) -> Identity {
         let rank = self.sample_rank(rng);
         // Ranks are interleaved so that users and anonymous devices both reach the top:
         // rank r maps to user r when r < users, else to anonymous device r - users.

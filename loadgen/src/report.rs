@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Version of the report's JSON shape; bumped on incompatible changes.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub(crate) const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// The JSON Schema of [`Report`] (draft 2020-12).
 pub const REPORT_SCHEMA: &str = include_str!("../schema/report.schema.json");
@@ -39,7 +39,7 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     /// Summarizes a histogram of µs values (all zeros when empty).
-    pub fn from_us(h: &Histogram<u64>) -> Self {
+    pub(crate) fn from_us(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }
@@ -171,7 +171,7 @@ pub struct ThresholdResult {
 /// The report of one direct-mode run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// [`REPORT_SCHEMA_VERSION`].
+    /// Version of the report's JSON shape (1); bumped on incompatible changes.
     pub schema_version: u32,
     /// `amplitude-loadgen <version>`.
     pub tool: String,

@@ -14,6 +14,7 @@
 //! arrival plus `max_batch_wait` when the wait ran out first.
 
 use crate::error::RunError;
+use crate::generate::EventStream;
 use crate::report::{
     Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, Throttled, Volume,
     REPORT_SCHEMA_VERSION,
@@ -27,29 +28,54 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
-/// How progress is shown while running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProgressMode {
-    /// A progress bar when stderr is a terminal, plain lines otherwise.
-    #[default]
-    Auto,
-    /// Always an indicatif progress bar on stderr.
-    Bar,
-    /// One plain line per second on stderr.
-    Lines,
-    /// Nothing.
-    Off,
+/// A snapshot of a direct-mode run, given to [`RunOptions::progress`] about every 100 ms
+/// while requests go out, and once more with `finished` set when the last one is answered.
+/// Its `Display` is the one-line status the binary shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Time since the first request was due.
+    pub elapsed: Duration,
+    /// Scheduled length of the run, ms.
+    pub duration_ms: u64,
+    /// Events sent so far.
+    pub sent_events: u64,
+    /// Events answered with a 2xx.
+    pub ok_events: u64,
+    /// Requests answered with anything but a 2xx.
+    pub non_2xx_requests: u64,
+    /// Requests that got no answer (transport errors, timeouts).
+    pub errors: u64,
+    /// Events of requests that could not start in time (dropped arrivals).
+    pub dropped_events: u64,
+    /// The run is over (the last call).
+    pub finished: bool,
 }
 
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {} ok {} non-2xx req {} errors {} dropped {}",
+            self.sent_events,
+            self.ok_events,
+            self.non_2xx_requests,
+            self.errors,
+            self.dropped_events
+        )
+    }
+}
+
+/// Receives the [`Progress`] of a run (called from a tokio task; must not block).
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// Options of a direct-mode run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Base URL, e.g. `http://127.0.0.1:8080`; the scenario's endpoint path is appended.
     pub target: String,
@@ -57,10 +83,22 @@ pub struct RunOptions {
     pub api_key: String,
     /// Overrides the scenario's seed.
     pub seed: Option<u64>,
-    /// Progress display.
-    pub progress: ProgressMode,
+    /// Progress reports (`None`: none). The library prints nothing itself.
+    pub progress: Option<ProgressFn>,
     /// Overrides `run.max_in_flight`.
     pub max_in_flight: Option<usize>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("target", &self.target)
+            .field("api_key", &self.api_key)
+            .field("seed", &self.seed)
+            .field("progress", &self.progress.as_ref().map(|_| "Fn(&Progress)"))
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
 }
 
 /// One request, ready to send.
@@ -160,7 +198,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let start = Instant::now();
-    let progress = spawn_progress(opts.progress, start, duration_ms, Arc::clone(&live));
+    let progress = spawn_progress(opts.progress.clone(), start, duration_ms, Arc::clone(&live));
 
     let sem = Arc::new(Semaphore::new(max_in_flight));
     let max_lag = Duration::from_millis(settings.max_lag.ms());
@@ -375,7 +413,7 @@ async fn send(
 
 /// Turns the event stream into requests; runs on its own thread.
 fn plan_requests(
-    stream: crate::EventStream,
+    stream: EventStream,
     api_key: &str,
     batch_size: usize,
     wait_us: u64,
@@ -637,52 +675,28 @@ async fn collect(
 }
 
 fn spawn_progress(
-    mode: ProgressMode,
+    report: Option<ProgressFn>,
     start: Instant,
     duration_ms: u64,
     live: Arc<Live>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let bar = match mode {
-        ProgressMode::Off => return None,
-        ProgressMode::Bar => true,
-        ProgressMode::Lines => false,
-        ProgressMode::Auto => std::io::stderr().is_terminal(),
-    };
+    let report = report?;
     Some(tokio::spawn(async move {
-        let status = |live: &Live| {
-            format!(
-                "sent {} ok {} non-2xx req {} errors {} dropped {}",
-                live.sent_events.load(Ordering::Relaxed),
-                live.ok_events.load(Ordering::Relaxed),
-                live.non_2xx.load(Ordering::Relaxed),
-                live.errors.load(Ordering::Relaxed),
-                live.dropped_events.load(Ordering::Relaxed),
-            )
+        let snapshot = |finished: bool| Progress {
+            elapsed: start.elapsed(),
+            duration_ms,
+            sent_events: live.sent_events.load(Ordering::Relaxed),
+            ok_events: live.ok_events.load(Ordering::Relaxed),
+            non_2xx_requests: live.non_2xx.load(Ordering::Relaxed),
+            errors: live.errors.load(Ordering::Relaxed),
+            dropped_events: live.dropped_events.load(Ordering::Relaxed),
+            finished,
         };
-        if bar {
-            let pb = indicatif::ProgressBar::new(duration_ms.max(1));
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {percent:>3}% {msg}",
-            ) {
-                pb.set_style(style);
-            }
-            while !live.finished.load(Ordering::Relaxed) {
-                pb.set_position((start.elapsed().as_millis() as u64).min(duration_ms));
-                pb.set_message(status(&live));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            pb.finish_and_clear();
-        } else {
-            let mut next_s = 1.0;
-            while !live.finished.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let e = start.elapsed().as_secs_f64();
-                if e >= next_s {
-                    eprintln!("t={e:>4.0}s {}", status(&live));
-                    next_s += 1.0;
-                }
-            }
+        while !live.finished.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            report(&snapshot(false));
         }
+        report(&snapshot(true));
     }))
 }
 

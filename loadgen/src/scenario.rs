@@ -6,7 +6,6 @@
 use crate::arrival::Arrival;
 use crate::dirty::Dirty;
 use crate::error::ScenarioError;
-use crate::generate::EventStream;
 use crate::mix::Mix;
 use crate::population::Population;
 use crate::thresholds::Thresholds;
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Default `start_time_ms`: 2026-01-01T00:00:00Z, ms since the Unix epoch.
-pub const DEFAULT_START_TIME_MS: i64 = 1_767_225_600_000;
+pub(crate) const DEFAULT_START_TIME_MS: i64 = 1_767_225_600_000;
 
 /// Which ingestion API the events go to (spec §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -292,7 +291,7 @@ impl Scenario {
     }
 
     /// Length of phase `index`, ms, resolving trace phases without a `duration` (which
-    /// needs the trace to be loaded; see [`EventStream::phase_bounds_ms`]). `None` for a trace
+    /// needs the trace to be loaded; see [`crate::EventStream::phase_bounds_ms`]). `None` for a trace
     /// phase without a duration.
     pub fn phase_duration_ms(&self, index: usize) -> Option<u64> {
         self.phases
@@ -302,25 +301,13 @@ impl Scenario {
     }
 
     /// Sum of the phases' declared durations, ms. A trace phase without a duration counts 0;
-    /// [`EventStream::total_duration_ms`] gives the exact figure once traces are loaded.
+    /// [`crate::EventStream::total_duration_ms`] gives the exact figure once traces are loaded.
     pub fn declared_duration_ms(&self) -> u64 {
         self.phases
             .iter()
             .filter_map(|p| p.duration)
             .map(DurationMs::ms)
             .sum()
-    }
-
-    /// The deterministic event stream of this scenario for `seed` (pass [`Scenario::seed`]
-    /// for the scenario's own): an iterator of [`crate::GeneratedEvent`] in intended-time
-    /// order. Same scenario and seed give the same events, byte for byte, on any machine.
-    /// No network, no clock.
-    ///
-    /// # Errors
-    /// [`ScenarioError::Trace`] when a `trace` phase's file cannot be read or parsed (traces
-    /// are loaded here, before the first event).
-    pub fn events(&self, seed: u64) -> Result<EventStream, ScenarioError> {
-        EventStream::new(self, seed)
     }
 }
 

@@ -141,7 +141,7 @@ fn read_lines(r: impl Read, path: &Path, out: &mut Vec<TraceRecord>) -> Result<(
 ///
 /// # Errors
 /// A message when the line is not a JSON object or has no usable timestamp.
-pub fn parse_record(line: &str) -> Result<TraceRecord, String> {
+pub(crate) fn parse_record(line: &str) -> Result<TraceRecord, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::Object(mut map) = v else {
         return Err("expected a JSON object".into());
@@ -170,7 +170,7 @@ pub fn parse_record(line: &str) -> Result<TraceRecord, String> {
 }
 
 /// Converts an export-schema record (spec §13) into an ingestion event object (spec §3.2).
-pub fn export_to_ingestion(map: Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn export_to_ingestion(map: Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in map {
         if v.is_null() || EXPORT_ONLY_KEYS.contains(&k.as_str()) {

@@ -127,7 +127,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 /// Formats epoch milliseconds as UTC ISO-8601 with milliseconds, e.g.
 /// `2026-01-01T00:00:05.123Z`.
-pub fn format_iso8601_ms(epoch_ms: i64) -> String {
+pub(crate) fn format_iso8601_ms(epoch_ms: i64) -> String {
     let days = epoch_ms.div_euclid(86_400_000);
     let rem = epoch_ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);

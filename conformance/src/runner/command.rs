@@ -1,7 +1,8 @@
 //! The suite command behind `amplitude-conformance` with no subcommand: picks the scenarios
-//! and the sender, runs them, prints the verdict table and writes the requested reports.
+//! and the sender, runs them and writes the requested reports. It prints nothing: the
+//! binary shows the progress and the verdict table.
 
-use super::{default_suite, run_suite, RunnerOptions, SenderSpec, SuiteReport};
+use super::{default_suite, run_suite, RunnerOptions, SenderSpec, SuiteProgress, SuiteReport};
 use std::path::{Path, PathBuf};
 
 /// What the command line asked for.
@@ -39,7 +40,8 @@ fn resolve_dir(given: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Installs an adapter's dependencies (its `install.sh`) and returns its sender command.
+/// Installs an adapter's dependencies (its `install.sh`, output discarded) and returns its
+/// sender command.
 pub fn prepare_adapter(name: &str) -> anyhow::Result<String> {
     let dir = repo_root().join("conformance/adapters").join(name);
     anyhow::ensure!(
@@ -47,7 +49,6 @@ pub fn prepare_adapter(name: &str) -> anyhow::Result<String> {
         "no adapter `{name}` (looked for {})",
         dir.join("run.sh").display()
     );
-    eprintln!("installing adapter {name} ...");
     let status = std::process::Command::new("bash")
         .arg(dir.join("install.sh"))
         .stdout(std::process::Stdio::null())
@@ -61,8 +62,14 @@ pub fn prepare_adapter(name: &str) -> anyhow::Result<String> {
 }
 
 impl SuiteCommand {
-    /// Runs the suite; returns the report after printing the table and writing the files.
-    pub async fn run(&self, reference_exe: PathBuf) -> anyhow::Result<SuiteReport> {
+    /// Runs the suite and returns its report, telling `progress` what it does (installing
+    /// an adapter, each scenario starting and ending). Writes no files and prints nothing:
+    /// see [`SuiteCommand::write_reports`] and [`SuiteReport::to_terminal`].
+    pub async fn run(
+        &self,
+        reference_exe: PathBuf,
+        mut progress: impl FnMut(SuiteProgress<'_>),
+    ) -> anyhow::Result<SuiteReport> {
         let files = if self.scenarios.is_empty() {
             default_suite(&resolve_dir(self.scenarios_dir.as_deref()))?
         } else {
@@ -81,10 +88,13 @@ impl SuiteCommand {
                 cmd: cmd.clone(),
                 label: cmd.clone(),
             },
-            (None, Some(name)) => SenderSpec::Command {
-                cmd: prepare_adapter(name)?,
-                label: name.clone(),
-            },
+            (None, Some(name)) => {
+                progress(SuiteProgress::InstallingAdapter { name });
+                SenderSpec::Command {
+                    cmd: prepare_adapter(name)?,
+                    label: name.clone(),
+                }
+            }
             (None, None) => SenderSpec::Reference {
                 exe: reference_exe,
                 args: Vec::new(),
@@ -94,10 +104,13 @@ impl SuiteCommand {
             sender,
             seed: self.seed,
         };
-        let report = run_suite(&files, &opts).await;
-        print!("{}", report.to_terminal());
+        Ok(run_suite(&files, &opts, progress).await)
+    }
+
+    /// Writes the reports the command asked for (`report_json`, `junit`, `report_md`).
+    pub fn write_reports(&self, report: &SuiteReport) -> anyhow::Result<()> {
         if let Some(p) = &self.report_json {
-            std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
+            std::fs::write(p, serde_json::to_vec_pretty(report)?)?;
         }
         if let Some(p) = &self.junit {
             std::fs::write(p, report.to_junit()?)?;
@@ -111,6 +124,6 @@ impl SuiteCommand {
             };
             std::fs::write(p, report.to_markdown(&title))?;
         }
-        Ok(report)
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ mod thresholds;
 mod validate;
 
 pub use command::{prepare_adapter, SuiteCommand};
-pub use process::{event_feed, run_sender, FeedKind, FeedLine, SenderRun, SenderSpec};
+pub use process::{ProcessError, SenderSpec};
 pub use report::{ScenarioReport, SuiteReport, REPORT_SCHEMA};
 pub use settings::{ConformanceSettings, Control, ControlAt};
 pub use validate::{prepare, Prepared};
@@ -25,6 +25,7 @@ pub const CONTRACT_VERSION: u32 = 2;
 use crate::check::check;
 use amplitude_loadgen::Scenario;
 use amplitude_mock::{Clock, MockClock, MockConfig, MockState, ProjectConfig, Region};
+use process::{event_feed, run_sender, FeedKind, FeedLine};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ pub const API_KEY: &str = "c0nf0rmance0000000000000000000key";
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     /// The scenario file is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Scenario(#[from] amplitude_loadgen::ScenarioError),
     /// Its `[mock]` or `[conformance]` table is invalid.
     #[error("{0}")]
@@ -44,10 +45,10 @@ pub enum RunnerError {
     #[error("{0}")]
     Invalid(String),
     /// The sender could not be started.
-    #[error("{0}")]
-    Process(#[from] process::ProcessError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     /// Binding the mock or creating the state dir failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -58,17 +59,6 @@ pub struct RunnerOptions {
     pub sender: SenderSpec,
     /// Overrides each scenario's seed.
     pub seed: Option<u64>,
-}
-
-/// The mock configuration of a scenario: its `[mock]` table, plus the runner's project and a
-/// journal large enough to keep every request's events.
-pub fn mock_config(scenario: &Scenario) -> Result<MockConfig, RunnerError> {
-    let cfg: MockConfig = toml::Value::Table(scenario.mock.clone())
-        .try_into()
-        .map_err(|e| {
-            RunnerError::Settings(format!("{}: [mock]: {e}", scenario.source.display()))
-        })?;
-    Ok(runner_config(cfg, scenario, None))
 }
 
 /// Adds the runner's project (registered in `key_region`, default the scenario's region),
@@ -155,7 +145,7 @@ fn requests_by_status(
 /// of its `[mock]` faults are milliseconds since the start of the run (the moment the runner
 /// starts the mock, a few ms before the first event is fed); this turns them into the mock
 /// clock's epoch milliseconds.
-pub fn shift_fault_windows(config: &mut MockConfig, start_ms: i64) {
+fn shift_fault_windows(config: &mut MockConfig, start_ms: i64) {
     for f in &mut config.faults {
         f.from_ms = f.from_ms.map(|m| m.saturating_add(start_ms));
         f.until_ms = f.until_ms.map(|m| m.saturating_add(start_ms));
@@ -332,28 +322,111 @@ pub fn default_suite(dir: &Path) -> Result<Vec<PathBuf>, RunnerError> {
     Ok(out)
 }
 
-/// Runs `files` one after another, printing a progress line per scenario on stderr.
-pub async fn run_suite(files: &[PathBuf], opts: &RunnerOptions) -> SuiteReport {
+/// Where [`run_suite`] (and [`SuiteCommand::run`]) is: given to their progress callback.
+/// Its `Display` is the progress line the command line shows on stderr.
+#[derive(Debug, Clone, Copy)]
+pub enum SuiteProgress<'a> {
+    /// An SDK adapter's dependencies are being installed (before any scenario runs).
+    InstallingAdapter {
+        /// The adapter (`python-sdk`, `node-sdk`).
+        name: &'a str,
+    },
+    /// Scenario `number` of `total` (1-based) starts.
+    Started {
+        /// 1-based position in the suite.
+        number: usize,
+        /// Scenarios in the suite.
+        total: usize,
+        /// The scenario file.
+        file: &'a Path,
+    },
+    /// Scenario `number` of `total` ran (passed or failed).
+    Finished {
+        /// 1-based position in the suite.
+        number: usize,
+        /// Scenarios in the suite.
+        total: usize,
+        /// Its report.
+        report: &'a ScenarioReport,
+    },
+    /// Scenario `number` of `total` could not be run.
+    Failed {
+        /// 1-based position in the suite.
+        number: usize,
+        /// Scenarios in the suite.
+        total: usize,
+        /// The scenario file.
+        file: &'a Path,
+        /// Why.
+        error: &'a RunnerError,
+    },
+}
+
+impl std::fmt::Display for SuiteProgress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InstallingAdapter { name } => write!(f, "installing adapter {name} ..."),
+            Self::Started {
+                number,
+                total,
+                file,
+            } => write!(f, "[{number}/{total}] {} ...", file.display()),
+            Self::Finished {
+                number,
+                total,
+                report: r,
+            } => write!(
+                f,
+                "[{number}/{total}] {}: {} ({} events, {:.1} s)",
+                r.scenario,
+                if r.passed { "pass" } else { "FAIL" },
+                r.verdict.events.attempted,
+                r.duration_ms as f64 / 1000.0
+            ),
+            Self::Failed {
+                number,
+                total,
+                file,
+                error,
+            } => write!(f, "[{number}/{total}] {}: ERROR {error}", file.display()),
+        }
+    }
+}
+
+/// Runs `files` one after another, telling `progress` when each starts and ends; prints
+/// nothing.
+pub async fn run_suite(
+    files: &[PathBuf],
+    opts: &RunnerOptions,
+    mut progress: impl FnMut(SuiteProgress<'_>),
+) -> SuiteReport {
     let mut reports = Vec::new();
     let mut errors = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        eprintln!("[{}/{}] {} ...", i + 1, files.len(), f.display());
-        match run_scenario(f, opts).await {
-            Ok(r) => {
-                eprintln!(
-                    "[{}/{}] {}: {} ({} events, {:.1} s)",
-                    i + 1,
-                    files.len(),
-                    r.scenario,
-                    if r.passed { "pass" } else { "FAIL" },
-                    r.verdict.events.attempted,
-                    r.duration_ms as f64 / 1000.0
-                );
-                reports.push(r);
+    let total = files.len();
+    for (i, file) in files.iter().enumerate() {
+        let number = i + 1;
+        progress(SuiteProgress::Started {
+            number,
+            total,
+            file,
+        });
+        match run_scenario(file, opts).await {
+            Ok(report) => {
+                progress(SuiteProgress::Finished {
+                    number,
+                    total,
+                    report: &report,
+                });
+                reports.push(report);
             }
-            Err(e) => {
-                eprintln!("[{}/{}] {}: ERROR {e}", i + 1, files.len(), f.display());
-                errors.push((f.display().to_string(), e.to_string()));
+            Err(error) => {
+                progress(SuiteProgress::Failed {
+                    number,
+                    total,
+                    file,
+                    error: &error,
+                });
+                errors.push((file.display().to_string(), error.to_string()));
             }
         }
     }

@@ -14,17 +14,16 @@ mod core;
 mod event;
 mod outcome;
 mod pacing;
-pub mod queue;
+pub mod queue; // the state directory: file names, dead letters, its error
 mod response;
 mod runtime;
 
 pub use self::core::{Core, CoreStats, Effect, OutRequest};
 pub use backoff::BackoffConfig;
-pub use batcher::BodyBuilder;
 pub use command::run_jsonl;
 pub use config::{CoreConfig, Endpoint, Region, SenderConfig};
 pub use event::{EventKey, QueuedEvent};
 pub use outcome::{Outcome, OutcomeKind};
 pub use pacing::RequestId;
-pub use response::{classify, HttpResult, Throttle, Verdict};
+pub use response::{HttpResult, Throttle, Verdict};
 pub use runtime::{Sender, SenderError, SenderReport};

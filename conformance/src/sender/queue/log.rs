@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// File name of the log inside the state directory.
 pub const LOG_FILE: &str = "queue.log";
 
-/// What [`Log::open`] found: the events accepted and neither confirmed nor dead-lettered,
+/// What opening the log found: the events accepted and neither confirmed nor dead-lettered,
 /// in acceptance order, and the first free key.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -164,11 +164,6 @@ impl Log {
     /// Bytes in the log file (since the last compaction, plus what it kept).
     pub fn len(&self) -> u64 {
         self.written
-    }
-
-    /// True when the log holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.written == 0
     }
 
     /// Rewrites the file with only the pending events; returns how many remain.

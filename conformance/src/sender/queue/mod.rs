@@ -1,8 +1,14 @@
 //! The durable queue: a writer thread owning the append-only log and the dead-letter file,
 //! with group commit (every append waiting at the same moment shares one fsync) (ADR 002).
 
-pub mod dead_letter;
-pub mod log;
+mod dead_letter;
+mod log;
+
+pub use dead_letter::{read_dead_letters, DEAD_LETTER_FILE};
+pub use log::LOG_FILE;
+/// Reads a log's bytes as recovery does (for the crash tests; not part of the API).
+#[doc(hidden)]
+pub use log::{scan, Recovered};
 
 use super::event::{EventKey, QueuedEvent};
 use dead_letter::DeadLetters;
@@ -35,14 +41,14 @@ enum Cmd {
 
 /// Handle of the writer thread. Cheap to share behind `&`.
 #[derive(Debug)]
-pub struct DurableQueue {
+pub(crate) struct DurableQueue {
     tx: mpsc::Sender<Cmd>,
     thread: Option<JoinHandle<()>>,
 }
 
 /// What [`DurableQueue::open`] returns: the queue, the pending `(key, event json)` in
 /// acceptance order, and the next free key.
-pub type Opened = (DurableQueue, Vec<(EventKey, Vec<u8>)>, EventKey);
+pub(crate) type Opened = (DurableQueue, Vec<(EventKey, Vec<u8>)>, EventKey);
 
 /// Compact the log when it grows past this many bytes (and twice its last compacted size).
 const COMPACT_BYTES: u64 = 64 << 20;

@@ -10,15 +10,14 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+use crate::common::scenarios_dir;
 use amplitude_conformance::runner::{
     prepare_adapter, run_scenario, RunnerOptions, ScenarioReport, SenderSpec,
 };
 use std::path::PathBuf;
 
 fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"))
+    scenarios_dir().join(format!("{name}.toml"))
 }
 
 fn failing(r: &ScenarioReport) -> Vec<&'static str> {

@@ -3,15 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::common::{crate_dir, reference_exe, reference_sender, scenarios_dir};
 use amplitude_conformance::runner::{run_scenario, RunnerOptions, SenderSpec};
-use std::path::PathBuf;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 async fn judge(mode: &str, scenario: &str) -> amplitude_conformance::runner::ScenarioReport {
-    let script = root().join("tests/senders/broken_sender.py");
+    let script = crate_dir().join("tests/senders/broken_sender.py");
     let opts = RunnerOptions {
         sender: SenderSpec::Command {
             cmd: format!("exec python3 '{}' {mode}", script.display()),
@@ -19,7 +15,7 @@ async fn judge(mode: &str, scenario: &str) -> amplitude_conformance::runner::Sce
         },
         seed: None,
     };
-    run_scenario(&root().join("../scenarios").join(scenario), &opts)
+    run_scenario(&scenarios_dir().join(scenario), &opts)
         .await
         .unwrap()
 }
@@ -135,8 +131,8 @@ fn an_invalid_scenario_is_an_error_before_anything_runs() {
         "name = \"bad\"\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 1.0 }\n\n[mock]\nfaults = [{ kind = \"status\", status = 503, committed = true }]\n",
     )
     .unwrap();
-    let good = root().join("../scenarios/steady-trickle.toml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+    let good = scenarios_dir().join("steady-trickle.toml");
+    let out = std::process::Command::new(reference_exe())
         .arg("--scenario")
         .arg(&good)
         .arg("--scenario")
@@ -157,7 +153,7 @@ fn an_invalid_scenario_is_an_error_before_anything_runs() {
     // Nothing ran: not even the valid scenario before it.
     assert!(!stderr.contains("[1/2]"), "{stderr}");
     // `check` says the same without running anything.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+    let out = std::process::Command::new(reference_exe())
         .arg("check")
         .arg(&good)
         .arg(&bad)
@@ -177,13 +173,10 @@ fn an_invalid_scenario_is_an_error_before_anything_runs() {
 
 async fn judge_reference(scenario: &str) -> amplitude_conformance::runner::ScenarioReport {
     let opts = RunnerOptions {
-        sender: SenderSpec::Reference {
-            exe: PathBuf::from(env!("CARGO_BIN_EXE_amplitude-conformance")),
-            args: vec![],
-        },
+        sender: reference_sender(),
         seed: None,
     };
-    run_scenario(&root().join("../scenarios").join(scenario), &opts)
+    run_scenario(&scenarios_dir().join(scenario), &opts)
         .await
         .unwrap()
 }

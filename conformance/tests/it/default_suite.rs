@@ -1,24 +1,19 @@
 //! The main job in CI: the default suite (every scenario in `scenarios/`) with the embedded
 //! mock and the reference sender passes, and its reports have their documented shapes.
 
-use amplitude_conformance::runner::{
-    default_suite, run_suite, RunnerOptions, SenderSpec, REPORT_SCHEMA,
-};
-use std::path::PathBuf;
+use crate::common::{reference_sender, scenarios_dir};
+use amplitude_conformance::runner::{default_suite, run_suite, RunnerOptions, REPORT_SCHEMA};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_suite_passes_with_the_reference_sender() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let dir = scenarios_dir();
     let files = default_suite(&dir).unwrap();
     assert!(files.len() >= 8, "{files:?}");
     let opts = RunnerOptions {
-        sender: SenderSpec::Reference {
-            exe: PathBuf::from(env!("CARGO_BIN_EXE_amplitude-conformance")),
-            args: vec![],
-        },
+        sender: reference_sender(),
         seed: None,
     };
-    let report = run_suite(&files, &opts).await;
+    let report = run_suite(&files, &opts, |p| eprintln!("{p}")).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.passed, "{}", report.to_terminal());
     for s in &report.scenarios {

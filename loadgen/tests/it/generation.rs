@@ -2,18 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
+use crate::common::{load, scenarios_dir};
 use amplitude_loadgen::{Defect, GeneratedEvent, Scenario, ScenarioError, SEQ_PROPERTY};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
-}
-
-fn load(name: &str) -> Scenario {
-    Scenario::from_path(scenarios_dir().join(name)).unwrap()
-}
 
 fn bytes_of(events: &[GeneratedEvent]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -220,7 +212,10 @@ fn dirty_data_shares_and_shapes() {
             Defect::IsoTime => {
                 assert!(ev.time.is_none());
                 let t = ev.extra["time"].as_str().unwrap();
-                assert!(amplitude_loadgen::parse_iso8601_ms(t).is_some(), "{t}");
+                assert!(
+                    amplitude_loadgen::__internal::parse_iso8601_ms(t).is_some(),
+                    "{t}"
+                );
             }
             Defect::MissingEventType => assert!(ev.event_type.is_none()),
             Defect::OversizedString => {
@@ -298,9 +293,9 @@ fn launch_spike_is_bursty() {
 fn trace_replay_keeps_inter_arrival_times_and_remaps_ids() {
     let sc = load("trace-replay.toml");
     let events: Vec<_> = sc.events(sc.seed).unwrap().collect();
-    let records = amplitude_loadgen::load_trace(
+    let records = amplitude_loadgen::__internal::load_trace(
         &scenarios_dir().join("traces/sample-export.jsonl"),
-        amplitude_loadgen::TraceFormat::Auto,
+        amplitude_loadgen::parts::TraceFormat::Auto,
     )
     .unwrap();
     assert_eq!(events.len(), records.len());

@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
+use crate::common;
+use amplitude_conformance::sender::queue::read_dead_letters;
 use amplitude_conformance::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_wire::{Event, UploadRequest};
 use serde_json::json;
@@ -17,14 +18,11 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 fn state_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("sender-wiremock-{}", uuid::Uuid::new_v4()))
+    common::state_dir("sender-wiremock")
 }
 
 fn event(seq: i64, device: &str) -> Event {
-    serde_json::from_value(
-        json!({"event_type":"E","device_id":device,"event_properties":{"conformance_seq":seq}}),
-    )
-    .unwrap()
+    common::seq_event(seq, device)
 }
 
 fn ok_body(n: usize) -> ResponseTemplate {

@@ -4,9 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use amplitude_loadgen::{
-    render_html, run, ProgressMode, Report, RunOptions, Scenario, REPORT_SCHEMA,
-};
+use amplitude_loadgen::{render_html, run, Report, RunOptions, Scenario, REPORT_SCHEMA};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -90,7 +88,7 @@ fn opts(url: &str) -> RunOptions {
         target: url.to_owned(),
         api_key: "test-key".into(),
         seed: None,
-        progress: ProgressMode::Off,
+        progress: None,
         max_in_flight: None,
     }
 }

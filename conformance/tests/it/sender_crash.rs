@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
-use amplitude_conformance::sender::queue::log::{scan, LOG_FILE};
+use crate::common::{reference_exe, state_dir};
+use amplitude_conformance::sender::queue::read_dead_letters;
+use amplitude_conformance::sender::queue::{scan, LOG_FILE};
 use amplitude_wire::UploadRequest;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -83,7 +84,7 @@ fn pending_in_log(dir: &Path) -> BTreeSet<i64> {
 /// Runs one child on `dir` fed with `seqs`. With `kill_after = Some(k)`, SIGKILLs it once k
 /// outcome lines were printed (or all fed events are out); else closes stdin and waits.
 fn round(url: &str, dir: &Path, seqs: &[i64], kill_after: Option<usize>) -> usize {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+    let mut child = Command::new(reference_exe())
         .args(["sender", "--state-dir"])
         .arg(dir)
         .args([
@@ -172,7 +173,7 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
         .mount(&server)
         .await;
     let url = format!("{}/2/httpapi", server.uri());
-    let dir = std::env::temp_dir().join(format!("sender-crash-{}", uuid::Uuid::new_v4()));
+    let dir = state_dir("sender-crash");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
     let mut accepted: BTreeSet<i64> = BTreeSet::new();
     let mut kills = 0;
@@ -252,7 +253,7 @@ async fn sigkill_into_the_mock_stores_every_event_exactly_once() {
         out
     };
     let url = format!("{}/2/httpapi", mock.uri());
-    let dir = std::env::temp_dir().join(format!("sender-crash-mock-{}", uuid::Uuid::new_v4()));
+    let dir = state_dir("sender-crash-mock");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut accepted: BTreeSet<i64> = BTreeSet::new();
     for round_no in 0..4i64 {

@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
+use crate::common::{reference_exe, state_dir};
+use amplitude_conformance::sender::queue::read_dead_letters;
 use amplitude_mock::{Fault, MockServer};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn spawn(mock: &MockServer, dir: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"))
+    Command::new(reference_exe())
         .args(["sender", "--state-dir"])
         .arg(dir)
         .args([
@@ -73,7 +74,7 @@ fn line(seq: i64) -> String {
 }
 
 fn dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("sender-cli-{}", uuid::Uuid::new_v4()))
+    state_dir("sender-cli")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +176,7 @@ async fn sigterm_drains_then_keeps_the_rest_for_the_next_start() {
 
 /// Starts the sender with explicit options, environment and piped stderr.
 fn spawn_v2(mock: &MockServer, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_amplitude-conformance"));
+    let mut cmd = Command::new(reference_exe());
     cmd.args(["sender", "--state-dir"])
         .arg(dir)
         .args(args)

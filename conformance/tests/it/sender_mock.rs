@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::queue::dead_letter::read_dead_letters;
+use crate::common;
+use amplitude_conformance::sender::queue::read_dead_letters;
 use amplitude_conformance::{Endpoint, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_mock::{Fault, Limits, MockServer};
 use amplitude_wire::Event;
@@ -13,14 +14,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn state_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("sender-mock-{}", uuid::Uuid::new_v4()))
+    common::state_dir("sender-mock")
 }
 
 fn event(seq: i64, device: &str) -> Event {
-    serde_json::from_value(
-        json!({"event_type":"E","device_id":device,"event_properties":{"conformance_seq":seq}}),
-    )
-    .unwrap()
+    common::seq_event(seq, device)
 }
 
 fn config(mock: &MockServer, dir: &std::path::Path) -> SenderConfig {

@@ -1,0 +1,14 @@
+//! The integration tests of amplitude-conformance, one binary: one module per area, shared
+//! helpers in `common/`. The deliberately broken senders stay in `tests/senders/`.
+
+mod common;
+
+mod broken_senders;
+mod default_suite;
+mod sdk_adapters;
+mod sender_cli;
+mod sender_core;
+mod sender_crash;
+mod sender_mock;
+mod sender_model;
+mod sender_wiremock;

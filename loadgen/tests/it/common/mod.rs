@@ -1,0 +1,16 @@
+//! Helpers shared by the integration tests.
+
+#![allow(clippy::unwrap_used)] // test helpers
+
+use amplitude_loadgen::Scenario;
+use std::path::{Path, PathBuf};
+
+/// The repository's `scenarios/` directory.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// A shipped scenario, loaded.
+pub fn load(name: &str) -> Scenario {
+    Scenario::from_path(scenarios_dir().join(name)).unwrap()
+}

@@ -1,0 +1,6 @@
+//! The integration tests of amplitude-loadgen, one binary: one module per area, shared
+//! helpers in `common/`.
+
+mod common;
+mod direct;
+mod generation;

@@ -13,7 +13,6 @@ mod model;
 mod overload;
 mod properties;
 mod quota;
-mod redaction;
 mod refuse;
 mod robustness;
 mod scoped_faults;

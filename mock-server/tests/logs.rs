@@ -1,6 +1,10 @@
 //! API keys sent to the mock never appear in its logs (human or JSON) nor in
 //! `/__mock/requests`, whether the key is valid, invalid (spec §5.1 echoes it to the client
 //! only), sent to identify in a query string (spec §10), or in a request a fault took.
+//!
+//! The one integration test outside `tests/it/`: it installs a tracing subscriber, and
+//! tracing's per-call-site interest cache is process-wide, so other tests running in
+//! parallel in the same process could make it miss the mock's log lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of the kit against its baselines, measured in ONE run on this
 # machine and printed as ratios against the architecture's performance targets
-# (shared/design/architecture.md, "Performance targets"; results in docs/benchmarks.md):
+# (docs/architecture.md, "Performance targets"; results in docs/benchmarks.md):
 #
 #   A. mock vs a bare hyper server answering the same requests with a fixed body (same wrk
 #      client, same connections): requests/s of 1-event requests (and 100-event, for reference)

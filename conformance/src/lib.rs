@@ -9,6 +9,10 @@
 //! batches per identity within the endpoint's limits, and handles every response branch of
 //! Amplitude's ingestion API (spec §4-§9) without losing or duplicating an event.
 //!
+//! "spec §N" in this crate means section N of the repository's `docs/amplitude-behaviour.md`;
+//! the checker's vocabulary is in `docs/architecture.md` and its rules in
+//! `docs/conformance/checks.md`; the sender contract in `docs/sender-contract.md`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), amplitude_conformance::SenderError> {
 //! use amplitude_conformance::{Endpoint, Sender, SenderConfig};

@@ -1,5 +1,6 @@
 //! Seeded, open-model, bursty Amplitude traffic: scenario files, deterministic event
 //! generation, and a direct-mode load runner with coordinated-omission-correct latency.
+//! "spec §N" in this crate means section N of the repository's `docs/amplitude-behaviour.md`.
 //!
 //! Generation needs no network and no clock:
 //!

@@ -2,8 +2,9 @@
 //! limits, response bodies and silent drops, with a ledger that tells the truth about every
 //! event: stored, deduplicated, rejected (why), property update dropped.
 //!
-//! Behaviour follows `shared/spec/amplitude-api.md` ("spec §N" in the docs); every UNCERTAIN
-//! point is a knob of [`FidelityProfile`].
+//! Behaviour follows the repository's `docs/amplitude-behaviour.md`: "spec §N" in the docs and
+//! comments of this crate means section N of that page. Every UNCERTAIN point there is a knob
+//! of [`FidelityProfile`].
 //!
 //! In a test:
 //!

@@ -2,8 +2,8 @@
 //! (HTTP V2 `/2/httpapi` and Batch `/batch` share them), every response body, and the
 //! documented limits as constants.
 //!
-//! Every item cites the section of `shared/spec/amplitude-api.md` ("spec §N") that it
-//! models. This crate does no I/O.
+//! Every item cites the section of the repository's `docs/amplitude-behaviour.md` that it
+//! models ("spec §N" means section N of that page). This crate does no I/O.
 //!
 //! ```
 //! use amplitude_wire::{Event, UploadRequest, ResponseBody};

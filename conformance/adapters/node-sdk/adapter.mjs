@@ -1,5 +1,5 @@
 // Drives the official Amplitude Node SDK (@amplitude/analytics-node) through the
-// conformance kit's third-party sender contract (architecture.md).
+// conformance kit's third-party sender contract (docs/sender-contract.md).
 //
 // stdin:  JSON Lines, one Amplitude HTTP V2 event object a line, in application order, and
 //         (contract 2) control lines: {"control":"flush"} -> `await flush().promise`, then the

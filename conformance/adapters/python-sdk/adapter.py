@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Drives the official Amplitude Python SDK (`amplitude-analytics`) through the
-conformance kit's third-party sender contract (architecture.md).
+conformance kit's third-party sender contract (docs/sender-contract.md).
 
 stdin:  JSON Lines, one Amplitude HTTP V2 event object a line, in application order, and
         (contract 2) control lines: {"control":"flush"} -> client.flush(), then the next line;

@@ -1,5 +1,5 @@
 //! Runs a sender under test as a child process per the third-party sender contract
-//! (architecture "The third-party sender contract"): env vars in, events as JSON Lines on
+//! (docs/sender-contract.md): env vars in, events as JSON Lines on
 //! stdin at their intended times, optional outcome lines on stdout, killed at the deadline.
 
 use crate::check::SenderOutcome;

@@ -1,5 +1,6 @@
-//! The third-party sender contract (architecture.md) spoken by the reference sender: events as
-//! JSON Lines in, `{"seq":N,"outcome":...}` lines out, end of input = flush then exit.
+//! The third-party sender contract (docs/sender-contract.md) spoken by the reference sender:
+//! events as JSON Lines in, `{"seq":N,"outcome":...}` lines out, end of input = flush then
+//! exit.
 //!
 //! Contract version 2 adds control lines on stdin: `{"control":"flush"}` (the application
 //! awaits `flush()`: no further line is read until every event read before it is delivered

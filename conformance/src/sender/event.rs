@@ -26,7 +26,7 @@ pub struct QueuedEvent {
     /// `user_id`, if any (spec §3.2).
     pub user_id: Option<String>,
     /// `event_properties.conformance_seq`, the ground-truth identity of the conformance
-    /// runner's events (architecture.md "third-party sender contract").
+    /// runner's events (docs/sender-contract.md).
     pub seq: Option<i64>,
     /// True when the event updates user properties (`$identify`, or non-empty
     /// `user_properties`), which counts against the 1,800/hour budget (spec §8.1).

@@ -4,7 +4,7 @@
 //!   pacing, backoff) driven by an injected clock (ms) and a seeded RNG.
 //! - [`Sender`] is the async shell: durable queue (ADR 002), keep-alive HTTP, several
 //!   requests in flight across identities, dead letters, drain on shutdown.
-//! - [`run_jsonl`] speaks the third-party sender contract (architecture.md).
+//! - [`run_jsonl`] speaks the third-party sender contract (docs/sender-contract.md).
 
 mod backoff;
 mod batcher;

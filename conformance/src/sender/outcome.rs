@@ -1,5 +1,6 @@
 //! Per-event outcomes the sender reports, and their JSON Lines form of the third-party sender
-//! contract (architecture.md): `{"seq":N,"outcome":"delivered"|"dropped"|"held","reason":"..."}`.
+//! contract (docs/sender-contract.md):
+//! `{"seq":N,"outcome":"delivered"|"dropped"|"held","reason":"..."}`.
 
 use super::event::EventKey;
 

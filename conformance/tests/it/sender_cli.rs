@@ -1,5 +1,5 @@
-//! `amplitude-conformance sender` speaking the third-party sender contract (architecture.md)
-//! against the project's mock: outcome lines, dead letters, SIGTERM drain and resume.
+//! `amplitude-conformance sender` speaking the third-party sender contract
+//! (docs/sender-contract.md) against the project's mock: outcome lines, dead letters, SIGTERM drain and resume.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

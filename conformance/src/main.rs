@@ -42,6 +42,11 @@ struct SuiteArgs {
     /// Override every scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Run N scenarios at once, each with its own mock and sender (default 1). More is
+    /// faster but shares the CPU between senders, stretching their timings; published
+    /// tables are made with 1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// Write the JSON report (schema: conformance/report.schema.json).
     #[arg(long, value_name = "FILE")]
     report_json: Option<PathBuf>,
@@ -196,6 +201,7 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
         sender_cmd: a.sender_cmd,
         adapter: a.adapter,
         seed: a.seed,
+        jobs: usize::from(a.jobs),
         report_json: a.report_json,
         junit: a.junit,
         report_md: a.report_md,

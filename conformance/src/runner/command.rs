@@ -19,6 +19,8 @@ pub struct SuiteCommand {
     pub adapter: Option<String>,
     /// Overrides every scenario's seed.
     pub seed: Option<u64>,
+    /// Scenarios run at once (`--jobs`; 0 counts as 1): see [`RunnerOptions::jobs`].
+    pub jobs: usize,
     /// Write the JSON report here.
     pub report_json: Option<PathBuf>,
     /// Write JUnit XML here.
@@ -103,6 +105,7 @@ impl SuiteCommand {
         let opts = RunnerOptions {
             sender,
             seed: self.seed,
+            jobs: self.jobs,
         };
         Ok(run_suite(&files, &opts, progress).await)
     }

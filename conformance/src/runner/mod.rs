@@ -59,6 +59,11 @@ pub struct RunnerOptions {
     pub sender: SenderSpec,
     /// Overrides each scenario's seed.
     pub seed: Option<u64>,
+    /// How many scenarios [`run_suite`] runs at once (0 counts as 1). Each scenario has its
+    /// own mock and its own sender process either way; more than one shortens the suite's
+    /// wall time but shares the CPU between senders, which stretches their timings (keep 1
+    /// for published tables).
+    pub jobs: usize,
 }
 
 /// Adds the runner's project (registered in `key_region`, default the scenario's region),
@@ -393,41 +398,79 @@ impl std::fmt::Display for SuiteProgress<'_> {
     }
 }
 
-/// Runs `files` one after another, telling `progress` when each starts and ends; prints
-/// nothing.
+/// Runs `files`, at most `opts.jobs` at a time, telling `progress` when each starts and
+/// ends (in the order that happens); prints nothing. The report lists the scenarios in the
+/// order of `files`, whatever order they finished in. A scenario whose task panicked is
+/// reported as an error of that file.
 pub async fn run_suite(
     files: &[PathBuf],
     opts: &RunnerOptions,
     mut progress: impl FnMut(SuiteProgress<'_>),
 ) -> SuiteReport {
-    let mut reports = Vec::new();
-    let mut errors = Vec::new();
     let total = files.len();
-    for (i, file) in files.iter().enumerate() {
-        let number = i + 1;
-        progress(SuiteProgress::Started {
-            number,
-            total,
-            file,
-        });
-        match run_scenario(file, opts).await {
-            Ok(report) => {
+    let jobs = opts.jobs.max(1);
+    let shared = std::sync::Arc::new(opts.clone());
+    let mut outcomes: Vec<Option<Result<ScenarioReport, String>>> = vec![None; total];
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut task_index = std::collections::HashMap::new();
+    let mut next = 0;
+    loop {
+        while tasks.len() < jobs && next < total {
+            let (index, file) = (next, files[next].clone());
+            progress(SuiteProgress::Started {
+                number: index + 1,
+                total,
+                file: &files[index],
+            });
+            let opts = std::sync::Arc::clone(&shared);
+            let handle = tasks.spawn(async move { (index, run_scenario(&file, &opts).await) });
+            task_index.insert(handle.id(), index);
+            next += 1;
+        }
+        let Some(joined) = tasks.join_next_with_id().await else {
+            break;
+        };
+        let (index, outcome) = match joined {
+            Ok((_, (index, Ok(report)))) => {
                 progress(SuiteProgress::Finished {
-                    number,
+                    number: index + 1,
                     total,
                     report: &report,
                 });
-                reports.push(report);
+                (index, Ok(report))
             }
-            Err(error) => {
+            Ok((_, (index, Err(error)))) => {
                 progress(SuiteProgress::Failed {
-                    number,
+                    number: index + 1,
                     total,
-                    file,
+                    file: &files[index],
                     error: &error,
                 });
-                errors.push((file.display().to_string(), error.to_string()));
+                (index, Err(error.to_string()))
             }
+            Err(join_error) => {
+                let Some(&index) = task_index.get(&join_error.id()) else {
+                    continue;
+                };
+                let error = RunnerError::Settings(format!("the run stopped: {join_error}"));
+                progress(SuiteProgress::Failed {
+                    number: index + 1,
+                    total,
+                    file: &files[index],
+                    error: &error,
+                });
+                (index, Err(error.to_string()))
+            }
+        };
+        outcomes[index] = Some(outcome);
+    }
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for (file, outcome) in files.iter().zip(outcomes) {
+        match outcome {
+            Some(Ok(report)) => reports.push(report),
+            Some(Err(error)) => errors.push((file.display().to_string(), error)),
+            None => errors.push((file.display().to_string(), "not run".to_owned())),
         }
     }
     SuiteReport::new(opts.sender.label(), reports, errors)

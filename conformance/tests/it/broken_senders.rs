@@ -14,6 +14,7 @@ async fn judge(mode: &str, scenario: &str) -> amplitude_conformance::runner::Sce
             label: mode.to_owned(),
         },
         seed: None,
+        jobs: 1,
     };
     run_scenario(&scenarios_dir().join(scenario), &opts)
         .await
@@ -175,6 +176,7 @@ async fn judge_reference(scenario: &str) -> amplitude_conformance::runner::Scena
     let opts = RunnerOptions {
         sender: reference_sender(),
         seed: None,
+        jobs: 1,
     };
     run_scenario(&scenarios_dir().join(scenario), &opts)
         .await

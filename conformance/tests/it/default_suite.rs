@@ -12,6 +12,7 @@ async fn default_suite_passes_with_the_reference_sender() {
     let opts = RunnerOptions {
         sender: reference_sender(),
         seed: None,
+        jobs: 4,
     };
     let report = run_suite(&files, &opts, |p| eprintln!("{p}")).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);

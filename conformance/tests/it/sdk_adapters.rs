@@ -99,8 +99,8 @@ fn all_losses_reported(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
-/// The whole outage outlasted the budget: every event lost, and most reported `dropped`
-/// (the Python SDK's last batch can still be waiting for a retry when `shutdown()` runs:
+/// Nothing got through (an outage that outlasted the budget, a 400 naming nothing): every
+/// event lost, and most reported `dropped` (the Python SDK's last batch can still be waiting for a retry when `shutdown()` runs:
 /// those go silently, a timing-dependent share).
 fn all_lost_reported(r: &ScenarioReport) -> Result<(), String> {
     let e = &r.verdict.events;
@@ -197,6 +197,7 @@ async fn judge(adapter: &str, expectations: &[Expect]) {
             label: adapter.to_owned(),
         },
         seed: None,
+        jobs: 1,
     };
     let mut mismatches = Vec::new();
     for x in expectations {
@@ -360,12 +361,14 @@ async fn node_sdk_verdicts_match_the_published_table() {
                 varies: &[],
                 extra: all_losses_silent,
             },
-            // A 400 naming no event: the batch is dropped, and reported.
+            // A 400 naming no event: every batch is dropped, and most are reported (how many
+            // callbacks have fired when the adapter exits varies between runs: 0 and 55 of
+            // 200 silent were both seen).
             Expect {
                 scenario: "sdk-400-names-nothing",
                 failing: &["no_lost_events"],
                 varies: &[],
-                extra: all_losses_reported,
+                extra: all_lost_reported,
             },
             // An invalid key: every event reported dropped, none resent.
             Expect {

@@ -430,36 +430,34 @@ pub async fn run_suite(
         let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
-        let (index, outcome) = match joined {
-            Ok((_, (index, Ok(report)))) => {
-                progress(SuiteProgress::Finished {
-                    number: index + 1,
-                    total,
-                    report: &report,
-                });
-                (index, Ok(report))
-            }
-            Ok((_, (index, Err(error)))) => {
-                progress(SuiteProgress::Failed {
-                    number: index + 1,
-                    total,
-                    file: &files[index],
-                    error: &error,
-                });
-                (index, Err(error.to_string()))
-            }
+        let (index, result) = match joined {
+            Ok((_, (index, result))) => (index, result),
             Err(join_error) => {
                 let Some(&index) = task_index.get(&join_error.id()) else {
                     continue;
                 };
                 let error = RunnerError::Settings(format!("the run stopped: {join_error}"));
-                progress(SuiteProgress::Failed {
-                    number: index + 1,
+                (index, Err(error))
+            }
+        };
+        let (number, file) = (index + 1, &files[index]);
+        let outcome = match result {
+            Ok(report) => {
+                progress(SuiteProgress::Finished {
+                    number,
                     total,
-                    file: &files[index],
+                    report: &report,
+                });
+                Ok(report)
+            }
+            Err(error) => {
+                progress(SuiteProgress::Failed {
+                    number,
+                    total,
+                    file,
                     error: &error,
                 });
-                (index, Err(error.to_string()))
+                Err(error.to_string())
             }
         };
         outcomes[index] = Some(outcome);

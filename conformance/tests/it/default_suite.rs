@@ -17,6 +17,18 @@ async fn default_suite_passes_with_the_reference_sender() {
     let report = run_suite(&files, &opts, |p| eprintln!("{p}")).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.passed, "{}", report.to_terminal());
+    // Run 4 at a time, reported in file order (each file's stem is its scenario's name).
+    let names: Vec<&str> = report
+        .scenarios
+        .iter()
+        .map(|s| s.scenario.as_str())
+        .collect();
+    let stems: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, stems);
     for s in &report.scenarios {
         let e = &s.verdict.events;
         // every valid event stored exactly once, every invalid one rejected, nothing else

@@ -8,7 +8,6 @@
 
 use amplitude_loadgen::Scenario;
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-use std::path::Path;
 use std::time::Duration;
 
 /// A scenario of 20,000 events: Poisson 20,000 events/s for 1 s from 10,000 Zipf users.
@@ -37,10 +36,12 @@ fn bench(c: &mut Criterion) {
         "synthetic".to_owned(),
         Scenario::from_toml_str(SYNTHETIC, "bench-generation.toml").unwrap(),
     )];
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for name in ["steady-trickle", "launch-spike", "property-storm"] {
-        if let Ok(sc) = Scenario::from_path(dir.join(format!("{name}.toml"))) {
-            scenarios.push((name.to_owned(), sc));
+        // Built-in scenarios without trace files: parsed in memory.
+        if let Some(f) = amplitude_loadgen::builtin::scenario(name) {
+            if let Ok(sc) = Scenario::from_toml_str(f.contents, f.path) {
+                scenarios.push((name.to_owned(), sc));
+            }
         }
     }
     let mut g = c.benchmark_group("loadgen_generate");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates docs/conformance/<sdk>-<version>.md for the official SDKs: installs each SDK into
-# its adapter folder (PyPI / npm), runs the SDK-relevant scenarios through the conformance
-# suite, and writes the generated table. Usage: conformance/adapters/conformance-tables.sh
+# its adapter's cache directory (PyPI / npm; `--adapter`, ADR 006), runs the SDK-relevant
+# built-in scenarios through the conformance suite, and writes the generated table.
+# Usage: conformance/adapters/conformance-tables.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -q -p amplitude-conformance
@@ -10,7 +11,7 @@ S="steady-trickle heavy-hitter committed-500 outage-recovery dirty-data sdk-outa
    sdk-flush-meets-503 sdk-flush-then-exit sdk-413-batch-recovery sdk-connection-refused sdk-server-starts-late
    sdk-one-user-failing sdk-throttled-device sdk-long-outage sdk-daily-quota-backlog"
 args=()
-for s in $S; do args+=(--scenario "scenarios/$s.toml"); done
+for s in $S; do args+=(--scenario "$s"); done
 for a in python-sdk:1.3.0 node-sdk:1.5.73; do
   name=${a%%:*}; version=${a##*:}
   # exit 1 (some check failed) is the expected outcome for an SDK; anything else is an error

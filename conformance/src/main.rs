@@ -22,21 +22,28 @@ struct Cli {
     suite: SuiteArgs,
 }
 
-/// With no subcommand: run the conformance suite (default: every scenario in `scenarios/`,
-/// the embedded mock, the reference sender) and print the verdict table. Exit 0 only when
-/// every check of every scenario passes.
+/// With no subcommand: run the conformance suite (default: the built-in scenarios, the
+/// embedded mock, the reference sender) and print the verdict table. Exit 0 only when every
+/// check of every scenario passes.
 #[derive(Args)]
 struct SuiteArgs {
-    /// Run this scenario file (repeatable) instead of the default suite.
-    #[arg(long = "scenario", value_name = "FILE")]
+    /// List the built-in scenarios (name, the traffic it models, what it should provoke) and
+    /// exit.
+    #[arg(long)]
+    list: bool,
+    /// Run this scenario (repeatable) instead of the default suite: a built-in name (see
+    /// --list) or a file (a path that exists, contains `/` or ends in .toml).
+    #[arg(long = "scenario", value_name = "NAME|FILE")]
     scenarios: Vec<PathBuf>,
-    /// Directory of the default suite (default: ./scenarios, else the repo's).
-    #[arg(long, value_name = "DIR")]
+    /// Run the default suite of this directory (its *.toml) instead of the built-in one.
+    #[arg(long, value_name = "DIR", conflicts_with = "scenarios")]
     scenarios_dir: Option<PathBuf>,
     /// Judge a third-party sender: a shell command speaking the sender contract (README).
     #[arg(long, value_name = "CMD", conflicts_with = "adapter")]
     sender_cmd: Option<String>,
-    /// Judge an official SDK through its adapter: python-sdk or node-sdk (installed first).
+    /// Judge an official SDK through its adapter: python-sdk or node-sdk (written out to the
+    /// kit's cache directory and installed there first; AMPLITUDE_KIT_CACHE_DIR overrides
+    /// the cache directory).
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
     /// Override every scenario's seed.
@@ -64,8 +71,8 @@ enum Command {
     /// `[conformance]`) without running anything. Exit 0 when all are valid, 2 otherwise;
     /// each error names the file, the line, the field and why.
     Check {
-        /// Scenario files.
-        #[arg(required = true)]
+        /// Scenario files, or names of built-in scenarios.
+        #[arg(required = true, value_name = "NAME|FILE")]
         scenarios: Vec<PathBuf>,
     },
     /// Reference sender speaking the third-party sender contract: events as JSON Lines on
@@ -173,15 +180,45 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Sender(args)) => run_sender(args),
         Some(Command::Check { scenarios }) => check_scenarios(&scenarios),
+        None if cli.suite.list => {
+            list_builtins();
+            Ok(())
+        }
         None => run_suite(cli.suite),
     }
 }
 
-fn check_scenarios(files: &[PathBuf]) -> anyhow::Result<()> {
+/// One line per built-in scenario: its name, its description (the traffic it models), what
+/// it should provoke, and whether the default suite leaves it out.
+fn list_builtins() {
+    let summaries = amplitude_loadgen::builtin::summaries();
+    let width = summaries.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in summaries {
+        let in_default = toml::from_str::<toml::Table>(s.text)
+            .ok()
+            .and_then(|t| t.get("conformance")?.get("default_suite")?.as_bool())
+            .unwrap_or(true);
+        let note = if in_default {
+            ""
+        } else {
+            " (not in the default suite)"
+        };
+        println!(
+            "{:<width$}  {} Should provoke: {}{note}",
+            s.name, s.description, s.provokes
+        );
+    }
+}
+
+fn check_scenarios(args: &[PathBuf]) -> anyhow::Result<()> {
     let mut invalid = false;
-    for f in files {
-        match amplitude_conformance::runner::prepare(f) {
-            Ok(p) => println!("ok   {} ({})", f.display(), p.scenario.name),
+    for arg in args {
+        let checked = match amplitude_conformance::runner::resolve_scenario(arg) {
+            Ok(f) => amplitude_conformance::runner::prepare(&f).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        match checked {
+            Ok(p) => println!("ok   {} ({})", arg.display(), p.scenario.name),
             Err(e) => {
                 invalid = true;
                 println!("FAIL {e}");

@@ -26,9 +26,10 @@
 #![warn(unnameable_types)]
 
 // Layers, top to bottom (docs/architecture.md): run, html > generate, report > scenario >
-// arrival, dirty, mix, population, trace > error, random, thresholds, units. A module
-// imports only from layers below its own.
+// arrival, dirty, mix, population, trace > builtin, error, random, thresholds, units. A
+// module imports only from layers below its own.
 mod arrival;
+pub mod builtin;
 mod dirty;
 mod error;
 mod generate;

@@ -3,11 +3,11 @@
 //! Exit codes: 0 success, 1 error (bad scenario, unreachable generator, I/O), 2 usage error,
 //! 99 a threshold of the scenario failed.
 
-use amplitude_loadgen::{render_html, run, Progress, ProgressFn, RunOptions, Scenario};
+use amplitude_loadgen::{builtin, render_html, run, Progress, ProgressFn, RunOptions, Scenario};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,7 +37,8 @@ enum ProgressArg {
 enum Command {
     /// Send the scenario's events to an Amplitude-compatible endpoint and report.
     Run {
-        /// Scenario file (TOML).
+        /// Scenario file (TOML), or the name of a built-in scenario (`list` names them).
+        #[arg(value_name = "SCENARIO")]
         scenario: PathBuf,
         /// Base URL, e.g. http://127.0.0.1:8080 (the scenario's endpoint picks the path).
         #[arg(long)]
@@ -67,7 +68,8 @@ enum Command {
     },
     /// Write the scenario's event stream as JSON Lines (one Amplitude event per line).
     Generate {
-        /// Scenario file (TOML).
+        /// Scenario file (TOML), or the name of a built-in scenario (`list` names them).
+        #[arg(value_name = "SCENARIO")]
         scenario: PathBuf,
         /// Seed (default: the scenario's `seed`).
         #[arg(long)]
@@ -81,10 +83,31 @@ enum Command {
     },
     /// Validate scenario files and print a one-line summary of each.
     Check {
-        /// Scenario files.
-        #[arg(required = true)]
+        /// Scenario files, or names of built-in scenarios.
+        #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
     },
+    /// List the built-in scenarios: name, the traffic it models, what it should provoke.
+    List,
+}
+
+/// The file behind a scenario argument: a path as given, or a built-in scenario written out
+/// to the kit's cache directory (a path that exists, contains `/` or ends in `.toml` is a
+/// file; anything else is a built-in name).
+fn scenario_file(arg: &Path) -> anyhow::Result<PathBuf> {
+    Ok(builtin::resolve(arg)?)
+}
+
+/// One line per built-in scenario.
+fn list_builtins() {
+    let summaries = builtin::summaries();
+    let width = summaries.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in summaries {
+        println!(
+            "{:<width$}  {} Should provoke: {}",
+            s.name, s.description, s.provokes
+        );
+    }
 }
 
 fn main() -> ExitCode {
@@ -113,7 +136,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             output,
             with_timing,
         } => {
-            let sc = Scenario::from_path(&scenario)?;
+            let sc = Scenario::from_path(scenario_file(&scenario)?)?;
             let stream = sc.events(seed.unwrap_or(sc.seed))?;
             let out: Box<dyn Write> = match &output {
                 Some(p) => Box::new(
@@ -142,9 +165,21 @@ fn real_main() -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::List => {
+            list_builtins();
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { scenarios } => {
             let mut failed = false;
-            for path in scenarios {
+            for arg in scenarios {
+                let path = match scenario_file(&arg) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        failed = true;
+                        println!("FAIL {e:#}");
+                        continue;
+                    }
+                };
                 match Scenario::from_path(&path).and_then(|sc| {
                     let stream = sc.events(sc.seed)?;
                     let ms = stream.total_duration_ms();
@@ -160,7 +195,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                         };
                         println!(
                             "ok   {} ({}): {n} events over {:.1} s, {} {}{unchecked}",
-                            path.display(),
+                            arg.display(),
                             sc.name,
                             ms as f64 / 1e3,
                             sc.endpoint.as_str(),
@@ -190,7 +225,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             progress,
             threads,
         } => {
-            let sc = Scenario::from_path(&scenario)?;
+            let sc = Scenario::from_path(scenario_file(&scenario)?)?;
             let opts = RunOptions {
                 target,
                 api_key,

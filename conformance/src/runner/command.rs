@@ -2,20 +2,23 @@
 //! and the sender, runs them and writes the requested reports. It prints nothing: the
 //! binary shows the progress and the verdict table.
 
+use super::adapter::prepare_adapter;
 use super::{default_suite, run_suite, RunnerOptions, SenderSpec, SuiteProgress, SuiteReport};
+use amplitude_loadgen::builtin;
 use std::path::{Path, PathBuf};
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Default)]
 pub struct SuiteCommand {
-    /// Scenario files; empty means the default suite of `scenarios_dir`.
+    /// Scenario files or built-in scenario names ([`resolve_scenario`]); empty means the
+    /// default suite.
     pub scenarios: Vec<PathBuf>,
-    /// Where the default suite lives.
+    /// The directory of the default suite; `None` means the built-in scenarios.
     pub scenarios_dir: Option<PathBuf>,
     /// A third-party sender: a shell command speaking the sender contract.
     pub sender_cmd: Option<String>,
-    /// An official-SDK adapter under `conformance/adapters/` (`python-sdk`, `node-sdk`):
-    /// installed, then run as the sender.
+    /// An official-SDK adapter (`python-sdk`, `node-sdk`): written out to the kit's cache
+    /// directory, installed there, then run as the sender.
     pub adapter: Option<String>,
     /// Overrides every scenario's seed.
     pub seed: Option<u64>,
@@ -29,38 +32,23 @@ pub struct SuiteCommand {
     pub report_md: Option<PathBuf>,
 }
 
-/// The repository root the binary was built from (scenarios and adapters live there).
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn resolve_dir(given: Option<&Path>) -> PathBuf {
+/// The default suite's directory: the one given, else the built-in scenarios written out to
+/// the kit's cache directory.
+fn suite_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     match given {
-        Some(p) => p.to_path_buf(),
-        None if Path::new("scenarios").is_dir() => PathBuf::from("scenarios"),
-        None => repo_root().join("scenarios"),
+        Some(p) => Ok(p.to_path_buf()),
+        None => Ok(builtin::materialise_scenarios(&builtin::kit_cache_dir()?)?),
     }
 }
 
-/// Installs an adapter's dependencies (its `install.sh`, output discarded) and returns its
-/// sender command.
-pub fn prepare_adapter(name: &str) -> anyhow::Result<String> {
-    let dir = repo_root().join("conformance/adapters").join(name);
-    anyhow::ensure!(
-        dir.join("run.sh").is_file(),
-        "no adapter `{name}` (looked for {})",
-        dir.join("run.sh").display()
-    );
-    let status = std::process::Command::new("bash")
-        .arg(dir.join("install.sh"))
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "{}/install.sh failed ({status})",
-        dir.display()
-    );
-    Ok(format!("exec bash '{}'", dir.join("run.sh").display()))
+/// The file behind a `--scenario` argument: a path as given, or a built-in scenario written
+/// out to the kit's cache directory. A path that exists, contains `/` or ends in `.toml` is a
+/// file; anything else is a built-in name.
+///
+/// # Errors
+/// An unknown name (the error lists the built-in names), or a cache that cannot be written.
+pub fn resolve_scenario(arg: &Path) -> anyhow::Result<PathBuf> {
+    Ok(builtin::resolve(arg)?)
 }
 
 impl SuiteCommand {
@@ -73,9 +61,12 @@ impl SuiteCommand {
         mut progress: impl FnMut(SuiteProgress<'_>),
     ) -> anyhow::Result<SuiteReport> {
         let files = if self.scenarios.is_empty() {
-            default_suite(&resolve_dir(self.scenarios_dir.as_deref()))?
+            default_suite(&suite_dir(self.scenarios_dir.as_deref())?)?
         } else {
-            self.scenarios.clone()
+            self.scenarios
+                .iter()
+                .map(|s| resolve_scenario(s))
+                .collect::<anyhow::Result<Vec<_>>>()?
         };
         // Every part of every scenario is checked before anything runs.
         let invalid: Vec<String> = files

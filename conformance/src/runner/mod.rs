@@ -3,6 +3,7 @@
 //! test at their intended times, then read the mock's ledger and journal and check every
 //! event (see [`crate::check`]).
 
+mod adapter;
 mod command;
 mod observe;
 mod process;
@@ -11,7 +12,8 @@ mod settings;
 mod thresholds;
 mod validate;
 
-pub use command::{prepare_adapter, SuiteCommand};
+pub use adapter::{materialise_adapter, prepare_adapter, Adapter, ADAPTERS};
+pub use command::{resolve_scenario, SuiteCommand};
 pub use process::{ProcessError, SenderSpec};
 pub use report::{ScenarioReport, SuiteReport, REPORT_SCHEMA};
 pub use settings::{ConformanceSettings, Control, ControlAt};

@@ -1,5 +1,6 @@
-//! The main job in CI: the default suite (every scenario in `scenarios/`) with the embedded
-//! mock and the reference sender passes, and its reports have their documented shapes.
+//! The main job in CI: the default suite (the built-in scenarios, `loadgen/scenarios/`) with
+//! the embedded mock and the reference sender passes, and its reports have their documented
+//! shapes.
 
 use crate::common::{reference_sender, scenarios_dir};
 use amplitude_conformance::runner::{default_suite, run_suite, RunnerOptions, REPORT_SCHEMA};

@@ -1,5 +1,6 @@
-//! The official SDKs through their adapters (conformance/adapters/), installed from PyPI and
-//! npm at the pinned versions, judged by the suite: the verdicts observed for each
+//! The official SDKs through their adapters (conformance/adapters/, written out to the kit's
+//! cache directory and installed there from PyPI and npm at the pinned versions, as
+//! `--adapter` does), judged by the suite: the verdicts observed for each
 //! (scenario, check) are pinned here, as published in docs/conformance/. A change in an SDK
 //! version, an adapter or the checker shows up as a failing test; then regenerate the tables
 //! (README, "Official SDK conformance") on purpose and update the expectations below.

@@ -3,4 +3,5 @@
 
 mod common;
 mod direct;
+mod from_anywhere;
 mod generation;

@@ -12,9 +12,9 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The repository's `scenarios/` directory.
+/// The scenario files' directory in the source tree (`loadgen/scenarios/`: the built-in set).
 pub fn scenarios_dir() -> PathBuf {
-    crate_dir().join("../scenarios")
+    crate_dir().join("../loadgen/scenarios")
 }
 
 /// The `amplitude-conformance` binary built for these tests.

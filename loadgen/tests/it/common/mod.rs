@@ -5,9 +5,9 @@
 use amplitude_loadgen::Scenario;
 use std::path::{Path, PathBuf};
 
-/// The repository's `scenarios/` directory.
+/// This crate's `scenarios/` directory (the built-in set).
 pub fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
 }
 
 /// A shipped scenario, loaded.

@@ -1,0 +1,146 @@
+//! The binary works from any directory, as after `cargo install`: built-in scenarios by name,
+//! `--list`, a clear error for an unknown name, all from an empty working directory with the
+//! kit's cache directory in a temporary directory (ADR 006). The SDK adapters are not run
+//! here (slow, installed elsewhere); `runner::adapter`'s unit tests cover writing them out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common::reference_exe;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A fresh empty working directory and a cache directory beside it.
+struct Anywhere {
+    root: tempfile::TempDir,
+}
+
+impl Anywhere {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("cwd")).unwrap();
+        Self { root }
+    }
+
+    fn cwd(&self) -> std::path::PathBuf {
+        self.root.path().join("cwd")
+    }
+
+    fn cache(&self) -> std::path::PathBuf {
+        self.root.path().join("cache")
+    }
+
+    /// `amplitude-conformance ARGS` run in the empty directory, with the cache redirected
+    /// (both the kit's variable and XDG_CACHE_HOME, so nothing reaches the real home).
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(reference_exe())
+            .args(args)
+            .current_dir(self.cwd())
+            .env("AMPLITUDE_KIT_CACHE_DIR", self.cache())
+            .env("XDG_CACHE_HOME", self.root.path().join("xdg"))
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn list_names_every_builtin_scenario_with_what_it_models_and_provokes() {
+    let a = Anywhere::new();
+    let out = a.run(&["--list"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let names = amplitude_loadgen::builtin::names();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), names.len(), "{stdout}");
+    for (line, name) in lines.iter().zip(&names) {
+        assert!(line.starts_with(&format!("{name} ")), "{line}");
+        assert!(line.contains("Should provoke: "), "{line}");
+    }
+    let trickle = lines
+        .iter()
+        .find(|l| l.starts_with("steady-trickle "))
+        .unwrap();
+    assert!(
+        trickle.contains("Poisson 40 events/s") && trickle.ends_with("Should provoke: nothing."),
+        "{trickle}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("sdk-long-outage ") && l.ends_with("(not in the default suite)")));
+    // Listing writes nothing anywhere.
+    assert!(!a.cache().exists());
+    assert_eq!(std::fs::read_dir(a.cwd()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_builtin_scenario_by_name_passes_from_an_empty_directory() {
+    let a = Anywhere::new();
+    let out = a.run(&["--scenario", "steady-trickle", "--report-json", "r.json"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("steady-trickle"), "{stdout}");
+    // The built-in set was written out to the versioned cache directory, traces included...
+    let dir = a.cache().join(env!("CARGO_PKG_VERSION")).join("scenarios");
+    for f in amplitude_loadgen::builtin::files() {
+        assert!(dir.join(f.path).is_file(), "{}", f.path);
+    }
+    // ...and the run used it; the working directory got only the report asked for.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.cwd().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["passed"], true);
+    let file = report["scenarios"][0]["file"].as_str().unwrap();
+    assert_eq!(Path::new(file), dir.join("steady-trickle.toml"));
+    let names: Vec<String> = std::fs::read_dir(a.cwd())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["r.json"]);
+}
+
+#[test]
+fn an_unknown_scenario_name_is_a_clear_error_with_exit_2() {
+    let a = Anywhere::new();
+    let out = a.run(&["--scenario", "no-such-scenario"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no scenario `no-such-scenario`: not a file, and no built-in scenario has that name"
+        ),
+        "{stderr}"
+    );
+    for name in amplitude_loadgen::builtin::names() {
+        assert!(stderr.contains(name), "{name} missing from: {stderr}");
+    }
+    // A path is a file, never a name: a missing one is named as such.
+    let out = a.run(&["--scenario", "missing.toml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+    assert!(!stderr.contains("no built-in scenario"), "{stderr}");
+}
+
+#[test]
+fn check_takes_builtin_names_and_files() {
+    let a = Anywhere::new();
+    std::fs::write(
+        a.cwd().join("mine.toml"),
+        "duration = \"1s\"\narrival = { kind = \"constant\", rate = 20.0 }\n",
+    )
+    .unwrap();
+    let out = a.run(&[
+        "check",
+        "trace-replay",
+        "sdk-events-without-ids",
+        "mine.toml",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        stdout,
+        "ok   trace-replay (trace-replay)\nok   sdk-events-without-ids (sdk-events-without-ids)\nok   mine.toml (mine)\n"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod accounting;
 mod canned_bodies;
+mod ci_example;
 mod common;
 mod dedup;
 mod faults;
@@ -13,6 +14,7 @@ mod model;
 mod overload;
 mod properties;
 mod quota;
+mod readme;
 mod refuse;
 mod robustness;
 mod scoped_faults;

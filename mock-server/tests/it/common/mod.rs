@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers: failing loudly is the point
 
+pub mod process;
+
 use amplitude_mock::{MockServer, MockServerBuilder};
 use serde_json::Value;
 

@@ -62,8 +62,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let mock = rt
-        .block_on(MockServer::builder().config(bench_config(100_000)).start())
-        .unwrap();
+        .block_on(MockServer::builder().config(bench_config(100_000)).start());
     let mut round = 0u64;
     for (endpoint, name) in [(Endpoint::HttpV2, "http_v2"), (Endpoint::Batch, "batch")] {
         let url = format!("{}{}", mock.uri(), endpoint.path());

@@ -11,7 +11,7 @@
 //! ```
 //! # async fn demo() -> std::io::Result<()> {
 //! use amplitude_mock::MockServer;
-//! let mock = MockServer::builder().api_key("KEY").virtual_clock(1_700_000_000_000).start().await?;
+//! let mock = MockServer::builder().api_key("KEY").virtual_clock(1_700_000_000_000).start().await;
 //! // ... point the sender under test at format!("{}/2/httpapi", mock.uri()) ...
 //! mock.clock().advance_ms(7 * 24 * 3_600_000); // a week later, in no time
 //! assert!(mock.events().is_empty());
@@ -61,6 +61,11 @@ pub use refuse::ListenerView;
 pub use server::serve;
 pub use state::MockState;
 pub use tls::TlsError;
+
+/// The repository's README, whose Rust snippets are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// The mock's internals for its benchmarks and tests (the rule stores and the socket-free
 /// pipeline). Not a stable API.

@@ -46,7 +46,7 @@ pub async fn shutdown_signal() {
 /// ```
 /// # async fn demo() -> std::io::Result<()> {
 /// use amplitude_mock::MockServer;
-/// let mock = MockServer::builder().api_key("KEY").start().await?;
+/// let mock = MockServer::builder().api_key("KEY").start().await;
 /// let url = format!("{}/2/httpapi", mock.uri()); // point the sender here
 /// assert!(url.starts_with("http://127.0.0.1:"));
 /// assert_eq!(mock.stats().events_stored, 0);
@@ -59,7 +59,10 @@ pub struct MockServer {
     eu_addr: Option<SocketAddr>,
     tls: Option<(SocketAddr, TlsIdentity)>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+    /// The mock's own thread (it runs the mock's tokio runtime); joined on drop.
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// What the thread's listeners ended with.
+    done: Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>>,
 }
 
 /// Builder for [`MockServer`]: projects, profile, limits, clock, seed, faults, transport.
@@ -73,6 +76,7 @@ pub struct MockServerBuilder {
     /// `Some`: serve HTTPS there (`None` inside: a random loopback port).
     tls: Option<Option<SocketAddr>>,
     tls_names: Vec<String>,
+    worker_threads: Option<usize>,
 }
 
 /// An I/O error of kind `InvalidInput` carrying `e`.
@@ -231,21 +235,159 @@ impl MockServerBuilder {
         self
     }
 
+    /// Threads of the mock's own tokio runtime (default: the machine's cores, at most 4).
+    /// The mock always serves from a thread and runtime of its own (as wiremock-rs does), so
+    /// a blocking client works from any test, with or without a runtime.
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.worker_threads = Some(n.max(1));
+        self
+    }
+
+    /// Binds the listeners (see [`Self::bind`]) and starts serving on a thread and tokio
+    /// runtime of the mock's own; returns the running [`MockServer`].
+    ///
+    /// # Panics
+    ///
+    /// When the mock cannot start (as wiremock-rs's `start` does): an address that cannot
+    /// be bound, or an invalid configuration; the message names the cause. Use
+    /// [`Self::try_start`] to handle these as an error.
+    #[allow(clippy::panic)] // the documented contract, as in wiremock-rs
+    pub async fn start(self) -> MockServer {
+        match self.try_start().await {
+            Ok(mock) => mock,
+            Err(e) => panic!("amplitude-mock: the mock server could not start: {e}"),
+        }
+    }
+
     /// Binds the listeners (see [`Self::bind`]) and starts serving. An invalid
-    /// configuration fails with `InvalidInput`, naming every problem.
-    pub async fn start(mut self) -> std::io::Result<MockServer> {
-        let listener = bind(self.bind.take().unwrap_or(LOOPBACK_ANY_PORT)).await?;
-        self.start_on(listener).await
+    /// configuration fails with `InvalidInput`, naming every problem; an address that cannot
+    /// be bound fails with the bind error, naming the address.
+    pub async fn try_start(self) -> std::io::Result<MockServer> {
+        self.try_start_with(None).await
+    }
+
+    /// [`Self::start`] for a test without a runtime (a plain `#[test]`): blocks until the
+    /// mock is listening. Do not call it from async code (use [`Self::start`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`Self::start`].
+    #[allow(clippy::panic)] // the documented contract, as in wiremock-rs
+    pub fn start_blocking(self) -> MockServer {
+        match self.try_start_blocking() {
+            Ok(mock) => mock,
+            Err(e) => panic!("amplitude-mock: the mock server could not start: {e}"),
+        }
+    }
+
+    /// [`Self::start_blocking`], returning the error instead of panicking.
+    pub fn try_start_blocking(self) -> std::io::Result<MockServer> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let parts = self.spawn_thread(
+            None,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        let started = rx.recv().map_err(|_| thread_gone())??;
+        Ok(parts.running(started))
     }
 
     /// Starts serving on an already-bound listener (the EU and HTTPS listeners, when asked,
-    /// are bound here).
+    /// are bound here), on the mock's own thread and runtime.
     pub async fn start_on(self, listener: TcpListener) -> std::io::Result<MockServer> {
+        self.try_start_with(Some(listener.into_std()?)).await
+    }
+
+    async fn try_start_with(
+        self,
+        listener: Option<std::net::TcpListener>,
+    ) -> std::io::Result<MockServer> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let parts = self.spawn_thread(
+            listener,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        let started = rx.await.map_err(|_| thread_gone())??;
+        Ok(parts.running(started))
+    }
+
+    /// Spawns the mock's thread: it builds the runtime, binds, reports through `ready`, then
+    /// serves until the shutdown signal.
+    fn spawn_thread(
+        self,
+        listener: Option<std::net::TcpListener>,
+        ready: Ready,
+    ) -> std::io::Result<Spawned> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let threads = self.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+        });
+        let thread = std::thread::Builder::new()
+            .name("amplitude-mock".to_owned())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .thread_name("amplitude-mock-worker")
+                    .enable_all()
+                    .build();
+                let rt = match rt {
+                    Ok(rt) => rt,
+                    Err(e) => return ready(Err(e)),
+                };
+                let served = rt.block_on(async move {
+                    let listener = match listener {
+                        Some(l) => TcpListener::from_std(l),
+                        None => bind(self.bind.unwrap_or(LOOPBACK_ANY_PORT)).await,
+                    };
+                    match listener {
+                        Ok(l) => match self.serve_on(l, stop_rx).await {
+                            Ok((started, tasks)) => {
+                                ready(Ok(started));
+                                let mut out = Ok(());
+                                for task in tasks {
+                                    let r = task.await.map_err(std::io::Error::other);
+                                    if let (Ok(()), Err(e) | Ok(Err(e))) = (&out, r) {
+                                        out = Err(e);
+                                    }
+                                }
+                                out
+                            }
+                            Err(e) => {
+                                ready(Err(e));
+                                Ok(())
+                            }
+                        },
+                        Err(e) => {
+                            ready(Err(e));
+                            Ok(())
+                        }
+                    }
+                });
+                rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                let _ = done_tx.send(served);
+            })?;
+        Ok(Spawned {
+            stop: stop_tx,
+            thread,
+            done: done_rx,
+        })
+    }
+
+    /// Builds the state and serves it on `listener` (and the EU and HTTPS listeners, when
+    /// asked) on the current runtime until `stop` turns true.
+    async fn serve_on(
+        self,
+        listener: TcpListener,
+        rx: watch::Receiver<bool>,
+    ) -> std::io::Result<(Started, Vec<JoinHandle<std::io::Result<()>>>)> {
         let addr = listener.local_addr()?;
         let state = MockState::try_new(self.config, self.clock.unwrap_or_default())
             .map_err(invalid_input)?;
         let state = Arc::new(state);
-        let (tx, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let eu_addr = match self.eu_bind {
             Some(eu) => {
@@ -287,15 +429,53 @@ impl MockServerBuilder {
             None => None,
         };
         tasks.push(spawn_serve(listener, state.clone(), self.options, rx)?);
-        Ok(MockServer {
-            state,
-            addr,
-            eu_addr,
-            tls,
-            shutdown: tx,
+        Ok((
+            Started {
+                state,
+                addr,
+                eu_addr,
+                tls,
+            },
             tasks,
-        })
+        ))
     }
+}
+
+/// Reports the outcome of binding from the mock's thread to the caller.
+type Ready = Box<dyn FnOnce(std::io::Result<Started>) + Send>;
+
+/// What the mock's thread reports once it listens.
+struct Started {
+    state: Arc<MockState>,
+    addr: SocketAddr,
+    eu_addr: Option<SocketAddr>,
+    tls: Option<(SocketAddr, TlsIdentity)>,
+}
+
+/// The handles of a spawned mock thread.
+struct Spawned {
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+    done: tokio::sync::oneshot::Receiver<std::io::Result<()>>,
+}
+
+impl Spawned {
+    fn running(self, s: Started) -> MockServer {
+        MockServer {
+            state: s.state,
+            addr: s.addr,
+            eu_addr: s.eu_addr,
+            tls: s.tls,
+            shutdown: self.stop,
+            thread: Some(self.thread),
+            done: Some(self.done),
+        }
+    }
+}
+
+/// The mock's thread ended before reporting (it panicked).
+fn thread_gone() -> std::io::Error {
+    std::io::Error::other("the mock server's thread ended before it was listening")
 }
 
 /// Registers `listener` now (a `refuse` window open at start closes it before this returns)
@@ -326,8 +506,18 @@ impl MockServer {
     }
 
     /// Starts a zero-config mock (any API key accepted) on a random loopback port.
-    pub async fn start() -> std::io::Result<Self> {
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound (as wiremock-rs's `MockServer::start` does); see
+    /// [`Self::try_start`].
+    pub async fn start() -> Self {
         Self::builder().start().await
+    }
+
+    /// [`Self::start`], returning the error instead of panicking.
+    pub async fn try_start() -> std::io::Result<Self> {
+        Self::builder().try_start().await
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123` (append `/2/httpapi` or `/batch`).
@@ -411,18 +601,27 @@ impl MockServer {
     }
 
     /// Stops accepting, ends held responses and waits for open requests to finish (at most
-    /// 5 s per listener).
+    /// 5 s per listener), then for the mock's thread to end.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
-        for task in std::mem::take(&mut self.tasks) {
-            task.await.map_err(std::io::Error::other)??;
+        let served = match self.done.take() {
+            Some(done) => done.await.map_err(|_| thread_gone())?,
+            None => Ok(()),
+        };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-        Ok(())
+        served
     }
 }
 
 impl Drop for MockServer {
+    /// Stops the mock and joins its thread: once `drop` returns, the ports are closed. Open
+    /// requests get at most 5 s to finish; held (`delay`, `hang`) responses end at once.
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

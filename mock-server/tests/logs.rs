@@ -92,8 +92,7 @@ async fn api_keys_never_appear_in_logs_or_the_journal() {
             .api_key(KEY)
             .virtual_clock(1_700_000_000_000)
             .start()
-            .await
-            .unwrap();
+            .await;
         traffic(&mock).await;
         let journal = reqwest::get(format!("{}/__mock/requests", mock.uri()))
             .await

@@ -16,6 +16,7 @@ mod quota;
 mod refuse;
 mod robustness;
 mod scoped_faults;
+mod start;
 mod throttling;
 mod transport;
 mod validation;

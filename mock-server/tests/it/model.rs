@@ -325,7 +325,7 @@ async fn run(setup: Setup, steps: Vec<Step>) -> Result<Coverage, TestCaseError> 
     let mock: MockServer = builder()
         .limits(limits)
         .profile(profile)
-        .start()
+        .try_start()
         .await
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model {

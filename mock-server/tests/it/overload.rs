@@ -71,8 +71,7 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
         .config(config)
         .virtual_clock(1_700_000_000_000)
         .start()
-        .await
-        .unwrap();
+        .await;
     let rss_before = rss_bytes();
     const CLIENTS: usize = 16;
     const REQUESTS: usize = 250;

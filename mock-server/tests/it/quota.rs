@@ -25,7 +25,7 @@ fn user_only(user: &str, insert_id: &str) -> Value {
 async fn v12_user_over_daily_quota_on_batch() {
     // spec §14.1 #12, §5.4 (Batch body with exceeded_daily_quota_users; the user's indexes
     // also in throttled_events), §8.1 (quota per user, configurable: 5 here)
-    let mock = builder().limits(quota(5)).start().await.unwrap();
+    let mock = builder().limits(quota(5)).start().await;
     let five: Vec<Value> = (0..5)
         .map(|i| user_only("user-quota", &format!("q{i}")))
         .collect();
@@ -60,7 +60,7 @@ async fn v12_user_over_daily_quota_on_batch() {
 async fn device_over_daily_quota_reports_the_current_daily_count() {
     // spec §5.4: exceeded_daily_quota_devices maps the device to its rolling 24 h count,
     // which includes the rejected events by default (count_rejected_toward_eps)
-    let mock = builder().limits(quota(5)).start().await.unwrap();
+    let mock = builder().limits(quota(5)).start().await;
     assert_eq!(
         post(&mock, "/batch", &upload(&events(5, "device-q")))
             .await
@@ -96,8 +96,7 @@ async fn daily_quota_resets_on_the_rolling_window_of_utc_hours() {
         .limits(quota(5))
         .profile(profile)
         .start()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         post(
             &mock,
@@ -160,8 +159,7 @@ async fn daily_quota_on_http_v2_is_a_profile_knob() {
             .limits(quota(3))
             .profile(profile)
             .start()
-            .await
-            .unwrap();
+            .await;
         let three: Vec<Value> = (0..3)
             .map(|i| user_only("user-v2q", &format!("x{i}")))
             .collect();
@@ -185,7 +183,7 @@ async fn quota_and_eps_in_one_body() {
         eps_threshold_batch: 1,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let q: Vec<Value> = (0..4)
         .map(|i| user_only("user-quota", &format!("q{i}")))
         .collect();
@@ -232,8 +230,7 @@ async fn silenced_devices_get_the_documented_400_and_admin_can_change_them() {
         .api_key(KEY)
         .virtual_clock(T0)
         .start()
-        .await
-        .unwrap();
+        .await;
     let req = [
         ev("device-ok-1", "a"),
         ev("device-silenced", "b"),

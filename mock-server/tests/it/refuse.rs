@@ -14,8 +14,7 @@ async fn connections_are_refused_during_the_window_then_accepted_on_the_same_por
     let mock = builder()
         .fault(Fault::refuse(Some(T0 + SEC), T0 + 5 * SEC))
         .start()
-        .await
-        .unwrap();
+        .await;
     let addr = mock.address();
     let (s, _) = post(&mock, "/2/httpapi", &upload(&events(1, "device-A"))).await;
     assert_eq!(s, 200, "before the window");

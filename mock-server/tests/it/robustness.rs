@@ -32,8 +32,7 @@ fn fixture() -> &'static Fixture {
             ..Limits::default()
         };
         let mock = rt
-            .block_on(crate::common::builder().limits(limits).start())
-            .unwrap();
+            .block_on(crate::common::builder().limits(limits).start());
         Fixture {
             rt,
             mock,

@@ -19,8 +19,7 @@ async fn a_device_scope_takes_only_requests_carrying_that_device() {
     let mock = builder()
         .fault(Fault::status(503).device_id("device-D").count(1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let (s, _) = post(&mock, "/2/httpapi", &upload(&[e("device-E", None, "e1")])).await;
     assert_eq!(s, 200, "no device-D event: passes");
     let (s, body) = post(
@@ -43,8 +42,7 @@ async fn a_user_scope_takes_only_requests_carrying_that_user() {
     let mock = builder()
         .fault(Fault::close().user_id("user-U"))
         .start()
-        .await
-        .unwrap();
+        .await;
     let (s, _) = post(
         &mock,
         "/batch",
@@ -68,8 +66,7 @@ async fn throttle_answers_the_limiters_429_for_that_requests_events() {
         .journal_bodies(true)
         .fault(Fault::throttle_device("device-D").window(Some(T0 + 2 * SEC), Some(T0 + 22 * SEC)))
         .start()
-        .await
-        .unwrap();
+        .await;
     // Before the window: the device passes.
     let (s, _) = post(
         &mock,
@@ -146,8 +143,7 @@ async fn throttle_a_user() {
     let mock = builder()
         .fault(Fault::throttle_user("user-U").count(1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let (s, body) = post(
         &mock,
         "/2/httpapi",
@@ -176,7 +172,7 @@ async fn throttle_a_user() {
 
 #[tokio::test]
 async fn throttle_from_json_and_validation_still_wins() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     let (s, v) = post(
         &mock,
         "/__mock/faults",

@@ -38,6 +38,31 @@ impl Default for LedgerConfig {
     }
 }
 
+impl LedgerConfig {
+    /// Stored events the benchmark profile keeps (the oldest evicted first).
+    pub const BENCHMARK_MAX_EVENTS: usize = 100_000;
+    /// Requests the benchmark profile keeps in the journal.
+    pub const BENCHMARK_JOURNAL_CAPACITY: usize = 1_000;
+    /// Most request-body bytes the benchmark profile keeps in the journal, bytes (16 MiB).
+    pub const BENCHMARK_JOURNAL_MAX_BODY_BYTES: usize = 16 << 20;
+
+    /// These bounds capped for a benchmark: at most [`Self::BENCHMARK_MAX_EVENTS`] stored
+    /// events (and as many dedup and property-drop records),
+    /// [`Self::BENCHMARK_JOURNAL_CAPACITY`] journal entries and
+    /// [`Self::BENCHMARK_JOURNAL_MAX_BODY_BYTES`] of journalled bodies: about 100 MB at
+    /// most for 1 kB events, however long the run. Counters stay exact.
+    pub fn capped_for_benchmarks(self) -> Self {
+        Self {
+            max_events: self.max_events.min(Self::BENCHMARK_MAX_EVENTS),
+            journal_capacity: self.journal_capacity.min(Self::BENCHMARK_JOURNAL_CAPACITY),
+            journal_max_body_bytes: self
+                .journal_max_body_bytes
+                .min(Self::BENCHMARK_JOURNAL_MAX_BODY_BYTES),
+            ..self
+        }
+    }
+}
+
 /// The ingestion API an event or request came through (spec §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

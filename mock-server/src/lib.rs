@@ -22,8 +22,9 @@
 // Layers, top to bottom (docs/architecture.md "amplitude-mock layers"); a module imports
 // only from the layers below it.
 //
-// 1. embedding: the MockServer and its builder
+// 1. embedding: the MockServer, its builder and the builder's settings
 mod mock;
+mod settings;
 // 2. router and transport: listeners, connections, fault delivery
 mod server;
 // 3. route families, and what they share about one request
@@ -53,7 +54,10 @@ pub mod tls;
 pub use clock::{Clock, MockClock};
 pub use config::{ConfigError, ConfigErrors, MockConfig};
 pub use faults::{Fault, FaultError, Faults};
-pub use ledger::{EventFilter, JournalEntry, Stats, StoredEvent};
+pub use ledger::{
+    DedupRecord, EventFilter, FaultCount, JournalEntry, Ledger, LedgerConfig, PropertyDropRecord,
+    RejectReason, RejectedStats, Stats, StoredEvent,
+};
 pub use mock::{shutdown_signal, MockServer, MockServerBuilder};
 pub use profile::{FidelityProfile, Limits};
 pub use projects::{ProjectConfig, Region};

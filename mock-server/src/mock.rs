@@ -4,6 +4,7 @@
 
 use crate::clock::MockClock;
 use crate::config::MockConfig;
+use crate::ledger::LedgerConfig;
 use crate::faults::{Fault, Faults};
 use crate::ledger::{EventFilter, JournalEntry, Stats, StoredEvent};
 use crate::profile::{FidelityProfile, Limits};
@@ -68,7 +69,7 @@ pub struct MockServer {
 /// Builder for [`MockServer`]: projects, profile, limits, clock, seed, faults, transport.
 #[derive(Default)]
 pub struct MockServerBuilder {
-    config: MockConfig,
+    settings: crate::settings::Settings,
     clock: Option<MockClock>,
     options: ServeOptions,
     bind: Option<SocketAddr>,
@@ -96,9 +97,10 @@ const LOOPBACK_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 impl MockServerBuilder {
-    /// Adds a US project with this API key. With no key added, any key is accepted.
+    /// Adds a US project with this API key. With no key added (here or in
+    /// [`Self::config`]), any key is accepted.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.config.projects.push(ProjectConfig {
+        self.settings.projects.push(ProjectConfig {
             api_key: key.into(),
             region: Region::Us,
             limits: None,
@@ -108,7 +110,7 @@ impl MockServerBuilder {
 
     /// Adds an EU project with this API key (spec §1.1).
     pub fn eu_api_key(mut self, key: impl Into<String>) -> Self {
-        self.config.projects.push(ProjectConfig {
+        self.settings.projects.push(ProjectConfig {
             api_key: key.into(),
             region: Region::Eu,
             limits: None,
@@ -118,40 +120,83 @@ impl MockServerBuilder {
 
     /// Adds a project as configured.
     pub fn project(mut self, project: ProjectConfig) -> Self {
-        self.config.projects.push(project);
+        self.settings.projects.push(project);
         self
     }
 
-    /// Sets the fidelity profile (UNCERTAIN behaviours).
+    /// Sets the fidelity profile (UNCERTAIN behaviours); overrides [`Self::config`]'s.
     pub fn profile(mut self, profile: FidelityProfile) -> Self {
-        self.config.profile = profile;
+        self.settings.profile = Some(profile);
         self
     }
 
-    /// Sets the default limits (lower them to trigger 429s and drops with small numbers).
+    /// Sets the default limits (lower them to trigger 429s and drops with small numbers);
+    /// overrides [`Self::config`]'s.
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.config.limits = limits;
+        self.settings.limits = Some(limits);
         self
     }
 
     /// Sets the default limits' `max_events_per_request` (default 2,000): a request with
-    /// more events is answered 413 `Payload too large` (spec §3.4). Call after
-    /// [`Self::limits`], which replaces every limit.
+    /// more events is answered 413 `Payload too large` (spec §3.4). Applies over
+    /// [`Self::limits`] and [`Self::config`], whatever the call order.
     pub fn max_events_per_request(mut self, n: usize) -> Self {
-        self.config.limits.max_events_per_request = n;
+        self.settings.max_events_per_request = Some(n);
         self
     }
 
-    /// Replaces the whole configuration (projects, profile, limits, ledger bounds).
+    /// A whole configuration (a `mock.toml` through [`MockConfig::from_path`], or built in
+    /// code) as the base the other settings compose with, whatever the call order (ADR
+    /// 008):
+    ///
+    /// - each setter ([`Self::profile`], [`Self::limits`], [`Self::ledger`],
+    ///   [`Self::seed`], [`Self::admin_token`], [`Self::max_events_per_request`],
+    ///   [`Self::journal_bodies`]) overrides that setting of the configuration;
+    /// - projects and faults add up: the configuration's first, then the setters' in call
+    ///   order; a project given both ways, identical, is kept once; the same key with other
+    ///   settings is refused at start (`InvalidInput`, `projects[i].api_key`);
+    /// - [`Self::profile_for_benchmarks`] applies last, over everything;
+    /// - `.config(..)` given twice is refused at start (`InvalidInput`, naming `config`).
     pub fn config(mut self, config: MockConfig) -> Self {
-        self.config = config;
+        self.settings.configs.push(config);
         self
     }
 
-    /// Keeps each request's events in the journal (for behaviour checks).
-    pub fn journal_bodies(mut self, on: bool) -> Self {
-        self.config.ledger.journal_bodies = on;
+    /// Memory bounds of the ledger: stored events, journal entries and bytes (default:
+    /// [`LedgerConfig::default`]). Overrides [`Self::config`]'s and the benchmark profile's
+    /// cap; [`Self::journal_bodies`] applies over it.
+    pub fn ledger(mut self, ledger: LedgerConfig) -> Self {
+        self.settings.ledger = Some(ledger);
         self
+    }
+
+    /// Keeps each request's events in the journal's `/__mock/requests` JSON (for behaviour
+    /// checks); [`MockServer::received_requests`] has the bodies regardless.
+    pub fn journal_bodies(mut self, on: bool) -> Self {
+        self.settings.journal_bodies = Some(on);
+        self
+    }
+
+    /// The profile for benchmarking a sender (ADR 008), applied after every other setting,
+    /// whatever the call order:
+    ///
+    /// - limits lifted ([`Limits::unthrottled`]): no 429 for EPS or daily quota, no dropped
+    ///   property update, on the default limits and on every project's own; the dedup window
+    ///   and `max_events_per_request` (2,000) stay, as a sender must still respect them;
+    /// - the ledger capped ([`LedgerConfig::capped_for_benchmarks`]: 100,000 stored events,
+    ///   1,000 journal entries, 16 MiB of journalled bodies) unless [`Self::ledger`] is
+    ///   given; counters stay exact.
+    ///
+    /// Deduplication stays on: benchmark with fresh `insert_id`s, and assert
+    /// `mock.stats().events_deduplicated == 0` (the guide in the crate docs shows how).
+    pub fn profile_for_benchmarks(mut self) -> Self {
+        self.settings.benchmark = true;
+        self
+    }
+
+    /// Same as [`Self::profile_for_benchmarks`].
+    pub fn unthrottled(self) -> Self {
+        self.profile_for_benchmarks()
     }
 
     /// Freezes time at `start_ms` (ms since the epoch); it moves only through
@@ -162,24 +207,31 @@ impl MockServerBuilder {
     }
 
     /// Seeds every random choice (probabilistic faults, delay distributions): the same seed
-    /// and the same request sequence give the same fault pattern.
+    /// and the same request sequence give the same fault pattern. Overrides
+    /// [`Self::config`]'s.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed = seed;
+        self.settings.seed = Some(seed);
         self
     }
 
-    /// Schedules a fault at start, after those already added (see [`Fault`] and
-    /// `docs/faults.md`). An invalid configuration ([`MockConfig::validate`]) makes
-    /// [`Self::start`] fail with `InvalidInput`, naming every problem.
+    /// Schedules a fault at start, after [`Self::config`]'s and those already added (see
+    /// [`Fault`] and `docs/faults.md`). An invalid configuration ([`MockConfig::validate`])
+    /// makes [`Self::try_start`] fail with `InvalidInput`, naming every problem.
     pub fn fault(mut self, fault: Fault) -> Self {
-        self.config.faults.push(fault);
+        self.settings.faults.push(fault);
         self
+    }
+
+    /// The configuration the settings given so far make (ADR 008), before validation; an
+    /// error names a conflict (`.config` given twice).
+    pub fn resolved_config(&self) -> Result<MockConfig, crate::config::ConfigIssue> {
+        self.settings.resolve()
     }
 
     /// Token the `/__mock/` routes and `/metrics` require from non-loopback clients (header
     /// `x-mock-admin-token`).
     pub fn admin_token(mut self, token: impl Into<String>) -> Self {
-        self.config.admin_token = Some(token.into());
+        self.settings.admin_token = Some(token.into());
         self
     }
 
@@ -385,7 +437,8 @@ impl MockServerBuilder {
         rx: watch::Receiver<bool>,
     ) -> std::io::Result<(Started, Vec<JoinHandle<std::io::Result<()>>>)> {
         let addr = listener.local_addr()?;
-        let state = MockState::try_new(self.config, self.clock.unwrap_or_default())
+        let config = self.settings.resolve().map_err(invalid_input)?;
+        let state = MockState::try_new(config, self.clock.unwrap_or_default())
             .map_err(invalid_input)?;
         let state = Arc::new(state);
         let mut tasks = Vec::new();

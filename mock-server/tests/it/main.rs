@@ -2,6 +2,7 @@
 //! in `common/` (a mock on port 0, a plain HTTP client).
 
 mod accounting;
+mod builder;
 mod canned_bodies;
 mod common;
 mod dedup;

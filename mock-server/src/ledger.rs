@@ -102,6 +102,33 @@ pub struct StoredEvent {
     pub fingerprint: Option<u64>,
 }
 
+impl StoredEvent {
+    /// The event as a JSON value (parsed from [`Self::event`]; `Null` if it were not JSON,
+    /// which the pipeline never stores).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.event.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The event's `insert_id` (spec §9), if it has one.
+    pub fn insert_id(&self) -> Option<String> {
+        self.ids().and_then(|i| i.insert_id.map(|c| c.into_owned()))
+    }
+
+    /// The event's `device_id` (spec §3.1), if it has one.
+    pub fn device_id(&self) -> Option<String> {
+        self.ids().and_then(|i| i.device_id.map(|c| c.into_owned()))
+    }
+
+    /// The event's `user_id` (spec §3.1), if it has one.
+    pub fn user_id(&self) -> Option<String> {
+        self.ids().and_then(|i| i.user_id.map(|c| c.into_owned()))
+    }
+
+    fn ids(&self) -> Option<Ids<'_>> {
+        serde_json::from_str(self.event.get()).ok()
+    }
+}
+
 /// An event answered 200 but not stored because its `insert_id` was seen before (spec §9).
 #[derive(Debug, Clone, Serialize)]
 pub struct DedupRecord {
@@ -144,7 +171,9 @@ pub struct PropertyDropRecord {
 }
 
 /// Why events were rejected (the `events_rejected.by_reason` keys of `/__mock/stats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)] // each names the 4xx/5xx body it answers with (spec §5)
 pub enum RejectReason {
@@ -200,6 +229,72 @@ impl RejectReason {
             Self::InvalidPath => "invalid_path",
             Self::Fault => "fault",
         }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key of [`Stats::requests_by_status`]: the HTTP status answered, or [`StatusKey::Cut`]
+/// for a request that got no (complete) response. Serialized as the status as a string
+/// (`"200"`, `"429"`) or `"cut"`, the keys of `GET /__mock/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatusKey {
+    /// Answered with this HTTP status (100..=599).
+    Status(u16),
+    /// No (complete) response: a `reset`, `close`, `hang` or `truncate` fault, or a client
+    /// gone while sending.
+    Cut,
+}
+
+impl From<u16> for StatusKey {
+    /// `0` (the journal's "no response") is [`StatusKey::Cut`].
+    fn from(status: u16) -> Self {
+        if status == 0 {
+            Self::Cut
+        } else {
+            Self::Status(status)
+        }
+    }
+}
+
+impl std::fmt::Display for StatusKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(s) => write!(f, "{s}"),
+            Self::Cut => f.write_str("cut"),
+        }
+    }
+}
+
+impl std::str::FromStr for StatusKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cut" => Ok(Self::Cut),
+            _ => s
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (100..=599).contains(n))
+                .map(Self::Status)
+                .ok_or_else(|| format!("not an HTTP status or \"cut\": {s:?}")),
+        }
+    }
+}
+
+impl Serialize for StatusKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -273,7 +368,7 @@ impl Default for Counters {
 }
 
 /// Injected faults of one kind.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCount {
     /// Times injected.
     pub injected: u64,
@@ -282,13 +377,14 @@ pub struct FaultCount {
 }
 
 /// `GET /__mock/stats`. Invariant: `events_received = events_stored + events_deduplicated +
-/// events_rejected.total` (events of a committed fault count as stored).
-#[derive(Debug, Clone, Serialize)]
+/// events_rejected.total` (events of a committed fault count as stored). Deserializes from
+/// the JSON of `GET /__mock/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Requests by HTTP status answered (key: status as a string), and `"cut"` for those
-    /// that got no (complete) response (`reset`, `close`, `hang`, `truncate` faults, a client
-    /// gone while sending): the buckets sum to the requests handled.
-    pub requests_by_status: BTreeMap<String, u64>,
+    /// Requests by HTTP status answered, and [`StatusKey::Cut`] for those that got no
+    /// (complete) response (`reset`, `close`, `hang`, `truncate` faults, a client gone while
+    /// sending): the buckets sum to the requests handled. JSON keys: `"200"`, ..., `"cut"`.
+    pub requests_by_status: BTreeMap<StatusKey, u64>,
     /// Requests that got no (complete) response (= `requests_by_status["cut"]`).
     pub requests_cut: u64,
     /// Events in requests that were parsed far enough to count them.
@@ -312,12 +408,12 @@ pub struct Stats {
 }
 
 /// Rejected events, total and by reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectedStats {
     /// All rejected events.
     pub total: u64,
-    /// By reason (only reasons that occurred).
-    pub by_reason: BTreeMap<&'static str, u64>,
+    /// By reason (only reasons that occurred); JSON keys are the snake_case reasons.
+    pub by_reason: BTreeMap<RejectReason, u64>,
 }
 
 struct Events {
@@ -559,20 +655,26 @@ impl Ledger {
             .enumerate()
             .filter_map(|(s, n)| {
                 let n = n.load(Relaxed);
-                (n > 0).then(|| (s.to_string(), n))
+                (n > 0).then(|| (StatusKey::from(s as u16), n))
             })
-            .chain((requests_cut > 0).then(|| ("cut".to_owned(), requests_cut)))
+            .chain((requests_cut > 0).then_some((StatusKey::Cut, requests_cut)))
             .collect();
-        let by_reason: BTreeMap<&'static str, u64> = RejectReason::ALL
+        let by_reason: BTreeMap<RejectReason, u64> = RejectReason::ALL
             .iter()
             .zip(&c.events_rejected)
             .filter_map(|(r, n)| {
                 let n = n.load(Relaxed);
-                (n > 0).then_some((r.as_str(), n))
+                (n > 0).then_some((*r, n))
             })
             .collect();
-        let throttled = by_reason.get("throttled").copied().unwrap_or(0)
-            + by_reason.get("daily_quota").copied().unwrap_or(0);
+        let throttled = by_reason
+            .get(&RejectReason::Throttled)
+            .copied()
+            .unwrap_or(0)
+            + by_reason
+                .get(&RejectReason::DailyQuota)
+                .copied()
+                .unwrap_or(0);
         Stats {
             requests_by_status,
             requests_cut,

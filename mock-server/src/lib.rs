@@ -56,7 +56,7 @@ pub use config::{ConfigError, ConfigErrors, MockConfig};
 pub use faults::{Fault, FaultError, Faults};
 pub use ledger::{
     DedupRecord, EventFilter, FaultCount, JournalEntry, Ledger, LedgerConfig, PropertyDropRecord,
-    RejectReason, RejectedStats, Stats, StoredEvent,
+    RejectReason, RejectedStats, Stats, StatusKey, StoredEvent,
 };
 pub use mock::{shutdown_signal, MockServer, MockServerBuilder};
 pub use profile::{FidelityProfile, Limits};

@@ -6,7 +6,9 @@ use crate::clock::MockClock;
 use crate::config::MockConfig;
 use crate::ledger::LedgerConfig;
 use crate::faults::{Fault, Faults};
-use crate::ledger::{EventFilter, JournalEntry, Stats, StoredEvent};
+use crate::ledger::{
+    DedupRecord, EventFilter, JournalEntry, PropertyDropRecord, Stats, StoredEvent,
+};
 use crate::profile::{FidelityProfile, Limits};
 use crate::projects::{ProjectConfig, Region};
 use crate::server::ServeOptions;
@@ -625,6 +627,19 @@ impl MockServer {
     /// Stored events matching `filter`.
     pub fn events_matching(&self, filter: &EventFilter) -> Vec<StoredEvent> {
         self.state.ledger.events(filter)
+    }
+
+    /// Events answered 200 but not stored because their `insert_id` was seen before (spec
+    /// §9), oldest first, each with the `seq` of the event it duplicated (same as
+    /// `GET /__mock/duplicates`).
+    pub fn duplicates(&self) -> Vec<DedupRecord> {
+        self.state.ledger.duplicates()
+    }
+
+    /// User-property updates silently dropped (over 1,800 an hour per Amplitude ID, spec
+    /// §8.1), oldest first (same as `GET /__mock/property_drops`).
+    pub fn property_drops(&self) -> Vec<PropertyDropRecord> {
+        self.state.ledger.property_drops()
     }
 
     /// The request journal, oldest first.

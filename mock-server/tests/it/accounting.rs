@@ -40,8 +40,9 @@ async fn requests_without_a_response_count_as_cut_and_the_buckets_sum_to_the_tot
     }
     assert_eq!(outcomes, vec![false, false, false, false, true, true]);
     let st = mock.stats();
-    let want: std::collections::BTreeMap<String, u64> =
-        [("200".to_owned(), 2), ("cut".to_owned(), 4)]
+    use amplitude_mock::StatusKey;
+    let want: std::collections::BTreeMap<StatusKey, u64> =
+        [(StatusKey::Status(200), 2), (StatusKey::Cut, 4)]
             .into_iter()
             .collect();
     assert_eq!(st.requests_by_status, want);

@@ -9,6 +9,7 @@ mod dedup;
 mod faults;
 mod fuzz;
 mod identify;
+mod inspection;
 mod knobs;
 mod model;
 mod overload;

@@ -52,7 +52,7 @@ async fn v12_user_over_daily_quota_on_batch() {
     );
     assert_eq!(mock.events().len(), 5);
     let stats = mock.stats();
-    assert_eq!(stats.events_rejected.by_reason.get("daily_quota"), Some(&3));
+    assert_eq!(stats.events_rejected.by_reason.get(&amplitude_mock::RejectReason::DailyQuota), Some(&3));
     assert_eq!(stats.events_throttled, 3);
 }
 
@@ -272,7 +272,7 @@ async fn silenced_devices_get_the_documented_400_and_admin_can_change_them() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(post(&mock, "/2/httpapi", &upload(&req)).await.0, 200);
     assert_eq!(
-        mock.stats().events_rejected.by_reason.get("silenced"),
+        mock.stats().events_rejected.by_reason.get(&amplitude_mock::RejectReason::Silenced),
         Some(&6)
     );
 }

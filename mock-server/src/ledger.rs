@@ -20,10 +20,13 @@ pub struct LedgerConfig {
     pub max_events: usize,
     /// Requests kept in the journal (default 10,000).
     pub journal_capacity: usize,
-    /// Keep each request's `events` array in the journal (default false; the conformance
-    /// suite turns it on to check sender behaviour).
+    /// Show each request's `events` array in the `/__mock/requests` JSON (default false;
+    /// the conformance suite turns it on to check sender behaviour). The raw and decoded
+    /// bodies are journalled regardless (`MockServer::received_requests`).
     pub journal_bodies: bool,
-    /// Most bytes of request bodies the journal keeps, bytes (default 64 MiB).
+    /// Most bytes of request bodies the journal keeps, raw and decoded (a body that was not
+    /// gzipped counted once), bytes (default 64 MiB); the oldest entries are evicted first,
+    /// the newest is always kept.
     pub journal_max_body_bytes: usize,
 }
 
@@ -333,6 +336,36 @@ pub struct JournalEntry {
     /// The fault injected, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// Request headers in arrival order, names lowercase; values of headers that can carry
+    /// a key (`authorization`, any name containing `api-key` or `api_key`) redacted. Not in
+    /// the `/__mock/requests` JSON.
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// The body as received (before gzip decoding), when it was read (none for a body over
+    /// the limit, cut or late). Kept for every request, bounded by the journal's caps
+    /// ([`LedgerConfig::journal_capacity`], [`LedgerConfig::journal_max_body_bytes`]). Not in
+    /// the `/__mock/requests` JSON.
+    #[serde(skip)]
+    pub raw_body: Option<bytes::Bytes>,
+    /// The body after `Content-Encoding: gzip` decoding (= `raw_body` when not gzipped), when
+    /// it could be read and decoded. Same bounds as `raw_body`.
+    #[serde(skip)]
+    pub body: Option<bytes::Bytes>,
+}
+
+impl JournalEntry {
+    /// Bytes of request bodies this entry holds (counted against
+    /// [`LedgerConfig::journal_max_body_bytes`]).
+    fn held_bytes(&self) -> usize {
+        let raw = self.raw_body.as_ref().map_or(0, bytes::Bytes::len);
+        // A body that was not gzipped shares the raw body's buffer.
+        let decoded = match (&self.body, &self.raw_body) {
+            (Some(b), Some(r)) if b.as_ptr() == r.as_ptr() => 0,
+            (Some(b), _) => b.len(),
+            (None, _) => 0,
+        };
+        raw + decoded + self.events_json.as_ref().map_or(0, |b| b.get().len())
+    }
 }
 
 /// Counters of `/__mock/stats`. Exact, lock-free.
@@ -427,6 +460,8 @@ struct Events {
 struct Journal {
     entries: VecDeque<JournalEntry>,
     body_bytes: usize,
+    /// Requests evicted since the last reset (their ids are below the oldest kept).
+    evicted: u64,
 }
 
 /// The ledger. All methods take `&self`; shared behind an `Arc`. Outside the mock it is
@@ -464,6 +499,7 @@ impl Ledger {
             journal: Mutex::new(Journal {
                 entries: VecDeque::new(),
                 body_bytes: 0,
+                evicted: 0,
             }),
             next_request_id: AtomicU64::new(1),
             counters: Counters::default(),
@@ -603,7 +639,7 @@ impl Ledger {
         if !self.config.journal_bodies {
             entry.events_json = None;
         }
-        let bytes = entry.events_json.as_ref().map_or(0, |b| b.get().len());
+        let bytes = entry.held_bytes();
         let mut j = self.journal.lock();
         j.body_bytes += bytes;
         j.entries.push_back(entry);
@@ -611,7 +647,8 @@ impl Ledger {
             || (j.body_bytes > self.config.journal_max_body_bytes && j.entries.len() > 1)
         {
             if let Some(old) = j.entries.pop_front() {
-                j.body_bytes -= old.events_json.as_ref().map_or(0, |b| b.get().len());
+                j.body_bytes -= old.held_bytes();
+                j.evicted += 1;
             }
         }
     }
@@ -643,6 +680,11 @@ impl Ledger {
         let j = self.journal.lock();
         let skip = limit.map_or(0, |l| j.entries.len().saturating_sub(l));
         j.entries.iter().skip(skip).cloned().collect()
+    }
+
+    /// Requests evicted from the journal (past its caps) since the start or the last reset.
+    pub fn requests_evicted(&self) -> u64 {
+        self.journal.lock().evicted
     }
 
     /// A snapshot of the counters.
@@ -704,6 +746,7 @@ impl Ledger {
         let mut j = self.journal.lock();
         j.entries.clear();
         j.body_bytes = 0;
+        j.evicted = 0;
         drop(j);
         let c = &self.counters;
         for a in c.requests_by_status.iter().chain(&c.events_rejected) {

@@ -23,7 +23,9 @@
 // only from the layers below it.
 //
 // 1. embedding: the MockServer, its builder and the builder's settings
+mod expect;
 mod mock;
+mod received;
 mod settings;
 // 2. router and transport: listeners, connections, fault delivery
 mod server;
@@ -58,9 +60,11 @@ pub use ledger::{
     DedupRecord, EventFilter, FaultCount, JournalEntry, Ledger, LedgerConfig, PropertyDropRecord,
     RejectReason, RejectedStats, Stats, StatusKey, StoredEvent,
 };
+pub use expect::Times;
 pub use mock::{shutdown_signal, MockServer, MockServerBuilder};
 pub use profile::{FidelityProfile, Limits};
 pub use projects::{ProjectConfig, Region};
+pub use received::ReceivedRequest;
 pub use refuse::ListenerView;
 pub use server::serve;
 pub use state::MockState;

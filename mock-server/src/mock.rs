@@ -3,6 +3,8 @@
 //! request), exposes the ledger and the clock, shuts down on drop or [`MockServer::shutdown`].
 
 use crate::clock::MockClock;
+use crate::expect::{Expectations, Seen, Times};
+use crate::received::ReceivedRequest;
 use crate::config::MockConfig;
 use crate::ledger::LedgerConfig;
 use crate::faults::{Fault, Faults};
@@ -66,6 +68,8 @@ pub struct MockServer {
     thread: Option<std::thread::JoinHandle<()>>,
     /// What the thread's listeners ended with.
     done: Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>>,
+    /// Checked by [`MockServer::verify`] and on drop.
+    expectations: Expectations,
 }
 
 /// Builder for [`MockServer`]: projects, profile, limits, clock, seed, faults, transport.
@@ -524,6 +528,7 @@ impl Spawned {
             shutdown: self.stop,
             thread: Some(self.thread),
             done: Some(self.done),
+            expectations: Expectations::default(),
         }
     }
 }
@@ -647,6 +652,73 @@ impl MockServer {
         self.state.ledger.requests(None)
     }
 
+    /// Every request received on an Amplitude route, oldest first: method, path, headers
+    /// (key headers redacted), raw and decoded body, status and response (see
+    /// [`ReceivedRequest`] for the bounds).
+    pub fn received_requests(&self) -> Vec<ReceivedRequest> {
+        self.state
+            .ledger
+            .requests(None)
+            .into_iter()
+            .map(ReceivedRequest::from)
+            .collect()
+    }
+
+    /// Expects `times` upload requests (`POST /2/httpapi` or `/batch`) in all: `3`, `1..=3`,
+    /// `2..`. Checked by [`Self::verify`] and on drop.
+    pub fn expect_uploads(&self, times: impl Into<Times>) {
+        self.expectations.uploads(times.into());
+    }
+
+    /// Expects every upload request to be gzipped (`Content-Encoding: gzip`, spec §2).
+    /// Checked by [`Self::verify`] and on drop.
+    pub fn expect_every_request_gzip(&self) {
+        self.expectations.every_upload_gzip();
+    }
+
+    /// Expects no request handled after `at_ms` (ms since the epoch, mock clock): e.g. a
+    /// sender that must stop after `shutdown()`. Checked by [`Self::verify`] and on drop.
+    pub fn expect_no_request_after(&self, at_ms: i64) {
+        self.expectations.no_request_after(at_ms);
+    }
+
+    /// Expects that after any 429 naming `device_id` in `throttled_devices` (spec §5.4), no
+    /// upload carries an event of that device until the EPS window (`Limits::eps_window_ms`,
+    /// 30 s by default, spec §8) has passed on the mock clock. Checked by [`Self::verify`]
+    /// and on drop.
+    pub fn expect_device_never_sent_inside_throttle_window(&self, device_id: impl Into<String>) {
+        self.expectations.device_waits_out_throttling(device_id.into());
+    }
+
+    /// Every unmet expectation, one message listing each with what was seen instead
+    /// (`Ok` when all are met).
+    pub fn check_expectations(&self) -> Result<(), String> {
+        let requests = self.received_requests();
+        let seen = Seen {
+            requests: &requests,
+            evicted: self.state.ledger.requests_evicted(),
+            throttle_window_ms: self.state.config.limits.eps_window_ms,
+        };
+        self.expectations.unmet(&seen).map_or(Ok(()), Err)
+    }
+
+    /// Forgets every expectation registered so far (nothing is checked on drop).
+    pub fn clear_expectations(&self) {
+        self.expectations.clear();
+    }
+
+    /// Checks the expectations now (they are also checked on drop).
+    ///
+    /// # Panics
+    ///
+    /// When one is unmet, with every unmet expectation and what was seen instead.
+    #[allow(clippy::panic)] // the documented contract, as wiremock-rs's verify
+    pub fn verify(&self) {
+        if let Err(msg) = self.check_expectations() {
+            panic!("{msg}");
+        }
+    }
+
     /// The clock every time rule reads; advance it to jump windows.
     pub fn clock(&self) -> &MockClock {
         &self.state.clock
@@ -686,10 +758,21 @@ impl MockServer {
 impl Drop for MockServer {
     /// Stops the mock and joins its thread: once `drop` returns, the ports are closed. Open
     /// requests get at most 5 s to finish; held (`delay`, `hang`) responses end at once.
+    ///
+    /// # Panics
+    ///
+    /// When an expectation ([`MockServer::expect_uploads`], ...) is unmet, unless the thread
+    /// is already panicking (a failed assertion earlier in the test).
+    #[allow(clippy::panic)] // the documented contract, as wiremock-rs's drop
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if !std::thread::panicking() {
+            if let Err(msg) = self.check_expectations() {
+                panic!("{msg}");
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ mod builder;
 mod canned_bodies;
 mod common;
 mod dedup;
+mod expectations;
 mod faults;
 mod fuzz;
 mod identify;

@@ -24,3 +24,4 @@ mod throttling;
 mod transport;
 mod validation;
 mod vectors;
+mod wire_429;

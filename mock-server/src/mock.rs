@@ -70,6 +70,9 @@ pub struct MockServer {
     done: Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>>,
     /// Checked by [`MockServer::verify`] and on drop.
     expectations: Expectations,
+    /// Built with [`MockServerBuilder::profile_for_benchmarks`]: warn on drop if the run
+    /// throttled, deduplicated or rejected events.
+    benchmark: bool,
 }
 
 /// Builder for [`MockServer`]: projects, profile, limits, clock, seed, faults, transport.
@@ -384,12 +387,20 @@ impl MockServerBuilder {
         let threads = self.worker_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
         });
+        // The caller's tracing subscriber, also a thread-local one (`set_default`, as log
+        // capturing test helpers use), goes with the mock onto its threads.
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
         let thread = std::thread::Builder::new()
             .name("amplitude-mock".to_owned())
             .spawn(move || {
+                let _logs = tracing::dispatcher::set_default(&dispatch);
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(threads)
                     .thread_name("amplitude-mock-worker")
+                    .on_thread_start(move || {
+                        // Kept for the worker thread's whole life.
+                        std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+                    })
                     .enable_all()
                     .build();
                 let rt = match rt {
@@ -490,6 +501,7 @@ impl MockServerBuilder {
         tasks.push(spawn_serve(listener, state.clone(), self.options, rx)?);
         Ok((
             Started {
+                benchmark: self.settings.benchmark,
                 state,
                 addr,
                 eu_addr,
@@ -505,6 +517,7 @@ type Ready = Box<dyn FnOnce(std::io::Result<Started>) + Send>;
 
 /// What the mock's thread reports once it listens.
 struct Started {
+    benchmark: bool,
     state: Arc<MockState>,
     addr: SocketAddr,
     eu_addr: Option<SocketAddr>,
@@ -529,6 +542,7 @@ impl Spawned {
             thread: Some(self.thread),
             done: Some(self.done),
             expectations: Expectations::default(),
+            benchmark: s.benchmark,
         }
     }
 }
@@ -702,6 +716,22 @@ impl MockServer {
         self.expectations.unmet(&seen).map_or(Ok(()), Err)
     }
 
+    /// Under the benchmark profile, a `WARN` naming what the run measured besides delivery:
+    /// events throttled, deduplicated (a repeated `insert_id`) or rejected since the last
+    /// reset.
+    fn warn_if_benchmark_was_not_clean(&self) {
+        let s = self.stats();
+        if s.events_throttled > 0 || s.events_deduplicated > 0 || s.events_rejected.total > 0 {
+            tracing::warn!(
+                throttled = s.events_throttled,
+                deduplicated = s.events_deduplicated,
+                rejected = s.events_rejected.total,
+                stored = s.events_stored,
+                "amplitude-mock: this benchmark run was not pure delivery: events were throttled, deduplicated (repeated insert_ids) or rejected; see the crate docs, \"Benchmark your sender\""
+            );
+        }
+    }
+
     /// Forgets every expectation registered so far (nothing is checked on drop).
     pub fn clear_expectations(&self) {
         self.expectations.clear();
@@ -768,6 +798,9 @@ impl Drop for MockServer {
         let _ = self.shutdown.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if self.benchmark {
+            self.warn_if_benchmark_was_not_clean();
         }
         if !std::thread::panicking() {
             if let Err(msg) = self.check_expectations() {

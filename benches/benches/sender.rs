@@ -61,8 +61,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mock = rt
-        .block_on(MockServer::builder().profile_for_benchmarks().start());
+    let mock = rt.block_on(MockServer::builder().profile_for_benchmarks().start());
     let mut round = 0u64;
     for (endpoint, name) in [(Endpoint::HttpV2, "http_v2"), (Endpoint::Batch, "batch")] {
         let url = format!("{}{}", mock.uri(), endpoint.path());

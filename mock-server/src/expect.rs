@@ -181,7 +181,15 @@ impl Expectations {
                     .requests
                     .iter()
                     .filter(|r| r.at_ms > at_ms)
-                    .map(|r| format!("request {} {} at {} ms (+{} ms)", r.id, r.path, r.at_ms, r.at_ms - at_ms))
+                    .map(|r| {
+                        format!(
+                            "request {} {} at {} ms (+{} ms)",
+                            r.id,
+                            r.path,
+                            r.at_ms,
+                            r.at_ms - at_ms
+                        )
+                    })
                     .collect();
                 if late.is_empty() {
                     Ok(())

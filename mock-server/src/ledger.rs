@@ -174,9 +174,7 @@ pub struct PropertyDropRecord {
 }
 
 /// Why events were rejected (the `events_rejected.by_reason` keys of `/__mock/stats`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)] // each names the 4xx/5xx body it answers with (spec §5)
 pub enum RejectReason {

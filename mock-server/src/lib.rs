@@ -279,12 +279,12 @@ pub mod tls;
 
 pub use clock::{Clock, MockClock};
 pub use config::{ConfigError, ConfigErrors, MockConfig};
+pub use expect::Times;
 pub use faults::{Fault, FaultError, Faults};
 pub use ledger::{
     DedupRecord, EventFilter, FaultCount, JournalEntry, Ledger, LedgerConfig, PropertyDropRecord,
     RejectReason, RejectedStats, Stats, StatusKey, StoredEvent,
 };
-pub use expect::Times;
 pub use mock::{shutdown_signal, MockServer, MockServerBuilder};
 pub use profile::{FidelityProfile, Limits};
 pub use projects::{ProjectConfig, Region};

@@ -3,16 +3,16 @@
 //! request), exposes the ledger and the clock, shuts down on drop or [`MockServer::shutdown`].
 
 use crate::clock::MockClock;
-use crate::expect::{Expectations, Seen, Times};
-use crate::received::ReceivedRequest;
 use crate::config::MockConfig;
-use crate::ledger::LedgerConfig;
+use crate::expect::{Expectations, Seen, Times};
 use crate::faults::{Fault, Faults};
+use crate::ledger::LedgerConfig;
 use crate::ledger::{
     DedupRecord, EventFilter, JournalEntry, PropertyDropRecord, Stats, StoredEvent,
 };
 use crate::profile::{FidelityProfile, Limits};
 use crate::projects::{ProjectConfig, Region};
+use crate::received::ReceivedRequest;
 use crate::server::ServeOptions;
 use crate::state::MockState;
 use crate::tls::TlsIdentity;
@@ -384,9 +384,9 @@ impl MockServerBuilder {
     ) -> std::io::Result<Spawned> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let threads = self.worker_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
-        });
+        let threads = self
+            .worker_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)));
         // The caller's tracing subscriber, also a thread-local one (`set_default`, as log
         // capturing test helpers use), goes with the mock onto its threads.
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
@@ -455,8 +455,8 @@ impl MockServerBuilder {
     ) -> std::io::Result<(Started, Vec<JoinHandle<std::io::Result<()>>>)> {
         let addr = listener.local_addr()?;
         let config = self.settings.resolve().map_err(invalid_input)?;
-        let state = MockState::try_new(config, self.clock.unwrap_or_default())
-            .map_err(invalid_input)?;
+        let state =
+            MockState::try_new(config, self.clock.unwrap_or_default()).map_err(invalid_input)?;
         let state = Arc::new(state);
         let mut tasks = Vec::new();
         let eu_addr = match self.eu_bind {
@@ -701,7 +701,8 @@ impl MockServer {
     /// 30 s by default, spec §8) has passed on the mock clock. Checked by [`Self::verify`]
     /// and on drop.
     pub fn expect_device_never_sent_inside_throttle_window(&self, device_id: impl Into<String>) {
-        self.expectations.device_waits_out_throttling(device_id.into());
+        self.expectations
+            .device_waits_out_throttling(device_id.into());
     }
 
     /// Every unmet expectation, one message listing each with what was seen instead

@@ -143,8 +143,13 @@ async fn a_benchmark_run_that_was_not_pure_delivery_warns_on_drop() {
             .await;
         let http = reqwest::Client::new();
         for i in 0..2 {
-            let insert_id = if repeat { "same".to_owned() } else { format!("fresh-{i}") };
-            let ev = json!([{"device_id": "device-bench", "event_type": "e", "insert_id": insert_id}]);
+            let insert_id = if repeat {
+                "same".to_owned()
+            } else {
+                format!("fresh-{i}")
+            };
+            let ev =
+                json!([{"device_id": "device-bench", "event_type": "e", "insert_id": insert_id}]);
             let r = http
                 .post(format!("{}/2/httpapi", mock.uri()))
                 .json(&json!({"api_key": KEY, "events": ev}))
@@ -157,7 +162,8 @@ async fn a_benchmark_run_that_was_not_pure_delivery_warns_on_drop() {
         drop(mock);
         let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
-            logs.contains("this benchmark run was not pure delivery") && logs.contains("deduplicated=1"),
+            logs.contains("this benchmark run was not pure delivery")
+                && logs.contains("deduplicated=1"),
             repeat,
             "{logs}"
         );

@@ -157,7 +157,11 @@ pub(crate) fn journal_headers<B>(req: &Request<B>) -> Vec<(String, String)> {
             let n = name.as_str();
             let v = String::from_utf8_lossy(value.as_bytes());
             let secret = n == "authorization" || n.contains("api-key") || n.contains("api_key");
-            let v = if secret { redact_key(&v) } else { v.into_owned() };
+            let v = if secret {
+                redact_key(&v)
+            } else {
+                v.into_owned()
+            };
             (n.to_owned(), v)
         })
         .collect()

@@ -2,6 +2,8 @@
 //! `.config(..)` is a base the setters override, lists add up, the benchmark profile
 //! applies last.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use crate::common::{post, KEY, T0};
 use crate::start::blocking_post;
 use amplitude_mock::{Fault, LedgerConfig, Limits, MockConfig, MockServer, MockServerBuilder};
@@ -49,7 +51,9 @@ async fn each_order_of_api_key_config_fault_seed_gives_the_same_mock() {
         let names: Vec<_> = order.iter().map(|&i| STEPS[i].0).collect();
         let b = order
             .iter()
-            .fold(MockServer::builder().virtual_clock(T0), |b, &i| (STEPS[i].1)(b));
+            .fold(MockServer::builder().virtual_clock(T0), |b, &i| {
+                (STEPS[i].1)(b)
+            });
         let mock = b.start().await;
         let cfg = mock.state().config().clone();
         // The key stays (not wiped by .config), the fault and the seed too, and the
@@ -71,7 +75,10 @@ async fn each_order_of_api_key_config_fault_seed_gives_the_same_mock() {
         let (s, body) = post(&mock, "/2/httpapi", &wrong).await;
         assert_eq!(s, 400, "{names:?}: {body}");
         assert!(
-            body["error"].as_str().unwrap().starts_with("Invalid API key: "),
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Invalid API key: "),
             "{names:?}: {body}"
         );
     }
@@ -116,7 +123,10 @@ fn setters_override_the_config_and_lists_add_up() {
     let keys: Vec<_> = a.projects.iter().map(|p| p.api_key.as_str()).collect();
     assert_eq!(keys, ["config-key-0123456789abcdef012345", KEY]);
     let statuses: Vec<_> = a.faults.iter().map(|f| format!("{f:?}")).collect();
-    assert!(statuses[0].contains("500") && statuses[1].contains("503"), "{statuses:?}");
+    assert!(
+        statuses[0].contains("500") && statuses[1].contains("503"),
+        "{statuses:?}"
+    );
 }
 
 #[test]
@@ -163,7 +173,10 @@ fn the_benchmark_profile_lifts_limits_and_caps_the_ledger_in_any_order() {
         .resolved_config()
         .unwrap();
     assert_eq!(d.ledger.max_events, LedgerConfig::BENCHMARK_MAX_EVENTS);
-    assert_eq!(d.ledger.journal_capacity, LedgerConfig::BENCHMARK_JOURNAL_CAPACITY);
+    assert_eq!(
+        d.ledger.journal_capacity,
+        LedgerConfig::BENCHMARK_JOURNAL_CAPACITY
+    );
     // An explicit ledger wins over the profile's cap, whatever the order.
     let big = LedgerConfig {
         max_events: 5_000_000,

@@ -2,6 +2,8 @@
 //! request with its headers and bodies; each expectation passes when met and fails with a
 //! message naming what was seen when not (checked by `verify()` and on drop).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use crate::common::{builder, events, post, post_raw, upload, SEC, T0};
 use amplitude_mock::{Limits, MockServer};
 use std::io::Write;
@@ -21,14 +23,21 @@ async fn received_requests_have_headers_raw_and_decoded_bodies_without_journal_b
         &mock,
         "/2/httpapi",
         gz.clone(),
-        &[("content-encoding", "gzip"), ("authorization", "Bearer secret-token-0123456789"), ("x-trace", "t-1")],
+        &[
+            ("content-encoding", "gzip"),
+            ("authorization", "Bearer secret-token-0123456789"),
+            ("x-trace", "t-1"),
+        ],
     )
     .await;
     assert_eq!(s, 200);
     let r = mock.received_requests();
     assert_eq!(r.len(), 1);
     let r = &r[0];
-    assert_eq!((r.method.as_str(), r.path.as_str(), r.status), ("POST", "/2/httpapi", 200));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str(), r.status),
+        ("POST", "/2/httpapi", 200)
+    );
     assert_eq!(r.raw_body.as_ref(), gz.as_slice());
     assert_eq!(r.json().unwrap(), body);
     assert_eq!(r.events().len(), 2);
@@ -52,11 +61,20 @@ async fn the_journal_is_bounded_by_count_and_bytes() {
         .start()
         .await;
     for i in 0..5 {
-        post(&small, "/2/httpapi", &upload(&events(1, &format!("device-{i}")))).await;
+        post(
+            &small,
+            "/2/httpapi",
+            &upload(&events(1, &format!("device-{i}"))),
+        )
+        .await;
     }
     let kept = small.received_requests();
     let bytes: usize = kept.iter().map(|r| r.raw_body.len()).sum();
-    assert!(kept.len() < 5 && bytes <= 400, "{} kept, {bytes} bytes", kept.len());
+    assert!(
+        kept.len() < 5 && bytes <= 400,
+        "{} kept, {bytes} bytes",
+        kept.len()
+    );
 
     let mock = builder()
         .ledger(amplitude_mock::LedgerConfig {
@@ -66,7 +84,16 @@ async fn the_journal_is_bounded_by_count_and_bytes() {
         .start()
         .await;
     for i in 0..5 {
-        assert_eq!(post(&mock, "/2/httpapi", &upload(&events(1, &format!("device-{i}")))).await.0, 200);
+        assert_eq!(
+            post(
+                &mock,
+                "/2/httpapi",
+                &upload(&events(1, &format!("device-{i}")))
+            )
+            .await
+            .0,
+            200
+        );
     }
     let ids: Vec<u64> = mock.received_requests().iter().map(|r| r.id).collect();
     assert_eq!(ids, [3, 4, 5]);
@@ -91,7 +118,10 @@ async fn expect_uploads_passes_when_met_and_names_the_count_when_not() {
     mock.expect_uploads(3..5);
     let msg = mock.check_expectations().unwrap_err();
     assert!(msg.contains("1 of 4 expectations not met"), "{msg}");
-    assert!(msg.contains("expected between 3 and 4 upload requests"), "{msg}");
+    assert!(
+        msg.contains("expected between 3 and 4 upload requests"),
+        "{msg}"
+    );
     assert!(msg.contains("got: 2 (request ids [1, 2])"), "{msg}");
     mock.clear_expectations();
 }
@@ -101,12 +131,24 @@ async fn expect_every_request_gzip_both_ways() {
     let mock = builder().start().await;
     mock.expect_every_request_gzip();
     let body = upload(&events(1, "device-1"));
-    post_raw(&mock, "/2/httpapi", gzip(&body), &[("content-encoding", "gzip")]).await;
+    post_raw(
+        &mock,
+        "/2/httpapi",
+        gzip(&body),
+        &[("content-encoding", "gzip")],
+    )
+    .await;
     mock.verify();
     post(&mock, "/batch", &upload(&events(1, "device-2"))).await;
     let msg = mock.check_expectations().unwrap_err();
-    assert!(msg.contains("expected every upload request with Content-Encoding: gzip"), "{msg}");
-    assert!(msg.contains("1 not gzipped: request 2 /batch (content-encoding: none)"), "{msg}");
+    assert!(
+        msg.contains("expected every upload request with Content-Encoding: gzip"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("1 not gzipped: request 2 /batch (content-encoding: none)"),
+        "{msg}"
+    );
     mock.clear_expectations();
 }
 
@@ -121,7 +163,13 @@ async fn expect_no_request_after_both_ways() {
     mock.clock().advance_ms(1);
     post(&mock, "/2/httpapi", &upload(&events(1, "device-3"))).await;
     let msg = mock.check_expectations().unwrap_err();
-    assert!(msg.contains(&format!("request 3 /2/httpapi at {} ms (+1 ms)", T0 + 10 * SEC + 1)), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "request 3 /2/httpapi at {} ms (+1 ms)",
+            T0 + 10 * SEC + 1
+        )),
+        "{msg}"
+    );
     mock.clear_expectations();
 }
 
@@ -133,7 +181,12 @@ async fn expect_device_never_sent_inside_throttle_window_both_ways() {
     };
     let mock = builder().limits(limits).start().await;
     mock.expect_device_never_sent_inside_throttle_window("device-hot");
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&events(40, "device-hot"))).await.0, 200);
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(40, "device-hot")))
+            .await
+            .0,
+        200
+    );
     let again = upload(&[crate::common::ev("device-hot", "again-1")]);
     assert_eq!(post(&mock, "/2/httpapi", &again).await.0, 429);
     // Another device may go on; the throttled one waits 30 s.
@@ -157,7 +210,9 @@ async fn expect_device_never_sent_inside_throttle_window_both_ways() {
 }
 
 #[tokio::test]
-#[should_panic(expected = "amplitude-mock: 1 of 1 expectations not met:\n  - expected exactly 1 upload requests")]
+#[should_panic(
+    expected = "amplitude-mock: 1 of 1 expectations not met:\n  - expected exactly 1 upload requests"
+)]
 async fn an_unmet_expectation_panics_on_drop() {
     let mock = builder().start().await;
     mock.expect_uploads(1);

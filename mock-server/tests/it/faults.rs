@@ -100,8 +100,17 @@ async fn status_503_three_times_stores_nothing() {
     // spec §5.5: a 503 is never committed
     assert_eq!(mock.events().len(), 2);
     let s = mock.stats();
-    assert_eq!(s.events_rejected.by_reason.get(&amplitude_mock::RejectReason::Fault), Some(&6));
-    assert_eq!(s.requests_by_status.get(&amplitude_mock::StatusKey::Status(503)), Some(&3));
+    assert_eq!(
+        s.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Fault),
+        Some(&6)
+    );
+    assert_eq!(
+        s.requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(503)),
+        Some(&3)
+    );
     assert_eq!(fault_count(&mock, "status"), (3, 0));
     let journal = mock.requests();
     assert_eq!(journal.len(), 4);
@@ -158,7 +167,10 @@ async fn uncommitted_500_stores_nothing() {
     );
     assert_eq!(fault_count(&mock, "status"), (1, 0));
     assert_eq!(
-        mock.stats().events_rejected.by_reason.get(&amplitude_mock::RejectReason::Fault),
+        mock.stats()
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Fault),
         Some(&3)
     );
     identity_holds(&mock);
@@ -394,10 +406,7 @@ async fn hang_until_the_client_gives_up() {
 
 #[tokio::test]
 async fn hang_with_a_cap_closes() {
-    let mock = builder()
-        .fault(Fault::hang().count(1))
-        .start()
-        .await;
+    let mock = builder().fault(Fault::hang().count(1)).start().await;
     mock.faults().clear();
     mock.faults()
         .push(
@@ -439,7 +448,12 @@ async fn the_done_when_script_in_one_call() {
     assert_eq!(mock.events().len(), 4);
     let s = mock.stats();
     assert_eq!(s.events_deduplicated, 8);
-    assert_eq!(s.events_rejected.by_reason.get(&amplitude_mock::RejectReason::Fault), Some(&12));
+    assert_eq!(
+        s.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Fault),
+        Some(&12)
+    );
     assert_eq!(fault_count(&mock, "status"), (3, 1));
     assert_eq!(fault_count(&mock, "reset"), (1, 0));
     assert_eq!(fault_count(&mock, "delay"), (1, 1));

@@ -75,7 +75,12 @@ async fn identify_by_form_and_by_query_updates_user_properties() {
         (stats.events_received, stats.property_updates_applied),
         (0, 4)
     );
-    assert_eq!(stats.requests_by_status.get(&amplitude_mock::StatusKey::Status(200)), Some(&3));
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(200)),
+        Some(&3)
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Read-only inspection types (issue 20, D): `Stats` round-trips through `/__mock/stats`,
 //! status keys are typed, stored events answer their ids, duplicates are one call away.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use crate::common::{builder, events, get_json, post, upload, KEY};
 use amplitude_mock::{Fault, RejectReason, Stats, StatusKey};
 use serde_json::json;
@@ -15,9 +17,24 @@ async fn get_stats_deserializes_into_stats_equal_to_mock_stats() {
         .start()
         .await;
     // 200, then a duplicate, a 429, a 400, a committed 500 fault and a cut request.
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&events(2, "device-1"))).await.0, 200);
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&events(2, "device-1"))).await.0, 200);
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&events(40, "device-2"))).await.0, 200);
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(2, "device-1")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(2, "device-1")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(40, "device-2")))
+            .await
+            .0,
+        200
+    );
     let hot = upload(&[crate::common::ev("device-2", "again-1")]);
     assert_eq!(post(&mock, "/2/httpapi", &hot).await.0, 429);
     let bad = json!({"api_key": KEY, "events": [{"device_id": "device-3"}]});
@@ -28,7 +45,12 @@ async fn get_stats_deserializes_into_stats_equal_to_mock_stats() {
             Fault::reset().count(1),
         ])
         .unwrap();
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&events(1, "device-4"))).await.0, 500);
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(1, "device-4")))
+            .await
+            .0,
+        500
+    );
     let cut = reqwest::Client::new()
         .post(format!("{}/2/httpapi", mock.uri()))
         .json(&upload(&events(1, "device-5")))
@@ -42,10 +64,16 @@ async fn get_stats_deserializes_into_stats_equal_to_mock_stats() {
     let stats = mock.stats();
     assert_eq!(read_back, stats);
     // Typed keys, and the JSON shape stays: status strings and snake_case reasons.
-    assert_eq!(stats.requests_by_status.get(&StatusKey::Status(429)), Some(&1));
+    assert_eq!(
+        stats.requests_by_status.get(&StatusKey::Status(429)),
+        Some(&1)
+    );
     assert_eq!(stats.requests_by_status.get(&StatusKey::Cut), Some(&1));
     assert_eq!(
-        stats.events_rejected.by_reason.get(&RejectReason::Throttled),
+        stats
+            .events_rejected
+            .by_reason
+            .get(&RejectReason::Throttled),
         Some(&1)
     );
     assert_eq!(v["requests_by_status"]["429"], 1);
@@ -70,8 +98,18 @@ fn status_keys_parse_and_print_as_the_stats_json_keys() {
 async fn stored_events_answer_their_ids_and_duplicates_are_one_call_away() {
     let mock = builder().start().await;
     let e = json!({"device_id": "dev-1", "user_id": "user-12345", "event_type": "A", "insert_id": "ins-1"});
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&[e.clone()])).await.0, 200);
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&[e.clone()])).await.0, 200);
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(std::slice::from_ref(&e)))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(std::slice::from_ref(&e)))
+            .await
+            .0,
+        200
+    );
     let stored = mock.events();
     assert_eq!(stored.len(), 1);
     let s = &stored[0];
@@ -85,7 +123,10 @@ async fn stored_events_answer_their_ids_and_duplicates_are_one_call_away() {
     assert_eq!(d[0].duplicate_of, Some(s.seq));
     assert!(mock.property_drops().is_empty());
     let anonymous = json!({"device_id": "dev-2", "event_type": "B"});
-    assert_eq!(post(&mock, "/2/httpapi", &upload(&[anonymous])).await.0, 200);
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&[anonymous])).await.0,
+        200
+    );
     let last = mock.events().pop().unwrap();
     assert_eq!((last.insert_id(), last.user_id()), (None, None));
 }

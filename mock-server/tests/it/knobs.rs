@@ -23,7 +23,9 @@ async fn max_events_per_request_n_passes_n_plus_one_is_413() {
     assert_eq!(mock.events().len(), 5);
     let st = mock.stats();
     assert_eq!(
-        st.events_rejected.by_reason.get(&amplitude_mock::RejectReason::PayloadTooLarge),
+        st.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::PayloadTooLarge),
         Some(&6)
     );
     assert_eq!(mock.requests()[1].outcome, "payload_too_large");

@@ -130,7 +130,10 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
     }
     // Every request is accounted for: answered or cut (the "cut" bucket).
     assert_eq!(
-        s.requests_by_status.get(&amplitude_mock::StatusKey::Cut).copied().unwrap_or(0),
+        s.requests_by_status
+            .get(&amplitude_mock::StatusKey::Cut)
+            .copied()
+            .unwrap_or(0),
         s.requests_cut
     );
     let answered: u64 = s.requests_by_status.values().sum::<u64>();

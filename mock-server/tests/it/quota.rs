@@ -52,7 +52,13 @@ async fn v12_user_over_daily_quota_on_batch() {
     );
     assert_eq!(mock.events().len(), 5);
     let stats = mock.stats();
-    assert_eq!(stats.events_rejected.by_reason.get(&amplitude_mock::RejectReason::DailyQuota), Some(&3));
+    assert_eq!(
+        stats
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::DailyQuota),
+        Some(&3)
+    );
     assert_eq!(stats.events_throttled, 3);
 }
 
@@ -92,11 +98,7 @@ async fn daily_quota_resets_on_the_rolling_window_of_utc_hours() {
         count_rejected_toward_eps: false,
         ..FidelityProfile::default()
     };
-    let mock = builder()
-        .limits(quota(5))
-        .profile(profile)
-        .start()
-        .await;
+    let mock = builder().limits(quota(5)).profile(profile).start().await;
     assert_eq!(
         post(
             &mock,
@@ -155,11 +157,7 @@ async fn daily_quota_on_http_v2_is_a_profile_knob() {
             daily_quota_on_http_v2: on,
             ..FidelityProfile::default()
         };
-        let mock = builder()
-            .limits(quota(3))
-            .profile(profile)
-            .start()
-            .await;
+        let mock = builder().limits(quota(3)).profile(profile).start().await;
         let three: Vec<Value> = (0..3)
             .map(|i| user_only("user-v2q", &format!("x{i}")))
             .collect();
@@ -272,7 +270,10 @@ async fn silenced_devices_get_the_documented_400_and_admin_can_change_them() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(post(&mock, "/2/httpapi", &upload(&req)).await.0, 200);
     assert_eq!(
-        mock.stats().events_rejected.by_reason.get(&amplitude_mock::RejectReason::Silenced),
+        mock.stats()
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Silenced),
         Some(&6)
     );
 }

@@ -46,7 +46,11 @@ async fn connections_are_refused_during_the_window_then_accepted_on_the_same_por
         st.faults.get("refuse").map(|c| (c.injected, c.committed)),
         Some((1, 0))
     );
-    assert_eq!(st.requests_by_status.get(&amplitude_mock::StatusKey::Status(200)), Some(&2));
+    assert_eq!(
+        st.requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(200)),
+        Some(&2)
+    );
     assert_eq!(mock.events().len(), 2);
 }
 

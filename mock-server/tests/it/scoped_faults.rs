@@ -57,7 +57,12 @@ async fn a_user_scope_takes_only_requests_carrying_that_user() {
         .await;
     assert!(r.is_err(), "closed without a response");
     assert_eq!(stored_insert_ids(&mock), vec!["v1"]);
-    assert_eq!(mock.stats().requests_by_status.get(&amplitude_mock::StatusKey::Cut), Some(&1));
+    assert_eq!(
+        mock.stats()
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Cut),
+        Some(&1)
+    );
 }
 
 #[tokio::test]
@@ -119,7 +124,12 @@ async fn throttle_answers_the_limiters_429_for_that_requests_events() {
 
     assert_eq!(stored_insert_ids(&mock), vec!["d0", "e0", "e4", "d5"]);
     let st = mock.stats();
-    assert_eq!(st.events_rejected.by_reason.get(&amplitude_mock::RejectReason::Throttled), Some(&7));
+    assert_eq!(
+        st.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Throttled),
+        Some(&7)
+    );
     assert_eq!(
         st.faults.get("throttle").map(|c| (c.injected, c.committed)),
         Some((3, 0))

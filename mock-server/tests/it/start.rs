@@ -2,6 +2,8 @@
 //! and panics naming the cause; `try_start()` returns the error; the server runs on a thread
 //! and runtime of its own, so blocking clients work from any test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use crate::common::{builder, KEY};
 use amplitude_mock::MockServer;
 use std::io::{Read, Write};
@@ -100,5 +102,8 @@ fn drop_shuts_the_server_down() {
     let mock = MockServer::builder().start_blocking();
     let addr = mock.address();
     drop(mock);
-    assert!(TcpStream::connect(addr).is_err(), "still accepting after drop");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still accepting after drop"
+    );
 }

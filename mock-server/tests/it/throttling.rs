@@ -53,8 +53,19 @@ async fn v11_device_over_30_eps_gets_the_exact_429_and_nothing_is_stored() {
     assert_eq!(mock.events().len(), 901);
     let stats = mock.stats();
     assert_eq!(stats.events_throttled, 4);
-    assert_eq!(stats.events_rejected.by_reason.get(&amplitude_mock::RejectReason::Throttled), Some(&4));
-    assert_eq!(stats.requests_by_status.get(&amplitude_mock::StatusKey::Status(429)), Some(&1));
+    assert_eq!(
+        stats
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Throttled),
+        Some(&4)
+    );
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(429)),
+        Some(&1)
+    );
     assert_eq!(stats.events_stored, 901);
 }
 

@@ -165,7 +165,12 @@ async fn stalled_body_gets_408() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(mock.events().is_empty());
-    assert_eq!(mock.stats().requests_by_status.get(&amplitude_mock::StatusKey::Status(408)), Some(&1));
+    assert_eq!(
+        mock.stats()
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(408)),
+        Some(&1)
+    );
     assert!(mock
         .metrics_text()
         .lines()

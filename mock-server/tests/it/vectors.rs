@@ -368,8 +368,18 @@ async fn ledger_agrees_with_responses() {
         stats.events_received,
         stats.events_stored + stats.events_deduplicated + stats.events_rejected.total
     );
-    assert_eq!(stats.requests_by_status.get(&amplitude_mock::StatusKey::Status(200)), Some(&2));
-    assert_eq!(stats.requests_by_status.get(&amplitude_mock::StatusKey::Status(400)), Some(&2));
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(200)),
+        Some(&2)
+    );
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(400)),
+        Some(&2)
+    );
 }
 
 #[tokio::test]

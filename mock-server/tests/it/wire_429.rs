@@ -3,6 +3,8 @@
 //! `amplitude-wire`'s constructors, equals what the mock sends for the same situation: the
 //! `exceeded_daily_quota_*` objects appear only when an identity is over its quota.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
 use crate::common::{builder, post, upload};
 use amplitude_mock::Limits;
 use amplitude_wire::{RateMap, ResponseBody};

@@ -10,7 +10,7 @@
 // Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_benches::{bench_config, event_json};
+use amplitude_benches::event_json;
 use amplitude_conformance::{Endpoint, Sender, SenderConfig};
 use amplitude_mock::MockServer;
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -61,9 +61,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mock = rt
-        .block_on(MockServer::builder().config(bench_config(100_000)).start())
-        .unwrap();
+    let mock = rt.block_on(MockServer::builder().profile_for_benchmarks().start());
     let mut round = 0u64;
     for (endpoint, name) in [(Endpoint::HttpV2, "http_v2"), (Endpoint::Batch, "batch")] {
         let url = format!("{}{}", mock.uri(), endpoint.path());

@@ -118,23 +118,14 @@ fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
     out
 }
 
-/// Limits no benchmark reaches: throughput is measured, not Amplitude's throttling (which
-/// `compare.sh`'s drain test measures separately).
-pub fn unthrottled_limits() -> Limits {
-    Limits {
-        eps_threshold_http_v2: u32::MAX / 2,
-        eps_threshold_batch: u32::MAX / 2,
-        daily_quota: u64::MAX / 4,
-        property_updates_per_hour: u32::MAX / 2,
-        ..Limits::default()
-    }
-}
-
-/// The mock configuration of the benchmarks: [`unthrottled_limits`], and a ledger capped at
-/// `max_events` stored events (the oldest are evicted, as in a long-running mock).
+/// The mock configuration of the socket-free benchmarks (a `MockState` built directly): the
+/// mock's benchmark limits ([`Limits::unthrottled`]: throughput is measured, not Amplitude's
+/// throttling, which `compare.sh`'s drain test measures separately), and a ledger capped at
+/// `max_events` stored events (the oldest are evicted, as in a long-running mock). A
+/// `MockServer` gets the same with `MockServer::builder().profile_for_benchmarks()`.
 pub fn bench_config(max_events: usize) -> MockConfig {
     let mut cfg = MockConfig {
-        limits: unthrottled_limits(),
+        limits: Limits::default().unthrottled(),
         ..MockConfig::default()
     };
     cfg.ledger.max_events = max_events;

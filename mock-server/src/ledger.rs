@@ -20,10 +20,13 @@ pub struct LedgerConfig {
     pub max_events: usize,
     /// Requests kept in the journal (default 10,000).
     pub journal_capacity: usize,
-    /// Keep each request's `events` array in the journal (default false; the conformance
-    /// suite turns it on to check sender behaviour).
+    /// Show each request's `events` array in the `/__mock/requests` JSON (default false;
+    /// the conformance suite turns it on to check sender behaviour). The raw and decoded
+    /// bodies are journalled regardless (`MockServer::received_requests`).
     pub journal_bodies: bool,
-    /// Most bytes of request bodies the journal keeps, bytes (default 64 MiB).
+    /// Most bytes of request bodies the journal keeps, raw and decoded (a body that was not
+    /// gzipped counted once), bytes (default 64 MiB); the oldest entries are evicted first,
+    /// the newest is always kept.
     pub journal_max_body_bytes: usize,
 }
 
@@ -34,6 +37,31 @@ impl Default for LedgerConfig {
             journal_capacity: 10_000,
             journal_bodies: false,
             journal_max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// Stored events the benchmark profile keeps (the oldest evicted first).
+    pub const BENCHMARK_MAX_EVENTS: usize = 100_000;
+    /// Requests the benchmark profile keeps in the journal.
+    pub const BENCHMARK_JOURNAL_CAPACITY: usize = 1_000;
+    /// Most request-body bytes the benchmark profile keeps in the journal, bytes (16 MiB).
+    pub const BENCHMARK_JOURNAL_MAX_BODY_BYTES: usize = 16 << 20;
+
+    /// These bounds capped for a benchmark: at most [`Self::BENCHMARK_MAX_EVENTS`] stored
+    /// events (and as many dedup and property-drop records),
+    /// [`Self::BENCHMARK_JOURNAL_CAPACITY`] journal entries and
+    /// [`Self::BENCHMARK_JOURNAL_MAX_BODY_BYTES`] of journalled bodies: about 100 MB at
+    /// most for 1 kB events, however long the run. Counters stay exact.
+    pub fn capped_for_benchmarks(self) -> Self {
+        Self {
+            max_events: self.max_events.min(Self::BENCHMARK_MAX_EVENTS),
+            journal_capacity: self.journal_capacity.min(Self::BENCHMARK_JOURNAL_CAPACITY),
+            journal_max_body_bytes: self
+                .journal_max_body_bytes
+                .min(Self::BENCHMARK_JOURNAL_MAX_BODY_BYTES),
+            ..self
         }
     }
 }
@@ -75,6 +103,33 @@ pub struct StoredEvent {
     /// Dedup fingerprint, if the event had an `insert_id`.
     #[serde(skip)]
     pub fingerprint: Option<u64>,
+}
+
+impl StoredEvent {
+    /// The event as a JSON value (parsed from [`Self::event`]; `Null` if it were not JSON,
+    /// which the pipeline never stores).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.event.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The event's `insert_id` (spec §9), if it has one.
+    pub fn insert_id(&self) -> Option<String> {
+        self.ids().and_then(|i| i.insert_id.map(|c| c.into_owned()))
+    }
+
+    /// The event's `device_id` (spec §3.1), if it has one.
+    pub fn device_id(&self) -> Option<String> {
+        self.ids().and_then(|i| i.device_id.map(|c| c.into_owned()))
+    }
+
+    /// The event's `user_id` (spec §3.1), if it has one.
+    pub fn user_id(&self) -> Option<String> {
+        self.ids().and_then(|i| i.user_id.map(|c| c.into_owned()))
+    }
+
+    fn ids(&self) -> Option<Ids<'_>> {
+        serde_json::from_str(self.event.get()).ok()
+    }
 }
 
 /// An event answered 200 but not stored because its `insert_id` was seen before (spec §9).
@@ -119,7 +174,7 @@ pub struct PropertyDropRecord {
 }
 
 /// Why events were rejected (the `events_rejected.by_reason` keys of `/__mock/stats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)] // each names the 4xx/5xx body it answers with (spec §5)
 pub enum RejectReason {
@@ -178,6 +233,72 @@ impl RejectReason {
     }
 }
 
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key of [`Stats::requests_by_status`]: the HTTP status answered, or [`StatusKey::Cut`]
+/// for a request that got no (complete) response. Serialized as the status as a string
+/// (`"200"`, `"429"`) or `"cut"`, the keys of `GET /__mock/stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatusKey {
+    /// Answered with this HTTP status (100..=599).
+    Status(u16),
+    /// No (complete) response: a `reset`, `close`, `hang` or `truncate` fault, or a client
+    /// gone while sending.
+    Cut,
+}
+
+impl From<u16> for StatusKey {
+    /// `0` (the journal's "no response") is [`StatusKey::Cut`].
+    fn from(status: u16) -> Self {
+        if status == 0 {
+            Self::Cut
+        } else {
+            Self::Status(status)
+        }
+    }
+}
+
+impl std::fmt::Display for StatusKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(s) => write!(f, "{s}"),
+            Self::Cut => f.write_str("cut"),
+        }
+    }
+}
+
+impl std::str::FromStr for StatusKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cut" => Ok(Self::Cut),
+            _ => s
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (100..=599).contains(n))
+                .map(Self::Status)
+                .ok_or_else(|| format!("not an HTTP status or \"cut\": {s:?}")),
+        }
+    }
+}
+
+impl Serialize for StatusKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One request as the journal keeps it. API keys appear only redacted.
 #[derive(Debug, Clone, Serialize)]
 pub struct JournalEntry {
@@ -213,6 +334,36 @@ pub struct JournalEntry {
     /// The fault injected, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// Request headers in arrival order, names lowercase; values of headers that can carry
+    /// a key (`authorization`, any name containing `api-key` or `api_key`) redacted. Not in
+    /// the `/__mock/requests` JSON.
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// The body as received (before gzip decoding), when it was read (none for a body over
+    /// the limit, cut or late). Kept for every request, bounded by the journal's caps
+    /// ([`LedgerConfig::journal_capacity`], [`LedgerConfig::journal_max_body_bytes`]). Not in
+    /// the `/__mock/requests` JSON.
+    #[serde(skip)]
+    pub raw_body: Option<bytes::Bytes>,
+    /// The body after `Content-Encoding: gzip` decoding (= `raw_body` when not gzipped), when
+    /// it could be read and decoded. Same bounds as `raw_body`.
+    #[serde(skip)]
+    pub body: Option<bytes::Bytes>,
+}
+
+impl JournalEntry {
+    /// Bytes of request bodies this entry holds (counted against
+    /// [`LedgerConfig::journal_max_body_bytes`]).
+    fn held_bytes(&self) -> usize {
+        let raw = self.raw_body.as_ref().map_or(0, bytes::Bytes::len);
+        // A body that was not gzipped shares the raw body's buffer.
+        let decoded = match (&self.body, &self.raw_body) {
+            (Some(b), Some(r)) if b.as_ptr() == r.as_ptr() => 0,
+            (Some(b), _) => b.len(),
+            (None, _) => 0,
+        };
+        raw + decoded + self.events_json.as_ref().map_or(0, |b| b.get().len())
+    }
 }
 
 /// Counters of `/__mock/stats`. Exact, lock-free.
@@ -248,7 +399,7 @@ impl Default for Counters {
 }
 
 /// Injected faults of one kind.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultCount {
     /// Times injected.
     pub injected: u64,
@@ -257,13 +408,14 @@ pub struct FaultCount {
 }
 
 /// `GET /__mock/stats`. Invariant: `events_received = events_stored + events_deduplicated +
-/// events_rejected.total` (events of a committed fault count as stored).
-#[derive(Debug, Clone, Serialize)]
+/// events_rejected.total` (events of a committed fault count as stored). Deserializes from
+/// the JSON of `GET /__mock/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Requests by HTTP status answered (key: status as a string), and `"cut"` for those
-    /// that got no (complete) response (`reset`, `close`, `hang`, `truncate` faults, a client
-    /// gone while sending): the buckets sum to the requests handled.
-    pub requests_by_status: BTreeMap<String, u64>,
+    /// Requests by HTTP status answered, and [`StatusKey::Cut`] for those that got no
+    /// (complete) response (`reset`, `close`, `hang`, `truncate` faults, a client gone while
+    /// sending): the buckets sum to the requests handled. JSON keys: `"200"`, ..., `"cut"`.
+    pub requests_by_status: BTreeMap<StatusKey, u64>,
     /// Requests that got no (complete) response (= `requests_by_status["cut"]`).
     pub requests_cut: u64,
     /// Events in requests that were parsed far enough to count them.
@@ -287,12 +439,12 @@ pub struct Stats {
 }
 
 /// Rejected events, total and by reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectedStats {
     /// All rejected events.
     pub total: u64,
-    /// By reason (only reasons that occurred).
-    pub by_reason: BTreeMap<&'static str, u64>,
+    /// By reason (only reasons that occurred); JSON keys are the snake_case reasons.
+    pub by_reason: BTreeMap<RejectReason, u64>,
 }
 
 struct Events {
@@ -306,6 +458,8 @@ struct Events {
 struct Journal {
     entries: VecDeque<JournalEntry>,
     body_bytes: usize,
+    /// Requests evicted since the last reset (their ids are below the oldest kept).
+    evicted: u64,
 }
 
 /// The ledger. All methods take `&self`; shared behind an `Arc`. Outside the mock it is
@@ -343,6 +497,7 @@ impl Ledger {
             journal: Mutex::new(Journal {
                 entries: VecDeque::new(),
                 body_bytes: 0,
+                evicted: 0,
             }),
             next_request_id: AtomicU64::new(1),
             counters: Counters::default(),
@@ -482,7 +637,7 @@ impl Ledger {
         if !self.config.journal_bodies {
             entry.events_json = None;
         }
-        let bytes = entry.events_json.as_ref().map_or(0, |b| b.get().len());
+        let bytes = entry.held_bytes();
         let mut j = self.journal.lock();
         j.body_bytes += bytes;
         j.entries.push_back(entry);
@@ -490,7 +645,8 @@ impl Ledger {
             || (j.body_bytes > self.config.journal_max_body_bytes && j.entries.len() > 1)
         {
             if let Some(old) = j.entries.pop_front() {
-                j.body_bytes -= old.events_json.as_ref().map_or(0, |b| b.get().len());
+                j.body_bytes -= old.held_bytes();
+                j.evicted += 1;
             }
         }
     }
@@ -524,6 +680,11 @@ impl Ledger {
         j.entries.iter().skip(skip).cloned().collect()
     }
 
+    /// Requests evicted from the journal (past its caps) since the start or the last reset.
+    pub fn requests_evicted(&self) -> u64 {
+        self.journal.lock().evicted
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
@@ -534,20 +695,26 @@ impl Ledger {
             .enumerate()
             .filter_map(|(s, n)| {
                 let n = n.load(Relaxed);
-                (n > 0).then(|| (s.to_string(), n))
+                (n > 0).then(|| (StatusKey::from(s as u16), n))
             })
-            .chain((requests_cut > 0).then(|| ("cut".to_owned(), requests_cut)))
+            .chain((requests_cut > 0).then_some((StatusKey::Cut, requests_cut)))
             .collect();
-        let by_reason: BTreeMap<&'static str, u64> = RejectReason::ALL
+        let by_reason: BTreeMap<RejectReason, u64> = RejectReason::ALL
             .iter()
             .zip(&c.events_rejected)
             .filter_map(|(r, n)| {
                 let n = n.load(Relaxed);
-                (n > 0).then_some((r.as_str(), n))
+                (n > 0).then_some((*r, n))
             })
             .collect();
-        let throttled = by_reason.get("throttled").copied().unwrap_or(0)
-            + by_reason.get("daily_quota").copied().unwrap_or(0);
+        let throttled = by_reason
+            .get(&RejectReason::Throttled)
+            .copied()
+            .unwrap_or(0)
+            + by_reason
+                .get(&RejectReason::DailyQuota)
+                .copied()
+                .unwrap_or(0);
         Stats {
             requests_by_status,
             requests_cut,
@@ -577,6 +744,7 @@ impl Ledger {
         let mut j = self.journal.lock();
         j.entries.clear();
         j.body_bytes = 0;
+        j.evicted = 0;
         drop(j);
         let c = &self.counters;
         for a in c.requests_by_status.iter().chain(&c.events_rejected) {

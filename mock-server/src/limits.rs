@@ -160,15 +160,13 @@ pub(crate) fn limited_body(
 ) -> ResponseBody {
     let [throttled_devices, throttled_users] = rates;
     let [quota_devices, quota_users] = quotas;
-    let any_quota = !quota_devices.is_empty() || !quota_users.is_empty();
     ResponseBody {
         throttled_devices: Some(throttled_devices),
         throttled_users: Some(throttled_users),
         throttled_events: Some(throttled_events),
-        exceeded_daily_quota_devices: any_quota.then_some(quota_devices),
-        exceeded_daily_quota_users: any_quota.then_some(quota_users),
         ..ResponseBody::too_many_requests(eps_threshold)
     }
+    .with_exceeded_daily_quota(quota_devices, quota_users)
 }
 
 /// Bucket geometry derived from a [`LimitConfig`], all in ms / bucket counts.

@@ -107,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         .bind(args.bind)
         .read_timeout_ms(args.read_timeout_ms)
         .max_connections(args.max_connections)
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .clock(
             args.virtual_clock
                 .map_or_else(MockClock::system, MockClock::virtual_at),
@@ -128,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(tls) = args.tls {
         builder = builder.tls_bind(tls).tls_names(args.tls_names.clone());
     }
-    let mock = builder.start().await.context("starting the mock")?;
+    let mock = builder.try_start().await.context("starting the mock")?;
     if let Some((_, identity)) = mock.tls_identity() {
         for (path, pem) in [
             (&args.tls_cert_out, &identity.cert_pem),

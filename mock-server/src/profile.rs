@@ -176,6 +176,23 @@ pub struct Limits {
     pub max_events_per_request: usize,
 }
 
+impl Limits {
+    /// These limits with every rate and volume rule lifted out of reach, for benchmarking a
+    /// sender: the EPS thresholds of `/2/httpapi` and `/batch` (spec §8.1) and the
+    /// property-update rate become 2^31 - 1 events (updates) per second (hour), the daily
+    /// quota 2^62 events. Unchanged: the EPS window, the dedup window (spec §9) and
+    /// `max_events_per_request` (spec §3.4), which a sender must still respect.
+    pub fn unthrottled(self) -> Self {
+        Self {
+            eps_threshold_http_v2: u32::MAX / 2,
+            eps_threshold_batch: u32::MAX / 2,
+            daily_quota: u64::MAX / 4,
+            property_updates_per_hour: u32::MAX / 2,
+            ..self
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

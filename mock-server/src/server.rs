@@ -595,13 +595,15 @@ fn process_received(
 
 fn invalid_path(state: &MockState, remote: SocketAddr, req: &Request<Incoming>) -> Handled {
     let id = state.ledger.next_request_id();
-    invalid_path_entry(new_entry(
+    let mut entry = new_entry(
         state,
         id,
         req.method().to_string(),
         req.uri().path().to_owned(),
         remote,
-    ))
+    );
+    entry.headers = crate::routes::exchange::journal_headers(req);
+    invalid_path_entry(entry)
 }
 
 /// 400 `Invalid request path` for the request begun as `entry`.

@@ -92,8 +92,7 @@ async fn api_keys_never_appear_in_logs_or_the_journal() {
             .api_key(KEY)
             .virtual_clock(1_700_000_000_000)
             .start()
-            .await
-            .unwrap();
+            .await;
         traffic(&mock).await;
         let journal = reqwest::get(format!("{}/__mock/requests", mock.uri()))
             .await
@@ -120,5 +119,53 @@ async fn api_keys_never_appear_in_logs_or_the_journal() {
                 "key in /__mock/requests:\n{journal}"
             );
         }
+    }
+}
+
+/// Issue 20, G: under the benchmark profile, a run that deduplicated (a repeated
+/// `insert_id`) warns when the mock is dropped; a clean run does not.
+#[tokio::test]
+async fn a_benchmark_run_that_was_not_pure_delivery_warns_on_drop() {
+    for repeat in [false, true] {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let mock = MockServer::builder()
+            .api_key(KEY)
+            .profile_for_benchmarks()
+            .start()
+            .await;
+        let http = reqwest::Client::new();
+        for i in 0..2 {
+            let insert_id = if repeat {
+                "same".to_owned()
+            } else {
+                format!("fresh-{i}")
+            };
+            let ev =
+                json!([{"device_id": "device-bench", "event_type": "e", "insert_id": insert_id}]);
+            let r = http
+                .post(format!("{}/2/httpapi", mock.uri()))
+                .json(&json!({"api_key": KEY, "events": ev}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        assert_eq!(mock.stats().events_deduplicated, u64::from(repeat));
+        drop(mock);
+        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            logs.contains("this benchmark run was not pure delivery")
+                && logs.contains("deduplicated=1"),
+            repeat,
+            "{logs}"
+        );
     }
 }

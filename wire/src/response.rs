@@ -44,7 +44,11 @@ pub mod error_text {
 ///
 /// Use the constructors to build a body with exactly the keys Amplitude sends for that case:
 /// a 200 always has the four integer fields (spec §4); a 429 always has an integer
-/// `eps_threshold` and objects for every `throttled_*` / `exceeded_daily_quota_*` map (spec §5.4).
+/// `eps_threshold`, the `throttled_devices` / `throttled_users` objects and the
+/// `throttled_events` array (each possibly empty), and the two `exceeded_daily_quota_*`
+/// objects only when some identity is over its daily quota (then both, one possibly empty):
+/// an EPS-only 429 has exactly the keys of the documented V2 example (spec §5.4). A client
+/// must accept either form: every map is an `Option`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[allow(missing_docs)] // field names are Amplitude's own; spec §4 and §5 document each
 pub struct ResponseBody {
@@ -135,16 +139,31 @@ impl ResponseBody {
         Self::error(403, error_text::FORBIDDEN)
     }
 
-    /// 429 with every map present, possibly empty (spec §5.4 "Mock requirements").
+    /// 429 of EPS throttling with the keys of the documented V2 example (spec §5.4):
+    /// integer `eps_threshold` (events/s), empty `throttled_devices` / `throttled_users`
+    /// objects and `throttled_events` array to fill in, no `exceeded_daily_quota_*` objects
+    /// (add them with [`Self::with_exceeded_daily_quota`] when an identity is over quota).
     pub fn too_many_requests(eps_threshold: u64) -> Self {
         Self {
             eps_threshold: Some(eps_threshold),
             throttled_devices: Some(RateMap::new()),
             throttled_users: Some(RateMap::new()),
             throttled_events: Some(Vec::new()),
-            exceeded_daily_quota_users: Some(RateMap::new()),
-            exceeded_daily_quota_devices: Some(RateMap::new()),
             ..Self::error(429, error_text::TOO_MANY_REQUESTS)
+        }
+    }
+
+    /// This 429 with both `exceeded_daily_quota_devices` and `exceeded_daily_quota_users`
+    /// (id → rolling-24-h event count, spec §5.4, §8.1) when either is non-empty, as the
+    /// documented Batch example; unchanged (no such keys) when both are empty.
+    pub fn with_exceeded_daily_quota(self, devices: RateMap, users: RateMap) -> Self {
+        if devices.is_empty() && users.is_empty() {
+            return self;
+        }
+        Self {
+            exceeded_daily_quota_devices: Some(devices),
+            exceeded_daily_quota_users: Some(users),
+            ..self
         }
     }
 
@@ -190,15 +209,25 @@ mod tests {
     }
 
     #[test]
-    fn too_many_requests_has_all_maps() {
-        // spec §5.4 mock requirements: integer eps_threshold, objects possibly empty
+    fn too_many_requests_has_the_v2_example_keys_and_quota_maps_only_when_over() {
+        // spec §5.4: integer eps_threshold, throttled_* objects possibly empty; the
+        // exceeded_daily_quota_* objects only when an identity is over its quota.
         let v = serde_json::to_value(ResponseBody::too_many_requests(30)).unwrap();
         assert_eq!(
             v,
             json!({"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,
-                   "throttled_devices":{},"throttled_users":{},"throttled_events":[],
-                   "exceeded_daily_quota_users":{},"exceeded_daily_quota_devices":{}})
+                   "throttled_devices":{},"throttled_users":{},"throttled_events":[]})
         );
+        let empty = ResponseBody::too_many_requests(30)
+            .with_exceeded_daily_quota(RateMap::new(), RateMap::new());
+        assert_eq!(empty, ResponseBody::too_many_requests(30));
+        let over = ResponseBody::too_many_requests(1_000).with_exceeded_daily_quota(
+            [("d".to_owned(), 500_900)].into_iter().collect(),
+            RateMap::new(),
+        );
+        let v = serde_json::to_value(over).unwrap();
+        assert_eq!(v["exceeded_daily_quota_devices"], json!({"d": 500_900}));
+        assert_eq!(v["exceeded_daily_quota_users"], json!({}));
     }
 
     #[test]

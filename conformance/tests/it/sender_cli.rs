@@ -80,7 +80,7 @@ fn dir() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_one_outcome_per_event_and_dead_letters_what_cannot_be_sent() {
     // contract: stdout {"seq":N,"outcome":"delivered"|"dropped","reason":...}; spec §5.1 400s
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     let d = dir();
     let mut child = spawn(&mock, &d, &[]);
     let mut input: String = (0..100).filter(|s| *s != 5).map(line).collect();
@@ -118,7 +118,7 @@ async fn prints_one_outcome_per_event_and_dead_letters_what_cannot_be_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_keeps_the_rest_for_the_next_start() {
     // issue "Shutdown": drain within the deadline, persist the rest, resume on restart
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     mock.faults().push(Fault::status(503)).unwrap(); // an outage: nothing can be delivered
     let d = dir();
     let mut child = spawn(&mock, &d, &["--drain-deadline-ms", "300"]);
@@ -256,7 +256,7 @@ const SLOW: [&str; 6] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_deadline_from_the_environment_ends_with_held_lines_before_it() {
     // runner contract 2: AMPLITUDE_DRAIN_DEADLINE_MS; events still queued are reported held
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     mock.faults().push(Fault::hang()).unwrap(); // the request never gets an answer
     let d = dir();
     let mut child = spawn_v2(&mock, &d, &SLOW, &[("AMPLITUDE_DRAIN_DEADLINE_MS", "400")]);
@@ -305,7 +305,7 @@ async fn the_drain_deadline_from_the_environment_ends_with_held_lines_before_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_control_line_resolves_only_when_what_was_read_before_has_its_outcome() {
     // contract 2: {"control":"flush"} = the application awaits flush(); a 503 on the way
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     mock.faults().push(Fault::status(503).count(1)).unwrap();
     let d = dir();
     let mut child = spawn_v2(&mock, &d, &SLOW, &[]);
@@ -342,7 +342,7 @@ async fn a_flush_control_line_resolves_only_when_what_was_read_before_has_its_ou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_control_line_exits_at_once_and_holds_the_rest_for_the_next_start() {
     // contract 2: {"control":"exit"} right after a flush returned: no draining, held lines
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     let d = dir();
     let mut child = spawn_v2(
         &mock,
@@ -390,7 +390,7 @@ async fn an_exit_control_line_exits_at_once_and_holds_the_rest_for_the_next_star
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_control_lines_and_contract_versions_are_reported_on_stderr() {
     // contract 2: never silently ignored; the sender goes on
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     let d = dir();
     let mut child = spawn_v2(&mock, &d, &SLOW, &[("AMPLITUDE_SENDER_CONTRACT", "3")]);
     let mut stdin = child.stdin.take().unwrap();

@@ -72,8 +72,7 @@ async fn faults_never_lose_an_event_and_resends_are_only_deduplicated() {
         .fault(Fault::html(502).count(1))
         .fault(Fault::status(504).committed(true).probability(0.1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let dir = state_dir();
     let events = (0..1_000)
         .map(|i| event(i, &format!("device-{:02}", i % 10)))
@@ -99,7 +98,7 @@ async fn faults_never_lose_an_event_and_resends_are_only_deduplicated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_the_mock_rejects_are_dead_lettered_and_the_rest_stored() {
     // spec §5.1 / §6: 400 with event indexes; the valid events are resent and stored
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     let dir = state_dir();
     let mut events: Vec<Event> = (0..60)
         .map(|i| event(i, &format!("device-{}", i % 3)))
@@ -127,7 +126,7 @@ async fn events_the_mock_rejects_are_dead_lettered_and_the_rest_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_key_is_reported_and_nothing_is_stored() {
     // spec §5.1 invalid key
-    let mock = MockServer::builder().api_key("KEY").start().await.unwrap();
+    let mock = MockServer::builder().api_key("KEY").start().await;
     let dir = state_dir();
     let mut cfg = config(&mock, &dir);
     cfg.core.api_key = "WRONG".into();
@@ -152,8 +151,7 @@ async fn a_hot_device_is_paced_while_a_cold_one_stays_fast() {
         .api_key("KEY")
         .limits(limits)
         .start()
-        .await
-        .unwrap();
+        .await;
     let dir = state_dir();
     let mut cfg = config(&mock, &dir);
     cfg.core.identity_eps_limit = Some(100);

@@ -51,7 +51,7 @@ fn text(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_by_name_against_the_mock_from_an_empty_directory() {
-    let mock = amplitude_mock::MockServer::start().await.unwrap();
+    let mock = amplitude_mock::MockServer::start().await;
     let a = Anywhere::new();
     let mut cmd = a.command(&[
         "run",

@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::http_util::body::{gunzip_limited, read_limited, BodyError};
 use crate::http_util::{amplitude_response, content_length, header_str, is_gzip, query_params};
 use crate::ledger::{Endpoint, JournalEntry};
-use crate::projects::Region;
+use crate::projects::{redact_key, Region};
 use crate::state::MockState;
 use amplitude_wire::ResponseBody;
 use bytes::Bytes;
@@ -57,13 +57,14 @@ pub(crate) async fn receive(
     let params = query_params(&req);
     let content_length = content_length(&req);
     let id = state.ledger.next_request_id();
-    let entry = new_entry(
+    let mut entry = new_entry(
         state,
         id,
         req.method().to_string(),
         req.uri().path().to_owned(),
         at.remote,
     );
+    entry.headers = journal_headers(&req);
     let raw = match read_body(
         state,
         at.read_timeout,
@@ -82,6 +83,7 @@ pub(crate) async fn receive(
         Err(ReadError::Body(e)) => Err(e),
     };
     let raw_len = raw.as_ref().map_or(0, Bytes::len);
+    let raw_kept = raw.as_ref().ok().cloned();
     let body = raw.and_then(|raw| {
         if gzip {
             gunzip_limited(&raw, limit).map(Bytes::from)
@@ -89,6 +91,8 @@ pub(crate) async fn receive(
             Ok(raw)
         }
     });
+    entry.raw_body = raw_kept;
+    entry.body = body.as_ref().ok().cloned();
     Ok(Received {
         entry,
         id,
@@ -144,6 +148,25 @@ impl Handled {
     }
 }
 
+/// The request's headers as the journal keeps them: names lowercase, in arrival order, the
+/// values of headers that can carry a key redacted ([`redact_key`]).
+pub(crate) fn journal_headers<B>(req: &Request<B>) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .map(|(name, value)| {
+            let n = name.as_str();
+            let v = String::from_utf8_lossy(value.as_bytes());
+            let secret = n == "authorization" || n.contains("api-key") || n.contains("api_key");
+            let v = if secret {
+                redact_key(&v)
+            } else {
+                v.into_owned()
+            };
+            (n.to_owned(), v)
+        })
+        .collect()
+}
+
 /// The journal entry of a request, before its outcome is known.
 pub(crate) fn new_entry(
     state: &MockState,
@@ -168,6 +191,9 @@ pub(crate) fn new_entry(
         response: String::new(),
         events_json: None,
         fault: None,
+        headers: Vec::new(),
+        raw_body: None,
+        body: None,
     }
 }
 

@@ -20,8 +20,7 @@ async fn requests_without_a_response_count_as_cut_and_the_buckets_sum_to_the_tot
             .count(1),
         )
         .start()
-        .await
-        .unwrap();
+        .await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -41,8 +40,9 @@ async fn requests_without_a_response_count_as_cut_and_the_buckets_sum_to_the_tot
     }
     assert_eq!(outcomes, vec![false, false, false, false, true, true]);
     let st = mock.stats();
-    let want: std::collections::BTreeMap<String, u64> =
-        [("200".to_owned(), 2), ("cut".to_owned(), 4)]
+    use amplitude_mock::StatusKey;
+    let want: std::collections::BTreeMap<StatusKey, u64> =
+        [(StatusKey::Status(200), 2), (StatusKey::Cut, 4)]
             .into_iter()
             .collect();
     assert_eq!(st.requests_by_status, want);
@@ -66,8 +66,7 @@ async fn the_journal_keeps_the_events_of_refused_keys() {
         .eu_api_key("fedcba9876543210fedcba9876543210")
         .journal_bodies(true)
         .start()
-        .await
-        .unwrap();
+        .await;
     let evs = events(2, "dev-a");
     for key in [
         "not-a-known-key-0000000000",

@@ -43,12 +43,7 @@ async fn canned_bodies_are_the_real_bodies() {
         max_events_per_request: 3,
         ..Limits::default()
     };
-    let mock = builder()
-        .limits(limits)
-        .read_timeout_ms(200)
-        .start()
-        .await
-        .unwrap();
+    let mock = builder().limits(limits).read_timeout_ms(200).start().await;
     let mut checked = Vec::new();
     for status in REAL_BODY_STATUSES {
         let (canned, real) = match status {

@@ -92,7 +92,7 @@ async fn dedup_holds_at_7_days_minus_1ms_and_expires_at_7_days_plus_1ms() {
 async fn system_clock_jumps_a_week_through_post_mock_clock() {
     // issue item 1: with the default system clock, advancing adds an offset, so a test can
     // jump 7 days on a running mock; spec §9
-    let mock = MockServer::builder().api_key(KEY).start().await.unwrap();
+    let mock = MockServer::builder().api_key(KEY).start().await;
     let (s, before) = get_json(&mock, "/__mock/clock").await;
     assert_eq!(
         (
@@ -147,7 +147,7 @@ async fn dedup_key_is_insert_id_and_device_id_by_default() {
             dedup_key: key,
             ..FidelityProfile::default()
         };
-        let mock = builder().profile(profile).start().await.unwrap();
+        let mock = builder().profile(profile).start().await;
         let req = [ev("device-a", "shared"), ev("device-b", "shared")];
         assert_eq!(post(&mock, "/2/httpapi", &upload(&req)).await.0, 200);
         // Events without a device_id are keyed by their user_id (the server would derive the
@@ -216,7 +216,7 @@ async fn duplicates_count_in_events_ingested_is_a_profile_knob() {
             duplicates_count_as_ingested: count,
             ..FidelityProfile::default()
         };
-        let mock = builder().profile(profile).start().await.unwrap();
+        let mock = builder().profile(profile).start().await;
         let req = [
             ev("device-1", "a"),
             ev("device-1", "a"),
@@ -239,8 +239,7 @@ async fn rejected_requests_remember_no_insert_id() {
             ..Default::default()
         })
         .start()
-        .await
-        .unwrap();
+        .await;
     let bad = [
         ev("device-1", "keep"),
         json!({"device_id": "device-1", "insert_id": "no-type"}),

@@ -83,7 +83,7 @@ fn identity_holds(mock: &MockServer) {
 
 #[tokio::test]
 async fn status_503_three_times_stores_nothing() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"status","status":503,"count":3})).await;
     for i in 0..3 {
         let resp = send(&mock, &batch("a", 2)).await.unwrap();
@@ -100,8 +100,17 @@ async fn status_503_three_times_stores_nothing() {
     // spec §5.5: a 503 is never committed
     assert_eq!(mock.events().len(), 2);
     let s = mock.stats();
-    assert_eq!(s.events_rejected.by_reason.get("fault"), Some(&6));
-    assert_eq!(s.requests_by_status.get("503"), Some(&3));
+    assert_eq!(
+        s.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Fault),
+        Some(&6)
+    );
+    assert_eq!(
+        s.requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(503)),
+        Some(&3)
+    );
     assert_eq!(fault_count(&mock, "status"), (3, 0));
     let journal = mock.requests();
     assert_eq!(journal.len(), 4);
@@ -118,7 +127,7 @@ async fn status_503_three_times_stores_nothing() {
 
 #[tokio::test]
 async fn committed_500_stores_then_answers_500() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(
         &mock,
         json!({"kind":"status","status":500,"committed":true,"count":1}),
@@ -144,7 +153,7 @@ async fn committed_500_stores_then_answers_500() {
 
 #[tokio::test]
 async fn uncommitted_500_stores_nothing() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(
         &mock,
         json!({"kind":"status","status":500,"committed":false,"count":1}),
@@ -158,7 +167,10 @@ async fn uncommitted_500_stores_nothing() {
     );
     assert_eq!(fault_count(&mock, "status"), (1, 0));
     assert_eq!(
-        mock.stats().events_rejected.by_reason.get("fault"),
+        mock.stats()
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Fault),
         Some(&3)
     );
     identity_holds(&mock);
@@ -166,7 +178,7 @@ async fn uncommitted_500_stores_nothing() {
 
 #[tokio::test]
 async fn html_502_page() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"html","status":502,"count":1})).await;
     let resp = send(&mock, &batch("h", 1)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 502);
@@ -185,7 +197,7 @@ async fn html_502_page() {
 
 #[tokio::test]
 async fn waf_403_body() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"status","status":403,"count":1})).await;
     let resp = send(&mock, &batch("w", 1)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 403);
@@ -200,7 +212,7 @@ async fn waf_403_body() {
 
 #[tokio::test]
 async fn empty_400_body() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"empty_400","count":1})).await;
     let resp = send(&mock, &batch("e", 2)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
@@ -212,7 +224,7 @@ async fn empty_400_body() {
 
 #[tokio::test]
 async fn delay_holds_the_response_after_storing() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"delay","ms":300,"count":1})).await;
     let start = Instant::now();
     let resp = send(&mock, &batch("d", 2)).await.unwrap();
@@ -248,8 +260,7 @@ async fn uniform_delay_within_bounds() {
     let mock = builder()
         .fault(Fault::delay_uniform(150, 250).count(1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let start = Instant::now();
     let resp = send(&mock, &batch("ud", 1)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
@@ -262,7 +273,7 @@ async fn uniform_delay_within_bounds() {
 
 #[tokio::test]
 async fn reset_before_any_response() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"reset","count":1})).await;
     let err = send(&mock, &batch("r", 2)).await.unwrap_err();
     assert!(
@@ -286,8 +297,7 @@ async fn committed_reset_loses_only_the_answer() {
     let mock = builder()
         .fault(Fault::reset().committed(true).count(1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let err = send(&mock, &batch("rc", 2)).await.unwrap_err();
     assert!(
         has_io_kind(&err, std::io::ErrorKind::ConnectionReset),
@@ -300,7 +310,7 @@ async fn committed_reset_loses_only_the_answer() {
 
 #[tokio::test]
 async fn close_without_response() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"close","count":1})).await;
     let err = send(&mock, &batch("x", 1)).await.unwrap_err();
     assert!(
@@ -319,7 +329,7 @@ async fn close_without_response() {
 
 #[tokio::test]
 async fn truncate_cuts_the_body() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"truncate","count":1})).await;
     let resp = send(&mock, &batch("t", 2)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 200, "the head arrives");
@@ -339,7 +349,7 @@ async fn truncate_cuts_the_body() {
 
 #[tokio::test]
 async fn dribble_trickles_the_whole_body() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(
         &mock,
         json!({"kind":"dribble","ms":400,"chunks":4,"count":1}),
@@ -368,7 +378,7 @@ async fn dribble_trickles_the_whole_body() {
 
 #[tokio::test]
 async fn hang_until_the_client_gives_up() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"hang","count":1})).await;
     let err = client()
         .post(format!("{}/2/httpapi", mock.uri()))
@@ -396,11 +406,7 @@ async fn hang_until_the_client_gives_up() {
 
 #[tokio::test]
 async fn hang_with_a_cap_closes() {
-    let mock = builder()
-        .fault(Fault::hang().count(1))
-        .start()
-        .await
-        .unwrap();
+    let mock = builder().fault(Fault::hang().count(1)).start().await;
     mock.faults().clear();
     mock.faults()
         .push(
@@ -420,7 +426,7 @@ async fn hang_with_a_cap_closes() {
 #[tokio::test]
 async fn the_done_when_script_in_one_call() {
     // Two 503s, a committed 500, a reset and a stall, against a retrying sender.
-    let mock = builder().seed(42).start().await.unwrap();
+    let mock = builder().seed(42).start().await;
     let v = schedule(
         &mock,
         json!([
@@ -442,7 +448,12 @@ async fn the_done_when_script_in_one_call() {
     assert_eq!(mock.events().len(), 4);
     let s = mock.stats();
     assert_eq!(s.events_deduplicated, 8);
-    assert_eq!(s.events_rejected.by_reason.get("fault"), Some(&12));
+    assert_eq!(
+        s.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Fault),
+        Some(&12)
+    );
     assert_eq!(fault_count(&mock, "status"), (3, 1));
     assert_eq!(fault_count(&mock, "reset"), (1, 0));
     assert_eq!(fault_count(&mock, "delay"), (1, 1));
@@ -484,8 +495,7 @@ async fn pattern(seed: u64, n: usize) -> Vec<u16> {
         .seed(seed)
         .fault(Fault::status(503).probability(0.3))
         .start()
-        .await
-        .unwrap();
+        .await;
     let http = reqwest::Client::new();
     let mut out = Vec::new();
     for i in 0..n {
@@ -514,7 +524,7 @@ async fn same_seed_same_pattern_different_seed_different_pattern() {
 
 #[tokio::test]
 async fn clear_reseeds_so_a_script_replays() {
-    let mock = builder().seed(11).start().await.unwrap();
+    let mock = builder().seed(11).start().await;
     let http = reqwest::Client::new();
     let mut runs = Vec::new();
     for _ in 0..2 {
@@ -543,7 +553,7 @@ async fn clear_reseeds_so_a_script_replays() {
 
 #[tokio::test]
 async fn route_filter_and_time_window() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     schedule(&mock, json!({"kind":"status","status":502,"route":"/batch","from_ms":T0 + 1000, "until_ms": T0 + 2000})).await;
     assert_eq!(
         send(&mock, &batch("rf", 1))
@@ -580,7 +590,7 @@ async fn route_filter_and_time_window() {
 
 #[tokio::test]
 async fn invalid_faults_are_refused_with_the_field_named() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     let http = client();
     for (body, needle) in [
         (
@@ -637,8 +647,7 @@ async fn faults_from_the_config_file() {
         .config(config)
         .virtual_clock(T0)
         .start()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         send(&mock, &batch("cf", 1))
             .await

@@ -131,8 +131,7 @@ async fn raw_bytes_on_the_socket_never_kill_the_mock() {
         .api_key(KEY)
         .read_timeout_ms(200)
         .start()
-        .await
-        .unwrap();
+        .await;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = proptest::collection::vec(any::<u8>(), 0..300);
     let cases: usize = std::env::var("PROPTEST_CASES")

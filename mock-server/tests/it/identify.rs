@@ -75,7 +75,12 @@ async fn identify_by_form_and_by_query_updates_user_properties() {
         (stats.events_received, stats.property_updates_applied),
         (0, 4)
     );
-    assert_eq!(stats.requests_by_status.get("200"), Some(&3));
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(200)),
+        Some(&3)
+    );
 }
 
 #[tokio::test]
@@ -134,7 +139,7 @@ async fn identify_bodies_can_be_json_by_profile() {
         identify_text_bodies: false,
         ..Default::default()
     };
-    let mock = builder().profile(profile).start().await.unwrap();
+    let mock = builder().profile(profile).start().await;
     let ok = json!({"user_id": "user-x"}).to_string();
     let (s, ct, body) = post_form(
         &mock,
@@ -163,7 +168,7 @@ async fn identify_is_throttled_like_http_v2_with_a_json_429() {
         eps_threshold_http_v2: 1,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let burst: Vec<Value> = (0..31)
         .map(|i| json!({"device_id": "device-id-hot", "user_properties": {"$set": {"i": i}}}))
         .collect();
@@ -234,7 +239,7 @@ async fn identify_applies_the_daily_quota_like_http_v2() {
         daily_quota: 2,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let two = json!([{"user_id": "user-q"}, {"user_id": "user-q"}]).to_string();
     assert_eq!(
         post_form(
@@ -277,7 +282,7 @@ async fn identify_shares_the_property_cap_and_the_ledger_names_the_lost_update()
         property_updates_per_hour: 2,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let ev = json!({"user_id": "user-cap", "event_type": "$identify", "user_properties": {"$set": {"a": 1}}});
     assert_eq!(post(&mock, "/2/httpapi", &upload(&[ev])).await.0, 200);
     let two = json!([

@@ -325,7 +325,7 @@ async fn run(setup: Setup, steps: Vec<Step>) -> Result<Coverage, TestCaseError> 
     let mock: MockServer = builder()
         .limits(limits)
         .profile(profile)
-        .start()
+        .try_start()
         .await
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model {
@@ -383,7 +383,11 @@ async fn run(setup: Setup, steps: Vec<Step>) -> Result<Coverage, TestCaseError> 
     let stats = mock.stats();
     prop_assert_eq!(stats.events_stored, model.stored.len() as u64);
     prop_assert_eq!(
-        stats.requests_by_status.get("429").copied().unwrap_or(0),
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(429))
+            .copied()
+            .unwrap_or(0),
         statuses.get(&429).copied().unwrap_or(0)
     );
     Ok(model.coverage)

@@ -71,8 +71,7 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
         .config(config)
         .virtual_clock(1_700_000_000_000)
         .start()
-        .await
-        .unwrap();
+        .await;
     let rss_before = rss_bytes();
     const CLIENTS: usize = 16;
     const REQUESTS: usize = 250;
@@ -115,18 +114,26 @@ async fn overload_keeps_accounting_exact_and_memory_bounded() {
         s.events_rejected.by_reason.values().sum::<u64>()
     );
     assert!(s.events_stored > 0 && s.events_deduplicated > 0, "{s:?}");
-    for reason in ["fault", "throttled", "missing_event_fields"] {
+    use amplitude_mock::RejectReason;
+    for reason in [
+        RejectReason::Fault,
+        RejectReason::Throttled,
+        RejectReason::MissingEventFields,
+    ] {
         assert!(
             s.events_rejected
                 .by_reason
-                .get(reason)
+                .get(&reason)
                 .is_some_and(|n| *n > 0),
             "no {reason}: {s:?}"
         );
     }
     // Every request is accounted for: answered or cut (the "cut" bucket).
     assert_eq!(
-        s.requests_by_status.get("cut").copied().unwrap_or(0),
+        s.requests_by_status
+            .get(&amplitude_mock::StatusKey::Cut)
+            .copied()
+            .unwrap_or(0),
         s.requests_cut
     );
     let answered: u64 = s.requests_by_status.values().sum::<u64>();

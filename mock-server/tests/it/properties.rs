@@ -155,7 +155,7 @@ async fn skip_user_properties_sync_neither_reads_nor_updates_nor_counts() {
         property_updates_per_hour: 1,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let mut skipped = identify("user-skip", json!({"$set": {"a": 1}}));
     skipped["$skip_user_properties_sync"] = json!(true);
     let applied = identify("user-skip", json!({"$set": {"b": 2}}));
@@ -185,7 +185,7 @@ async fn the_cap_is_per_amplitude_id_across_user_and_device_events() {
         property_updates_per_hour: 3,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let link = json!({"user_id": "user-a", "device_id": "device-a", "event_type": "$identify", "user_properties": {"$add": {"n": 1}}});
     let anon = json!({"device_id": "device-a", "event_type": "$identify", "user_properties": {"$add": {"n": 1}}});
     let other = identify("user-b", json!({"$add": {"n": 1}}));
@@ -233,7 +233,7 @@ async fn dropped_updates_do_not_count_toward_the_cap_and_throttled_events_apply_
         eps_threshold_http_v2: 1,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let ups: Vec<Value> = (0..31)
         .map(|i| identify("user-t", json!({"$set": {"v": i}})))
         .collect();
@@ -268,7 +268,7 @@ async fn groupidentify_events_set_group_properties_and_other_events_do_not() {
         property_updates_per_hour: 0,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let gi = json!({
         "device_id": "device-g", "event_type": "$groupidentify",
         "groups": {"org": "acme"},

@@ -25,7 +25,7 @@ fn user_only(user: &str, insert_id: &str) -> Value {
 async fn v12_user_over_daily_quota_on_batch() {
     // spec §14.1 #12, §5.4 (Batch body with exceeded_daily_quota_users; the user's indexes
     // also in throttled_events), §8.1 (quota per user, configurable: 5 here)
-    let mock = builder().limits(quota(5)).start().await.unwrap();
+    let mock = builder().limits(quota(5)).start().await;
     let five: Vec<Value> = (0..5)
         .map(|i| user_only("user-quota", &format!("q{i}")))
         .collect();
@@ -52,7 +52,13 @@ async fn v12_user_over_daily_quota_on_batch() {
     );
     assert_eq!(mock.events().len(), 5);
     let stats = mock.stats();
-    assert_eq!(stats.events_rejected.by_reason.get("daily_quota"), Some(&3));
+    assert_eq!(
+        stats
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::DailyQuota),
+        Some(&3)
+    );
     assert_eq!(stats.events_throttled, 3);
 }
 
@@ -60,7 +66,7 @@ async fn v12_user_over_daily_quota_on_batch() {
 async fn device_over_daily_quota_reports_the_current_daily_count() {
     // spec §5.4: exceeded_daily_quota_devices maps the device to its rolling 24 h count,
     // which includes the rejected events by default (count_rejected_toward_eps)
-    let mock = builder().limits(quota(5)).start().await.unwrap();
+    let mock = builder().limits(quota(5)).start().await;
     assert_eq!(
         post(&mock, "/batch", &upload(&events(5, "device-q")))
             .await
@@ -92,12 +98,7 @@ async fn daily_quota_resets_on_the_rolling_window_of_utc_hours() {
         count_rejected_toward_eps: false,
         ..FidelityProfile::default()
     };
-    let mock = builder()
-        .limits(quota(5))
-        .profile(profile)
-        .start()
-        .await
-        .unwrap();
+    let mock = builder().limits(quota(5)).profile(profile).start().await;
     assert_eq!(
         post(
             &mock,
@@ -156,12 +157,7 @@ async fn daily_quota_on_http_v2_is_a_profile_knob() {
             daily_quota_on_http_v2: on,
             ..FidelityProfile::default()
         };
-        let mock = builder()
-            .limits(quota(3))
-            .profile(profile)
-            .start()
-            .await
-            .unwrap();
+        let mock = builder().limits(quota(3)).profile(profile).start().await;
         let three: Vec<Value> = (0..3)
             .map(|i| user_only("user-v2q", &format!("x{i}")))
             .collect();
@@ -185,7 +181,7 @@ async fn quota_and_eps_in_one_body() {
         eps_threshold_batch: 1,
         ..Limits::default()
     };
-    let mock = builder().limits(limits).start().await.unwrap();
+    let mock = builder().limits(limits).start().await;
     let q: Vec<Value> = (0..4)
         .map(|i| user_only("user-quota", &format!("q{i}")))
         .collect();
@@ -232,8 +228,7 @@ async fn silenced_devices_get_the_documented_400_and_admin_can_change_them() {
         .api_key(KEY)
         .virtual_clock(T0)
         .start()
-        .await
-        .unwrap();
+        .await;
     let req = [
         ev("device-ok-1", "a"),
         ev("device-silenced", "b"),
@@ -275,7 +270,10 @@ async fn silenced_devices_get_the_documented_400_and_admin_can_change_them() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(post(&mock, "/2/httpapi", &upload(&req)).await.0, 200);
     assert_eq!(
-        mock.stats().events_rejected.by_reason.get("silenced"),
+        mock.stats()
+            .events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Silenced),
         Some(&6)
     );
 }

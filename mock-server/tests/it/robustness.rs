@@ -31,9 +31,7 @@ fn fixture() -> &'static Fixture {
             daily_quota: u64::MAX,
             ..Limits::default()
         };
-        let mock = rt
-            .block_on(crate::common::builder().limits(limits).start())
-            .unwrap();
+        let mock = rt.block_on(crate::common::builder().limits(limits).start());
         Fixture {
             rt,
             mock,

@@ -19,8 +19,7 @@ async fn a_device_scope_takes_only_requests_carrying_that_device() {
     let mock = builder()
         .fault(Fault::status(503).device_id("device-D").count(1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let (s, _) = post(&mock, "/2/httpapi", &upload(&[e("device-E", None, "e1")])).await;
     assert_eq!(s, 200, "no device-D event: passes");
     let (s, body) = post(
@@ -43,8 +42,7 @@ async fn a_user_scope_takes_only_requests_carrying_that_user() {
     let mock = builder()
         .fault(Fault::close().user_id("user-U"))
         .start()
-        .await
-        .unwrap();
+        .await;
     let (s, _) = post(
         &mock,
         "/batch",
@@ -59,7 +57,12 @@ async fn a_user_scope_takes_only_requests_carrying_that_user() {
         .await;
     assert!(r.is_err(), "closed without a response");
     assert_eq!(stored_insert_ids(&mock), vec!["v1"]);
-    assert_eq!(mock.stats().requests_by_status.get("cut"), Some(&1));
+    assert_eq!(
+        mock.stats()
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Cut),
+        Some(&1)
+    );
 }
 
 #[tokio::test]
@@ -68,8 +71,7 @@ async fn throttle_answers_the_limiters_429_for_that_requests_events() {
         .journal_bodies(true)
         .fault(Fault::throttle_device("device-D").window(Some(T0 + 2 * SEC), Some(T0 + 22 * SEC)))
         .start()
-        .await
-        .unwrap();
+        .await;
     // Before the window: the device passes.
     let (s, _) = post(
         &mock,
@@ -122,7 +124,12 @@ async fn throttle_answers_the_limiters_429_for_that_requests_events() {
 
     assert_eq!(stored_insert_ids(&mock), vec!["d0", "e0", "e4", "d5"]);
     let st = mock.stats();
-    assert_eq!(st.events_rejected.by_reason.get("throttled"), Some(&7));
+    assert_eq!(
+        st.events_rejected
+            .by_reason
+            .get(&amplitude_mock::RejectReason::Throttled),
+        Some(&7)
+    );
     assert_eq!(
         st.faults.get("throttle").map(|c| (c.injected, c.committed)),
         Some((3, 0))
@@ -146,8 +153,7 @@ async fn throttle_a_user() {
     let mock = builder()
         .fault(Fault::throttle_user("user-U").count(1))
         .start()
-        .await
-        .unwrap();
+        .await;
     let (s, body) = post(
         &mock,
         "/2/httpapi",
@@ -176,7 +182,7 @@ async fn throttle_a_user() {
 
 #[tokio::test]
 async fn throttle_from_json_and_validation_still_wins() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     let (s, v) = post(
         &mock,
         "/__mock/faults",

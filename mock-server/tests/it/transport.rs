@@ -33,7 +33,7 @@ fn body(tag: &str) -> String {
 #[tokio::test]
 async fn https_with_the_generated_certificate() {
     // spec §2: the Java SDK needs https; the client trusts the certificate the mock wrote.
-    let mock = builder().tls(true).start().await.unwrap();
+    let mock = builder().tls(true).start().await;
     let (addr, identity) = mock.tls_identity().unwrap();
     assert!(mock.tls_uri().unwrap().starts_with("https://localhost:"));
     let mut roots = rustls::RootCertStore::empty();
@@ -65,7 +65,7 @@ async fn https_with_the_generated_certificate() {
 
 #[tokio::test]
 async fn keep_alive_serves_many_requests_on_one_connection_and_close_is_honoured() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     let mut s = TcpStream::connect(mock.address()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     for i in 0..5 {
@@ -96,7 +96,7 @@ async fn keep_alive_serves_many_requests_on_one_connection_and_close_is_honoured
 
 #[tokio::test]
 async fn slowloris_is_cut_and_does_not_starve_others() {
-    let mock = builder().read_timeout_ms(300).start().await.unwrap();
+    let mock = builder().read_timeout_ms(300).start().await;
     let mut slow = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(mock.address()).await.unwrap();
@@ -131,8 +131,7 @@ async fn connection_limit_queues_the_next_client_until_a_slot_frees() {
         .read_timeout_ms(300)
         .max_connections(2)
         .start()
-        .await
-        .unwrap();
+        .await;
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(mock.address()).await.unwrap();
@@ -158,7 +157,7 @@ async fn connection_limit_queues_the_next_client_until_a_slot_frees() {
 #[tokio::test]
 async fn stalled_body_gets_408() {
     // spec §5.6: a request that does not arrive in time
-    let mock = builder().read_timeout_ms(300).start().await.unwrap();
+    let mock = builder().read_timeout_ms(300).start().await;
     let mut s = TcpStream::connect(mock.address()).await.unwrap();
     s.write_all(b"POST /2/httpapi HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"api_key\":").await.unwrap();
     let mut out = Vec::new();
@@ -166,7 +165,12 @@ async fn stalled_body_gets_408() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(mock.events().is_empty());
-    assert_eq!(mock.stats().requests_by_status.get("408"), Some(&1));
+    assert_eq!(
+        mock.stats()
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(408)),
+        Some(&1)
+    );
     assert!(mock
         .metrics_text()
         .lines()
@@ -175,7 +179,7 @@ async fn stalled_body_gets_408() {
 
 #[tokio::test]
 async fn metrics_in_prometheus_text_format() {
-    let mock = builder().start().await.unwrap();
+    let mock = builder().start().await;
     let http = reqwest::Client::new();
     for tag in ["m1", "m1", "m2"] {
         http.post(format!("{}/2/httpapi", mock.uri()))

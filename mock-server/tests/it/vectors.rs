@@ -76,7 +76,7 @@ async fn v3_v4_missing_fields() {
 #[tokio::test]
 async fn v5_unknown_key_and_wrong_region() {
     // spec §14.1 #5, §1.1: a key used in the wrong region gets the same 400
-    let mock = builder().eu_api_key("eu-key-123").start().await.unwrap();
+    let mock = builder().eu_api_key("eu-key-123").start().await;
     let (s, v) = post(&mock, "/2/httpapi", &json!({"api_key": "K2", "events": []})).await;
     assert_eq!(
         (s, v),
@@ -182,7 +182,7 @@ async fn v8_strip_profile_removes_the_short_id() {
         short_id_policy: amplitude_mock::profile::ShortIdPolicy::Strip,
         ..Default::default()
     };
-    let mock = builder().profile(profile).start().await.unwrap();
+    let mock = builder().profile(profile).start().await;
     let (s, _) = post(&mock, "/2/httpapi", &json!({"api_key": KEY, "events": [{"user_id": "42", "device_id": "device-12345", "event_type": "A"}]})).await;
     assert_eq!(s, 200);
     let ev: serde_json::Value = serde_json::from_str(mock.events()[0].event.get()).unwrap();
@@ -368,8 +368,18 @@ async fn ledger_agrees_with_responses() {
         stats.events_received,
         stats.events_stored + stats.events_deduplicated + stats.events_rejected.total
     );
-    assert_eq!(stats.requests_by_status.get("200"), Some(&2));
-    assert_eq!(stats.requests_by_status.get("400"), Some(&2));
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(200)),
+        Some(&2)
+    );
+    assert_eq!(
+        stats
+            .requests_by_status
+            .get(&amplitude_mock::StatusKey::Status(400)),
+        Some(&2)
+    );
 }
 
 #[tokio::test]

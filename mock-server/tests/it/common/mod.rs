@@ -14,7 +14,7 @@ pub const T0: i64 = 1_700_000_000_000;
 
 /// A mock with project `KEY`, virtual time frozen at `T0`.
 pub async fn mock() -> MockServer {
-    builder().start().await.unwrap()
+    builder().start().await
 }
 
 /// A builder with project `KEY` and virtual time frozen at `T0`.

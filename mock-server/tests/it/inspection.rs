@@ -1,0 +1,132 @@
+//! Read-only inspection types (issue 20, D): `Stats` round-trips through `/__mock/stats`,
+//! status keys are typed, stored events answer their ids, duplicates are one call away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
+
+use crate::common::{builder, events, get_json, post, upload, KEY};
+use amplitude_mock::{Fault, RejectReason, Stats, StatusKey};
+use serde_json::json;
+
+#[tokio::test]
+async fn get_stats_deserializes_into_stats_equal_to_mock_stats() {
+    let mock = builder()
+        .limits(amplitude_mock::Limits {
+            eps_threshold_http_v2: 1,
+            ..Default::default()
+        })
+        .start()
+        .await;
+    // 200, then a duplicate, a 429, a 400, a committed 500 fault and a cut request.
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(2, "device-1")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(2, "device-1")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(40, "device-2")))
+            .await
+            .0,
+        200
+    );
+    let hot = upload(&[crate::common::ev("device-2", "again-1")]);
+    assert_eq!(post(&mock, "/2/httpapi", &hot).await.0, 429);
+    let bad = json!({"api_key": KEY, "events": [{"device_id": "device-3"}]});
+    assert_eq!(post(&mock, "/2/httpapi", &bad).await.0, 400);
+    mock.faults()
+        .push_all(vec![
+            Fault::status(500).committed(true).count(1),
+            Fault::reset().count(1),
+        ])
+        .unwrap();
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(1, "device-4")))
+            .await
+            .0,
+        500
+    );
+    let cut = reqwest::Client::new()
+        .post(format!("{}/2/httpapi", mock.uri()))
+        .json(&upload(&events(1, "device-5")))
+        .send()
+        .await;
+    assert!(cut.is_err());
+
+    let (status, v) = get_json(&mock, "/__mock/stats").await;
+    assert_eq!(status, 200);
+    let read_back: Stats = serde_json::from_value(v.clone()).unwrap();
+    let stats = mock.stats();
+    assert_eq!(read_back, stats);
+    // Typed keys, and the JSON shape stays: status strings and snake_case reasons.
+    assert_eq!(
+        stats.requests_by_status.get(&StatusKey::Status(429)),
+        Some(&1)
+    );
+    assert_eq!(stats.requests_by_status.get(&StatusKey::Cut), Some(&1));
+    assert_eq!(
+        stats
+            .events_rejected
+            .by_reason
+            .get(&RejectReason::Throttled),
+        Some(&1)
+    );
+    assert_eq!(v["requests_by_status"]["429"], 1);
+    assert_eq!(v["requests_by_status"]["cut"], 1);
+    assert_eq!(v["events_rejected"]["by_reason"]["throttled"], 1);
+    assert_eq!(v["faults"]["reset"]["injected"], 1);
+    assert_eq!(serde_json::to_value(&stats).unwrap(), v);
+}
+
+#[test]
+fn status_keys_parse_and_print_as_the_stats_json_keys() {
+    for (k, s) in [(StatusKey::Status(200), "200"), (StatusKey::Cut, "cut")] {
+        assert_eq!(k.to_string(), s);
+        assert_eq!(s.parse::<StatusKey>().unwrap(), k);
+    }
+    assert_eq!(StatusKey::from(0), StatusKey::Cut);
+    assert!("20".parse::<StatusKey>().is_err());
+    assert!(StatusKey::Status(599) < StatusKey::Cut);
+}
+
+#[tokio::test]
+async fn stored_events_answer_their_ids_and_duplicates_are_one_call_away() {
+    let mock = builder().start().await;
+    let e = json!({"device_id": "dev-1", "user_id": "user-12345", "event_type": "A", "insert_id": "ins-1"});
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(std::slice::from_ref(&e)))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(std::slice::from_ref(&e)))
+            .await
+            .0,
+        200
+    );
+    let stored = mock.events();
+    assert_eq!(stored.len(), 1);
+    let s = &stored[0];
+    assert_eq!(s.insert_id().as_deref(), Some("ins-1"));
+    assert_eq!(s.device_id().as_deref(), Some("dev-1"));
+    assert_eq!(s.user_id().as_deref(), Some("user-12345"));
+    assert_eq!(s.json()["event_type"], "A");
+    let d = mock.duplicates();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].insert_id, "ins-1");
+    assert_eq!(d[0].duplicate_of, Some(s.seq));
+    assert!(mock.property_drops().is_empty());
+    let anonymous = json!({"device_id": "dev-2", "event_type": "B"});
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&[anonymous])).await.0,
+        200
+    );
+    let last = mock.events().pop().unwrap();
+    assert_eq!((last.insert_id(), last.user_id()), (None, None));
+}

@@ -9,8 +9,6 @@
 //! Every section sign in those files cites `docs/amplitude-behaviour.md`; cite other documents
 //! without it. The needles below are built from pieces so this file does not match itself.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};

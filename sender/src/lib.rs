@@ -1,4 +1,5 @@
-//! The reference sender: durable, per-identity batching and backoff that loses nothing.
+//! `amplitude-sender`: the reference Amplitude sender as a library: durable, per-identity
+//! batching and backoff that loses nothing.
 //!
 //! - [`Core`] is the pure state machine (batching per endpoint, response handling, pauses,
 //!   pacing, backoff) driven by an injected clock (ms) and a seeded RNG.

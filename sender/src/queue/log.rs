@@ -5,7 +5,7 @@
 //! open, the log is read up to the first incomplete or unreadable line and rewritten with
 //! only the events still pending.
 
-use super::super::event::{EventKey, QueuedEvent};
+use crate::event::{EventKey, QueuedEvent};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};

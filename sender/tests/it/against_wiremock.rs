@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
-use amplitude_conformance::sender::queue::read_dead_letters;
-use amplitude_conformance::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
+use amplitude_sender::queue::read_dead_letters;
+use amplitude_sender::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_wire::{Event, UploadRequest};
 use serde_json::json;
 use std::collections::BTreeMap;

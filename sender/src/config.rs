@@ -70,7 +70,7 @@ impl Region {
     }
 }
 
-/// Knobs of the pure sending state machine ([`crate::sender::Core`]). All times are ms of the
+/// Knobs of the pure sending state machine ([`crate::Core`]). All times are ms of the
 /// injected clock; sizes are bytes of the serialized JSON body.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -166,7 +166,7 @@ impl CoreConfig {
     }
 }
 
-/// Everything [`crate::sender::Sender`] needs: the core's knobs plus where to send and where
+/// Everything [`crate::Sender`] needs: the core's knobs plus where to send and where
 /// to keep state.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
+use amplitude_mock::{Fault, Limits, MockServer};
 use amplitude_sender::queue::read_dead_letters;
 use amplitude_sender::{Endpoint, OutcomeKind, Sender, SenderConfig, SenderReport};
-use amplitude_mock::{Fault, Limits, MockServer};
 use amplitude_wire::Event;
 use serde_json::json;
 use std::collections::BTreeMap;

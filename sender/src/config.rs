@@ -4,6 +4,7 @@ use amplitude_wire::limits;
 use std::path::PathBuf;
 
 use super::backoff::BackoffConfig;
+use crate::defaults;
 
 /// Which Amplitude ingestion endpoint a sender posts to (spec §1.1). The endpoint decides the
 /// request limits (spec §3.4) and the per-identity events/s threshold (spec §8.1).
@@ -142,26 +143,26 @@ impl CoreConfig {
         Self {
             api_key: api_key.into(),
             endpoint,
-            batch_size: 1_000,
+            batch_size: defaults::BATCH_SIZE,
             max_body_bytes: endpoint.max_body_bytes(),
-            flush_interval_ms: 1_000,
-            max_in_flight: 4,
-            throttle_pause_ms: limits::THROTTLE_PAUSE_MS,
-            daily_quota_pause_ms: limits::DAILY_QUOTA_BUCKET_MS,
+            flush_interval_ms: defaults::FLUSH_INTERVAL_MS,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            throttle_pause_ms: defaults::THROTTLE_PAUSE_MS,
+            daily_quota_pause_ms: defaults::DAILY_QUOTA_PAUSE_MS,
             backoff: BackoffConfig::default(),
             max_attempts: None,
             identity_eps_limit: Some(endpoint.eps_threshold()),
-            eps_window_ms: limits::EPS_WINDOW_MS,
-            property_updates_per_window: Some(limits::USER_PROPERTY_UPDATES_PER_HOUR),
-            property_window_ms: limits::USER_PROPERTY_WINDOW_MS,
-            property_warn_ratio: 0.9,
+            eps_window_ms: defaults::EPS_WINDOW_MS,
+            property_updates_per_window: Some(defaults::PROPERTY_BUDGET),
+            property_window_ms: defaults::PROPERTY_WINDOW_MS,
+            property_warn_ratio: defaults::PROPERTY_WARN_RATIO,
             coalesce_set_identify: false,
             hold_property_updates: false,
             min_id_length: None,
-            refused_retries: 3,
-            min_retry_gap_ms: 150,
-            max_failing_resends_per_s: 8,
-            seed: 0,
+            refused_retries: defaults::REFUSED_RETRIES,
+            min_retry_gap_ms: defaults::MIN_RETRY_GAP_MS,
+            max_failing_resends_per_s: defaults::MAX_FAILING_RESENDS_PER_S,
+            seed: defaults::SEED,
         }
     }
 }
@@ -194,7 +195,7 @@ impl SenderConfig {
             core: CoreConfig::new(api_key, endpoint),
             url: url.into(),
             state_dir: state_dir.into(),
-            request_timeout_ms: 10_000,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
         }
     }
 }

@@ -12,6 +12,7 @@ mod batcher;
 mod command;
 mod config;
 mod core;
+pub mod defaults;
 mod event;
 mod outcome;
 mod pacing;

@@ -9,6 +9,7 @@
 
 mod backoff;
 mod batcher;
+mod builder;
 mod command;
 mod config;
 mod core;
@@ -22,6 +23,7 @@ mod runtime;
 
 pub use self::core::{Core, CoreStats, Effect, OutRequest};
 pub use backoff::BackoffConfig;
+pub use builder::{Outcomes, SenderBuilder};
 pub use command::run_jsonl;
 pub use config::{CoreConfig, Endpoint, Region, SenderConfig};
 pub use event::{EventKey, QueuedEvent};

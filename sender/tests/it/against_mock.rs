@@ -111,7 +111,7 @@ async fn events_the_mock_rejects_are_dead_lettered_and_the_rest_stored() {
     let (report, out) = run(config(&mock, &dir), events).await;
     let dropped: Vec<i64> = out
         .iter()
-        .filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_)))
+        .filter(|(_, k)| matches!(k, OutcomeKind::DeadLettered(_)))
         .map(|(s, _)| *s)
         .collect();
     assert_eq!(dropped, vec![7, 21, 40]);

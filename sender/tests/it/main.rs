@@ -6,5 +6,6 @@ mod common;
 
 mod against_mock;
 mod against_wiremock;
+mod builder_api;
 mod model;
 mod state_machine;

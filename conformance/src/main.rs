@@ -102,10 +102,30 @@ enum EndpointArg {
     Batch,
 }
 
+/// `--region`: the CLI's spelling of [`Region`] (clap names `us` / `eu`).
 #[derive(Clone, Copy, ValueEnum)]
 enum RegionArg {
     Us,
     Eu,
+}
+
+impl From<RegionArg> for Region {
+    fn from(r: RegionArg) -> Self {
+        match r {
+            RegionArg::Us => Region::Us,
+            RegionArg::Eu => Region::Eu,
+        }
+    }
+}
+
+/// `--endpoint`: the CLI's spelling of [`Endpoint`] (clap names `v2` / `batch`).
+impl From<EndpointArg> for Endpoint {
+    fn from(e: EndpointArg) -> Self {
+        match e {
+            EndpointArg::V2 => Endpoint::HttpV2,
+            EndpointArg::Batch => Endpoint::Batch,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -302,14 +322,12 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     } else {
         a.endpoint
     };
-    let (endpoint, var) = match endpoint_arg {
-        EndpointArg::V2 => (Endpoint::HttpV2, "AMPLITUDE_SERVER_URL"),
-        EndpointArg::Batch => (Endpoint::Batch, "AMPLITUDE_BATCH_URL"),
+    let endpoint = Endpoint::from(endpoint_arg);
+    let var = match endpoint {
+        Endpoint::HttpV2 => "AMPLITUDE_SERVER_URL",
+        Endpoint::Batch => "AMPLITUDE_BATCH_URL",
     };
-    let region = match a.region {
-        RegionArg::Us => Region::Us,
-        RegionArg::Eu => Region::Eu,
-    };
+    let region = Region::from(a.region);
     let url = std::env::var(var).unwrap_or_else(|_| region.url(endpoint));
     let state_dir = a.state_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("amplitude-sender-{}", uuid::Uuid::new_v4()))

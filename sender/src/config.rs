@@ -1,75 +1,12 @@
 //! Configuration of the reference sender: endpoint, region, batching, retry and pacing knobs.
 
-use amplitude_wire::limits;
 use std::path::PathBuf;
 
 use super::backoff::BackoffConfig;
 use crate::defaults;
 
-/// Which Amplitude ingestion endpoint a sender posts to (spec §1.1). The endpoint decides the
-/// request limits (spec §3.4) and the per-identity events/s threshold (spec §8.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /2/httpapi`: bodies under 1 MB, per-device order kept (spec §3.4, §9).
-    HttpV2,
-    /// `POST /batch`: bodies under 20 MB (spec §3.4).
-    Batch,
-}
-
-impl Endpoint {
-    /// Largest body this sender ever posts, bytes: one byte under the documented limit, so it
-    /// holds whether "1 MB" means 10^6 or 2^20 bytes (spec §3.4, §15 #7).
-    pub fn max_body_bytes(self) -> usize {
-        match self {
-            Endpoint::HttpV2 => limits::HTTP_V2_MAX_BODY_BYTES - 1,
-            Endpoint::Batch => limits::BATCH_MAX_BODY_BYTES - 1,
-        }
-    }
-
-    /// Most events in one request (spec §3.4): 2,000.
-    pub fn max_events(self) -> usize {
-        limits::MAX_EVENTS_PER_REQUEST
-    }
-
-    /// Documented per-device / per-user threshold, events/s (spec §8.1): 30 for HTTP V2,
-    /// 1,000 for Batch.
-    pub fn eps_threshold(self) -> u32 {
-        match self {
-            Endpoint::HttpV2 => limits::HTTP_V2_EPS_THRESHOLD,
-            Endpoint::Batch => limits::BATCH_EPS_THRESHOLD,
-        }
-    }
-
-    /// URL path of the endpoint (spec §1.1).
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::HttpV2 => limits::HTTP_V2_PATH,
-            Endpoint::Batch => limits::BATCH_PATH,
-        }
-    }
-}
-
-/// Data region of a project (spec §1.1): a key used in the wrong region gets the invalid-key 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Region {
-    /// `api2.amplitude.com`.
-    #[default]
-    Us,
-    /// `api.eu.amplitude.com`.
-    Eu,
-}
-
-impl Region {
-    /// Full URL of `endpoint` in this region, e.g. `https://api2.amplitude.com/2/httpapi`
-    /// (spec §1.1). HTTPS needs a TLS-enabled build of the HTTP client; tests use `http://`.
-    pub fn url(self, endpoint: Endpoint) -> String {
-        let host = match self {
-            Region::Us => limits::US_HOST,
-            Region::Eu => limits::EU_HOST,
-        };
-        format!("https://{host}{}", endpoint.path())
-    }
-}
+/// The endpoint and region vocabulary shared with the mock, loadgen and the runner.
+pub use amplitude_wire::{Endpoint, Region};
 
 /// Knobs of the pure sending state machine ([`crate::Core`]). All times are ms of the
 /// injected clock; sizes are bytes of the serialized JSON body.
@@ -81,7 +18,8 @@ pub struct CoreConfig {
     pub endpoint: Endpoint,
     /// Most events per request; clamped to 1..=2,000 (spec §3.4). Default 1,000.
     pub batch_size: usize,
-    /// Largest body, bytes; clamped to the endpoint's limit. Default: the endpoint's limit.
+    /// Largest body, bytes; clamped to [`Endpoint::max_sendable_body_bytes`] (one byte under
+    /// the documented limit). Default: that.
     pub max_body_bytes: usize,
     /// A queued event waits at most this long before a request is formed, ms. Default 1,000.
     pub flush_interval_ms: u64,
@@ -144,7 +82,7 @@ impl CoreConfig {
             api_key: api_key.into(),
             endpoint,
             batch_size: defaults::BATCH_SIZE,
-            max_body_bytes: endpoint.max_body_bytes(),
+            max_body_bytes: endpoint.max_sendable_body_bytes(),
             flush_interval_ms: defaults::FLUSH_INTERVAL_MS,
             max_in_flight: defaults::MAX_IN_FLIGHT,
             throttle_pause_ms: defaults::THROTTLE_PAUSE_MS,

@@ -29,5 +29,5 @@ pub use config::{CoreConfig, Endpoint, Region, SenderConfig};
 pub use event::{EventKey, QueuedEvent};
 pub use outcome::{Outcome, OutcomeKind};
 pub use pacing::RequestId;
-pub use response::{HttpResult, Throttle, Verdict};
+pub use response::{HttpResult, ResponseAction, Throttle};
 pub use runtime::{Sender, SenderError, SenderReport};

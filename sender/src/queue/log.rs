@@ -112,6 +112,16 @@ impl Log {
             Err(e) => return Err(e),
         };
         let recovered = scan(&bytes);
+        if recovered.discarded_bytes > 0 {
+            // Only the tail written after the last fsync can be torn (ADR 002), and this
+            // rewrite drops it before anything new is appended: one torn region per open.
+            tracing::warn!(
+                file = %path.display(),
+                offset = bytes.len() - recovered.discarded_bytes,
+                discarded_bytes = recovered.discarded_bytes,
+                "torn or unreadable tail of the queue log discarded (events it held were never acknowledged)"
+            );
+        }
         let written = rewrite(dir, &recovered.pending)?;
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok((

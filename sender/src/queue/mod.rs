@@ -2,9 +2,11 @@
 //! with group commit (every append waiting at the same moment shares one fsync) (ADR 002).
 
 mod dead_letter;
+mod lock;
 mod log;
 
 pub use dead_letter::{read_dead_letters, DEAD_LETTER_FILE};
+pub use lock::{LockError, LOCK_FILE};
 pub use log::LOG_FILE;
 /// Reads a log's bytes as recovery does (for the crash tests; not part of the API).
 #[doc(hidden)]
@@ -12,6 +14,7 @@ pub use log::{scan, Recovered};
 
 use super::event::{EventKey, QueuedEvent};
 use dead_letter::DeadLetters;
+use lock::DirLock;
 use log::Log;
 use std::path::Path;
 use std::sync::mpsc;
@@ -24,6 +27,9 @@ pub enum QueueError {
     /// Reading, writing or syncing a file of the state directory failed.
     #[error("state directory I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Another sender holds the state directory, or its lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The writer thread is gone (after a previous I/O error or shutdown).
     #[error("the durable queue is closed")]
     Closed,
@@ -44,6 +50,8 @@ enum Cmd {
 pub(crate) struct DurableQueue {
     tx: mpsc::Sender<Cmd>,
     thread: Option<JoinHandle<()>>,
+    /// Held until the writer thread has finished (fields drop after `Drop::drop`).
+    _lock: DirLock,
 }
 
 /// What [`DurableQueue::open`] returns: the queue, the pending `(key, event json)` in
@@ -57,6 +65,8 @@ impl DurableQueue {
     /// Opens the state directory: recovers the pending events (in acceptance order) and the
     /// next free key, and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Opened, QueueError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = DirLock::acquire(dir)?;
         let (log, recovered) = Log::open(dir)?;
         let dead = DeadLetters::open(dir)?;
         let (tx, rx) = mpsc::channel();
@@ -67,6 +77,7 @@ impl DurableQueue {
             Self {
                 tx,
                 thread: Some(thread),
+                _lock: lock,
             },
             recovered.pending,
             recovered.next_key,

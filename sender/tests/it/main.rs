@@ -7,5 +7,6 @@ mod common;
 mod against_mock;
 mod against_wiremock;
 mod builder_api;
+mod durability;
 mod model;
 mod state_machine;

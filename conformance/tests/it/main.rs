@@ -10,3 +10,4 @@ mod from_anywhere;
 mod sdk_adapters;
 mod sender_cli;
 mod sender_crash;
+mod sender_disk_full;

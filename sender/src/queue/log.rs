@@ -32,6 +32,9 @@ pub struct Log {
     dir: PathBuf,
     out: BufWriter<File>,
     written: u64,
+    /// File length after the last successful [`Log::sync`], bytes: what a failed write
+    /// (disk full) is rolled back to.
+    durable: u64,
 }
 
 /// Parses log bytes: every record up to the first torn or unreadable line.
@@ -129,6 +132,7 @@ impl Log {
                 dir: dir.to_owned(),
                 out: BufWriter::with_capacity(1 << 20, file),
                 written,
+                durable: written,
             },
             recovered,
         ))
@@ -168,7 +172,25 @@ impl Log {
     /// Flushes the buffer and fsyncs the file (`fdatasync`).
     pub fn sync(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        self.out.get_ref().sync_data()
+        self.out.get_ref().sync_data()?;
+        self.durable = self.written;
+        Ok(())
+    }
+
+    /// After a failed write or sync (disk full, `EFBIG`): drops the unwritten buffer and cuts
+    /// the file back to its last durable length, so a half-written record never sits in the
+    /// middle of the log and no record of a refused append reaches the disk later. Marks
+    /// written since the last sync are lost too (their events are only resent, with the same
+    /// `insert_id`).
+    pub fn rollback(&mut self) -> io::Result<()> {
+        let path = self.dir.join(LOG_FILE);
+        let fresh = OpenOptions::new().append(true).open(&path)?;
+        let old = std::mem::replace(&mut self.out, BufWriter::with_capacity(1 << 20, fresh));
+        let (file, _unwritten) = old.into_parts();
+        file.set_len(self.durable)?;
+        file.sync_data()?;
+        self.written = self.durable;
+        Ok(())
     }
 
     /// Bytes in the log file (since the last compaction, plus what it kept).
@@ -182,6 +204,7 @@ impl Log {
         let bytes = fs::read(self.dir.join(LOG_FILE))?;
         let recovered = scan(&bytes);
         self.written = rewrite(&self.dir, &recovered.pending)?;
+        self.durable = self.written;
         let file = OpenOptions::new()
             .append(true)
             .open(self.dir.join(LOG_FILE))?;

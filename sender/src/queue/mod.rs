@@ -163,6 +163,9 @@ fn writer(mut log: Log, mut dead: DeadLetters, rx: mpsc::Receiver<Cmd>) {
         let err = result.as_ref().err().map(ToString::to_string);
         if let Some(e) = &err {
             tracing::error!("durable queue write failed: {e}");
+            if let Err(e) = log.rollback() {
+                tracing::error!("durable queue rollback after a failed write failed: {e}");
+            }
         }
         for cmd in cmds {
             match cmd {

@@ -65,6 +65,8 @@ mod builder;
 mod command;
 mod config;
 mod core;
+#[doc(hidden)]
+pub mod crash;
 pub mod defaults;
 mod event;
 mod outcome;

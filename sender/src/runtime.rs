@@ -376,6 +376,7 @@ impl Engine {
         for effect in self.core.drain_effects() {
             match effect {
                 Effect::Delivered(evs) => {
+                    crate::crash::point("delivered");
                     let keys = evs.iter().map(|e| e.key).collect();
                     self.queue.delivered(keys);
                     for e in evs {
@@ -453,6 +454,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> HttpResult 
         .await;
     match sent {
         Ok(resp) => {
+            crate::crash::point("response");
             let status = resp.status().as_u16();
             match resp.bytes().await {
                 Ok(b) => HttpResult::Response {

@@ -227,6 +227,7 @@ fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)]) -> io::Result<u64> {
     out.flush()?;
     out.get_ref().sync_all()?;
     drop(out);
+    crate::crash::point("compact");
     fs::rename(&tmp, dir.join(LOG_FILE))?;
     sync_dir(dir)?;
     Ok(written)

@@ -208,15 +208,20 @@ fn write_group(log: &mut Log, dead: &mut DeadLetters, cmds: &mut [Cmd]) -> std::
     }
     if any_dead {
         dead.sync()?;
+        crate::crash::point("dead_letter");
     }
     let mut need_sync = any_dead;
     for c in cmds.iter() {
         match c {
             Cmd::Append(evs, _) => {
                 log.append(evs)?;
+                crate::crash::point("append");
                 need_sync = true;
             }
-            Cmd::Delivered(keys) => log.mark(false, keys)?,
+            Cmd::Delivered(keys) => {
+                log.mark(false, keys)?;
+                crate::crash::point("mark");
+            }
             Cmd::Rewrite(evs) => {
                 log.append(evs)?;
                 need_sync = true;
@@ -232,6 +237,9 @@ fn write_group(log: &mut Log, dead: &mut DeadLetters, cmds: &mut [Cmd]) -> std::
     }
     if need_sync {
         log.sync()?;
+        if cmds.iter().any(|c| matches!(c, Cmd::Append(..))) {
+            crate::crash::point("appended");
+        }
     }
     Ok(())
 }

@@ -29,7 +29,8 @@
 
 pub mod check;
 pub mod runner;
-pub mod sender;
+/// The reference sender, now its own crate (`amplitude-sender`), re-exported here.
+pub use amplitude_sender as sender;
 
 pub use sender::{
     run_jsonl, CoreConfig, Endpoint, Outcome, OutcomeKind, Region, Sender, SenderConfig,

@@ -2,7 +2,7 @@
 //! scenario files, and the reference sender (`sender`). The suite's output is printed
 //! here; the runner returns values and reports progress through a callback.
 
-use amplitude_conformance::sender::{BackoffConfig, CoreConfig};
+use amplitude_conformance::sender::{defaults, BackoffConfig, CoreConfig};
 use amplitude_conformance::{run_jsonl, Endpoint, Region, SenderConfig};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -102,10 +102,30 @@ enum EndpointArg {
     Batch,
 }
 
+/// `--region`: the CLI's spelling of [`Region`] (clap names `us` / `eu`).
 #[derive(Clone, Copy, ValueEnum)]
 enum RegionArg {
     Us,
     Eu,
+}
+
+impl From<RegionArg> for Region {
+    fn from(r: RegionArg) -> Self {
+        match r {
+            RegionArg::Us => Region::Us,
+            RegionArg::Eu => Region::Eu,
+        }
+    }
+}
+
+/// `--endpoint`: the CLI's spelling of [`Endpoint`] (clap names `v2` / `batch`).
+impl From<EndpointArg> for Endpoint {
+    fn from(e: EndpointArg) -> Self {
+        match e {
+            EndpointArg::V2 => Endpoint::HttpV2,
+            EndpointArg::Batch => Endpoint::Batch,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -121,34 +141,34 @@ struct SenderArgs {
     #[arg(long, value_enum, default_value = "us")]
     region: RegionArg,
     /// Most events per request (at most 2,000).
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE)]
     batch_size: usize,
     /// Longest wait before a queued event is sent, ms.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = defaults::FLUSH_INTERVAL_MS)]
     flush_interval_ms: u64,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = defaults::MAX_IN_FLIGHT)]
     max_in_flight: usize,
     /// Per-identity pacing, events/s (0 = off). Default: the endpoint's documented threshold.
     #[arg(long)]
     eps_limit: Option<u32>,
     /// Pause of a throttled identity after a 429, ms.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = defaults::THROTTLE_PAUSE_MS)]
     throttle_pause_ms: u64,
     /// User-property updates allowed per user per hour (0 = no budget).
-    #[arg(long, default_value_t = 1_800)]
+    #[arg(long, default_value_t = defaults::PROPERTY_BUDGET)]
     property_budget: u32,
     /// Backoff ceiling of the first retry, ms.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = defaults::BACKOFF_BASE_MS)]
     backoff_base_ms: u64,
     /// Largest backoff ceiling, ms.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = defaults::BACKOFF_CAP_MS)]
     backoff_cap_ms: u64,
     /// Dead-letter an event after this many failed attempts (default: retry forever).
     #[arg(long)]
     max_attempts: Option<u32>,
     /// Per-request timeout, ms.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults::REQUEST_TIMEOUT_MS)]
     request_timeout_ms: u64,
     /// After end of input or SIGTERM, drain for at most this long, ms (exiting a little
     /// before it); the rest stays in the state directory and is reported `held`. Default:
@@ -156,7 +176,7 @@ struct SenderArgs {
     #[arg(long)]
     drain_deadline_ms: Option<u64>,
     /// Seed of the backoff jitter.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults::SEED)]
     seed: u64,
     /// Merge consecutive `$set`-only `$identify` events of one user that are still queued
     /// (saves user-property budget; the merged-away events are reported as dropped).
@@ -293,7 +313,7 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
         (None, Ok(v)) => v.trim().parse::<u64>().with_context(|| {
             format!("AMPLITUDE_DRAIN_DEADLINE_MS={v:?} is not a number of milliseconds")
         })?,
-        (None, Err(_)) => 30_000,
+        (None, Err(_)) => defaults::DRAIN_DEADLINE_MS,
     };
     // The contract's AMPLITUDE_USE_BATCH=1 picks /batch as well as --endpoint batch.
     let batch_env = std::env::var("AMPLITUDE_USE_BATCH").is_ok_and(|v| v == "1");
@@ -302,14 +322,12 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     } else {
         a.endpoint
     };
-    let (endpoint, var) = match endpoint_arg {
-        EndpointArg::V2 => (Endpoint::HttpV2, "AMPLITUDE_SERVER_URL"),
-        EndpointArg::Batch => (Endpoint::Batch, "AMPLITUDE_BATCH_URL"),
+    let endpoint = Endpoint::from(endpoint_arg);
+    let var = match endpoint {
+        Endpoint::HttpV2 => "AMPLITUDE_SERVER_URL",
+        Endpoint::Batch => "AMPLITUDE_BATCH_URL",
     };
-    let region = match a.region {
-        RegionArg::Us => Region::Us,
-        RegionArg::Eu => Region::Eu,
-    };
+    let region = Region::from(a.region);
     let url = std::env::var(var).unwrap_or_else(|_| region.url(endpoint));
     let state_dir = a.state_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("amplitude-sender-{}", uuid::Uuid::new_v4()))

@@ -16,42 +16,9 @@ use std::path::{Path, PathBuf};
 /// Default `start_time_ms`: 2026-01-01T00:00:00Z, ms since the Unix epoch.
 pub(crate) const DEFAULT_START_TIME_MS: i64 = 1_767_225_600_000;
 
-/// Which ingestion API the events go to (spec §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Endpoint {
-    /// `POST /2/httpapi` (30 events/s per device or user, 1 MB bodies).
-    #[default]
-    HttpV2,
-    /// `POST /batch` (1,000 events/s per device or user, 20 MB bodies).
-    Batch,
-}
-
-impl Endpoint {
-    /// The URL path: `/2/httpapi` or `/batch`.
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::HttpV2 => amplitude_wire::limits::HTTP_V2_PATH,
-            Self::Batch => amplitude_wire::limits::BATCH_PATH,
-        }
-    }
-
-    /// Largest body the endpoint accepts, bytes (spec §3.4).
-    pub fn max_body_bytes(self) -> usize {
-        match self {
-            Self::HttpV2 => amplitude_wire::limits::HTTP_V2_MAX_BODY_BYTES,
-            Self::Batch => amplitude_wire::limits::BATCH_MAX_BODY_BYTES,
-        }
-    }
-
-    /// Name as written in scenario files: `http_v2` or `batch`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::HttpV2 => "http_v2",
-            Self::Batch => "batch",
-        }
-    }
-}
+/// Which ingestion API the events go to (spec §1.1): `http_v2` or `batch` in scenario
+/// files; shared with the mock, the sender and the runner.
+pub use amplitude_wire::Endpoint;
 
 /// Data-residency region of the project (spec §1.1); shared with the mock.
 pub use amplitude_wire::Region;

@@ -15,11 +15,13 @@
 //! assert_eq!(ok.events_ingested, Some(1));
 //! ```
 
+mod endpoint;
 pub mod limits;
 mod region;
 mod request;
 mod response;
 
+pub use endpoint::Endpoint;
 pub use region::Region;
 pub use request::{Event, UploadOptions, UploadRequest};
 pub use response::{error_text, IndexMap, RateMap, ResponseBody};

@@ -24,6 +24,12 @@ impl Region {
         }
     }
 
+    /// Full HTTPS URL of `endpoint` in this region, e.g.
+    /// `https://api2.amplitude.com/2/httpapi` (spec §1.1).
+    pub fn url(self, endpoint: crate::Endpoint) -> String {
+        format!("https://{}{}", self.host(), endpoint.path())
+    }
+
     /// Name as written in configuration files: `us` or `eu`.
     pub fn as_str(self) -> &'static str {
         match self {

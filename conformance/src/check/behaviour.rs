@@ -141,11 +141,9 @@ fn request_limits(obs: &Observation) -> Finding {
     // spec §3.4: at most 2,000 events; < 1 MB (HTTP V2) / 20 MB (batch).
     let mut f = Finding::default();
     for r in &obs.requests {
-        let max_bytes = if r.path == wl::BATCH_PATH {
-            wl::BATCH_MAX_BODY_BYTES
-        } else {
-            wl::HTTP_V2_MAX_BODY_BYTES
-        };
+        let max_bytes = amplitude_wire::Endpoint::from_path(&r.path)
+            .unwrap_or_default()
+            .max_body_bytes();
         let over = r.events.len() > wl::MAX_EVENTS_PER_REQUEST
             || r.body_bytes > max_bytes
             || (r.status == 413
@@ -299,11 +297,9 @@ fn hot_loop(obs: &Observation, idx: &Index<'_>, opts: &CheckOptions) -> Finding 
 /// than threshold x window events within one 30 s window, spec §8.1): a sender may rightly
 /// pace them without ever being throttled, so they are not "cold".
 fn over_budget<'a>(obs: &Observation, idx: &'a Index<'_>) -> HashSet<&'a str> {
-    let threshold = if obs.endpoint_path == wl::BATCH_PATH {
-        wl::BATCH_EPS_THRESHOLD
-    } else {
-        wl::HTTP_V2_EPS_THRESHOLD
-    };
+    let threshold = amplitude_wire::Endpoint::from_path(&obs.endpoint_path)
+        .unwrap_or_default()
+        .eps_threshold();
     let budget = u64::from(threshold) * wl::EPS_WINDOW_MS / 1000;
     let window = wl::EPS_WINDOW_MS as i64;
     let mut times: HashMap<&str, Vec<i64>> = HashMap::new();

@@ -136,10 +136,9 @@ impl Observation {
     /// The body-size limit of the scenario's endpoint, bytes.
     pub fn max_body_bytes(&self) -> usize {
         match self.max_body_bytes {
-            0 if self.endpoint_path == amplitude_wire::limits::BATCH_PATH => {
-                amplitude_wire::limits::BATCH_MAX_BODY_BYTES
-            }
-            0 => amplitude_wire::limits::HTTP_V2_MAX_BODY_BYTES,
+            0 => amplitude_wire::Endpoint::from_path(&self.endpoint_path)
+                .unwrap_or_default()
+                .max_body_bytes(),
             n => n,
         }
     }

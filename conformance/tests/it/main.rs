@@ -1,5 +1,6 @@
 //! The integration tests of amplitude-conformance, one binary: one module per area, shared
-//! helpers in `common/`. The deliberately broken senders stay in `tests/senders/`.
+//! helpers in `common/`. The sender library's own tests are in sender/tests/it/; the
+//! CLI (`amplitude-conformance sender`) and its crash tests stay here. The deliberately broken senders stay in `tests/senders/`.
 
 mod common;
 
@@ -8,8 +9,5 @@ mod default_suite;
 mod from_anywhere;
 mod sdk_adapters;
 mod sender_cli;
-mod sender_core;
 mod sender_crash;
-mod sender_mock;
-mod sender_model;
-mod sender_wiremock;
+mod sender_disk_full;

@@ -23,6 +23,9 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const EVENTS: i64 = 2_000;
 
+/// Seeded SIGKILL points of the first crash test (restart after each).
+const ROUNDS: i64 = 24;
+
 /// 200 for most requests, 503 for every 7th (retry path under crashes), after 3 ms.
 struct Flaky(AtomicUsize);
 
@@ -176,14 +179,17 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
     let dir = state_dir("sender-crash");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_129);
     let mut accepted: BTreeSet<i64> = BTreeSet::new();
-    let mut kills = 0;
+    let mut kills = 0i64;
     let mut interrupted = 0;
-    for round_no in 0..4i64 {
-        // each round brings 400 new events plus whatever the last one had not accepted
-        let todo: Vec<i64> = (0..(round_no + 1) * 400)
+    for round_no in 0..ROUNDS {
+        // each round brings 100 new events plus whatever the last one had not accepted; the
+        // seeded kill lands after k delivered outcomes: k = 0 kills while the input is still
+        // being appended, small k mid-request or between a 200 and its log mark, larger k
+        // during retries of the 503s and after the queue emptied
+        let todo: Vec<i64> = (0..(round_no + 1) * (EVENTS / ROUNDS))
             .filter(|s| !accepted.contains(s))
             .collect();
-        let k = rng.random_range(1..300usize);
+        let k = rng.random_range(0..120usize);
         let url2 = url.clone();
         let dir2 = dir.clone();
         let todo2 = todo.clone();
@@ -203,7 +209,7 @@ async fn sigkill_at_seeded_points_loses_nothing_and_duplicates_only_by_insert_id
                 .filter_map(|(e, _)| e["event_properties"]["conformance_seq"].as_i64()),
         );
     }
-    assert_eq!(kills, 4, "the seeded schedule kills four times");
+    assert_eq!(kills, ROUNDS, "the seeded schedule kills at every round");
     assert!(
         interrupted > 0,
         "some kills left unconfirmed events in the queue"
@@ -278,4 +284,128 @@ async fn sigkill_into_the_mock_stores_every_event_exactly_once() {
     let twice: Vec<(&i64, &usize)> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored twice: {twice:?}");
     assert!(read_dead_letters(&dir).unwrap().is_empty());
+}
+
+/// Crash points of the sender (amplitude_sender::crash) with the pass to abort at.
+const POINTS: [&str; 7] = [
+    "append",
+    "appended",
+    "response",
+    "delivered",
+    "mark",
+    "dead_letter",
+    "compact",
+];
+
+/// Runs one child on `dir` fed with `seqs` (plus two lines that are not events, which are
+/// dead-lettered) and stdin closed; with `crash`, the child aborts at that crash point.
+/// Returns whether it died by a signal.
+fn crash_round(url: &str, dir: &Path, seqs: &[i64], crash: Option<(&str, u64)>) -> bool {
+    let mut cmd = Command::new(reference_exe());
+    cmd.args(["sender", "--state-dir"])
+        .arg(dir)
+        .args(["--batch-size", "25", "--flush-interval-ms", "5"])
+        .args([
+            "--eps-limit",
+            "0",
+            "--backoff-base-ms",
+            "5",
+            "--backoff-cap-ms",
+            "20",
+        ])
+        .env("AMPLITUDE_API_KEY", "KEY")
+        .env("AMPLITUDE_SERVER_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match crash {
+        Some((point, n)) => cmd.env(
+            amplitude_conformance::sender::crash::CRASH_AT_ENV,
+            format!("{point}:{n}"),
+        ),
+        None => cmd.env_remove(amplitude_conformance::sender::crash::CRASH_AT_ENV),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut body: String = seqs.iter().map(|s| line(*s)).collect();
+    body.push_str("not an event\n[1,2]\n");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(body.as_bytes());
+    });
+    let status = child.wait().unwrap();
+    let _ = writer.join();
+    if crash.is_none() {
+        assert!(status.success(), "final run exited with {status}");
+    }
+    status.code().is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborts_at_named_crash_points_lose_nothing_and_duplicate_only_by_insert_id() {
+    // 28 seeded (point, pass) pairs covering every crash point: the append before and after
+    // its fsync, mid-request, after a 200 before its mark, the mark, dead-lettering, and the
+    // log rewrite at start (a restart after a crash always rewrites the log).
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(Flaky(AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+    let url = format!("{}/2/httpapi", server.uri());
+    let dir = state_dir("sender-crash-points");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20_261_201);
+    let mut accepted: BTreeSet<i64> = BTreeSet::new();
+    let mut crashed: BTreeMap<&str, usize> = BTreeMap::new();
+    const PER_ROUND: i64 = 60;
+    for round_no in 0..28i64 {
+        let point = POINTS[(round_no as usize) % POINTS.len()];
+        // the log rewrite runs once per start and the two non-event lines are dead-lettered
+        // in one group: those points are passed once per run
+        let pass = match point {
+            "compact" | "dead_letter" => 1,
+            _ => rng.random_range(1..=3u64),
+        };
+        let todo: Vec<i64> = (0..(round_no + 1) * PER_ROUND)
+            .filter(|s| !accepted.contains(s))
+            .collect();
+        let (u, d) = (url.clone(), dir.clone());
+        let died =
+            tokio::task::spawn_blocking(move || crash_round(&u, &d, &todo, Some((point, pass))))
+                .await
+                .unwrap();
+        if died {
+            *crashed.entry(point).or_default() += 1;
+        }
+        accepted.extend(pending_in_log(&dir));
+        accepted.extend(received(&server).await.keys());
+    }
+    for p in POINTS {
+        assert!(
+            crashed.get(p).copied().unwrap_or(0) > 0,
+            "never crashed at {p}: {crashed:?}"
+        );
+    }
+    let total = 28 * PER_ROUND;
+    let todo: Vec<i64> = (0..total).filter(|s| !accepted.contains(s)).collect();
+    let (u, d) = (url.clone(), dir.clone());
+    tokio::task::spawn_blocking(move || crash_round(&u, &d, &todo, None))
+        .await
+        .unwrap();
+    let got = received(&server).await;
+    let missing: Vec<i64> = (0..total).filter(|s| !got.contains_key(s)).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let reinvented: Vec<(&i64, &BTreeSet<String>)> =
+        got.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        reinvented.is_empty(),
+        "re-sent with a new insert_id: {reinvented:?}"
+    );
+    assert!(
+        pending_in_log(&dir).is_empty(),
+        "the final run drained the queue"
+    );
+    // only the lines that were not events are dead letters
+    assert!(read_dead_letters(&dir)
+        .unwrap()
+        .iter()
+        .all(|(e, _)| e.get("event_properties").is_none()));
 }

@@ -231,8 +231,9 @@ fn body_timeout(entry: JournalEntry) -> Handled {
 
 /// Most body bytes of an upload to `endpoint` (spec §3.4): 20 MB for `/batch`, else 1 MB.
 pub(crate) fn upload_limit(state: &MockState, endpoint: Endpoint) -> usize {
-    match endpoint {
-        Endpoint::Batch => state.config.profile.megabytes(20),
-        _ => state.config.profile.megabytes(1),
-    }
+    let wire = match endpoint {
+        Endpoint::Batch => amplitude_wire::Endpoint::Batch,
+        _ => amplitude_wire::Endpoint::HttpV2,
+    };
+    state.config.profile.megabytes(wire.body_limit_mb())
 }

@@ -10,11 +10,36 @@
 // Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_benches::event_json;
-use amplitude_conformance::{Endpoint, Sender, SenderConfig};
 use amplitude_mock::MockServer;
+use amplitude_sender::{Endpoint, Sender, SenderConfig};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::time::{Duration, Instant};
+
+/// API key of the benchmark project.
+const API_KEY: &str = "bench0123456789abcdef0123456789ab";
+
+/// One realistic event (about 330 bytes), as `amplitude_benches::event_json` writes it (copied
+/// here: this crate does not depend on the benches crate).
+fn event_json(i: usize, identities: usize) -> String {
+    let who = i % identities.max(1);
+    let props = if i % 20 == 0 {
+        r#","user_properties":{"$set":{"plan":"pro","cohort":"2023-11"}}"#
+    } else {
+        ""
+    };
+    format!(
+        concat!(
+            r#"{{"user_id":"user-{who:06}","device_id":"device-{who:06}-a1b2c3","event_type":"Button Clicked","#,
+            r#""time":{t},"insert_id":"b-000000000000-{i:08}","platform":"Web","os_name":"Chrome","os_version":"119","#,
+            r#""app_version":"2.31.0","language":"en-US","ip":"127.0.0.1","session_id":{t},"#,
+            r#""event_properties":{{"button":"signup","page":"/pricing","experiment":"B","value":12.5,"conformance_seq":{i}}}{props}}}"#
+        ),
+        who = who,
+        t = 1_700_000_000_000i64,
+        i = i,
+        props = props,
+    )
+}
 
 const BATCH_SIZES: [usize; 5] = [1, 10, 100, 1_000, 2_000];
 const IDENTITIES: usize = 1_000;
@@ -33,7 +58,7 @@ fn lines(n: usize, round: u64) -> Vec<String> {
 
 async fn deliver(url: &str, endpoint: Endpoint, batch: usize, lines: Vec<String>) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = SenderConfig::new(amplitude_benches::API_KEY, endpoint, url, dir.path());
+    let mut cfg = SenderConfig::new(API_KEY, endpoint, url, dir.path());
     cfg.core.batch_size = batch;
     cfg.core.flush_interval_ms = 5;
     cfg.core.identity_eps_limit = None;

@@ -5,7 +5,7 @@
 //! open, the log is read up to the first incomplete or unreadable line and rewritten with
 //! only the events still pending.
 
-use super::super::event::{EventKey, QueuedEvent};
+use crate::event::{EventKey, QueuedEvent};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -32,6 +32,9 @@ pub struct Log {
     dir: PathBuf,
     out: BufWriter<File>,
     written: u64,
+    /// File length after the last successful [`Log::sync`], bytes: what a failed write
+    /// (disk full) is rolled back to.
+    durable: u64,
 }
 
 /// Parses log bytes: every record up to the first torn or unreadable line.
@@ -112,6 +115,16 @@ impl Log {
             Err(e) => return Err(e),
         };
         let recovered = scan(&bytes);
+        if recovered.discarded_bytes > 0 {
+            // Only the tail written after the last fsync can be torn (ADR 002), and this
+            // rewrite drops it before anything new is appended: one torn region per open.
+            tracing::warn!(
+                file = %path.display(),
+                offset = bytes.len() - recovered.discarded_bytes,
+                discarded_bytes = recovered.discarded_bytes,
+                "torn or unreadable tail of the queue log discarded (events it held were never acknowledged)"
+            );
+        }
         let written = rewrite(dir, &recovered.pending)?;
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok((
@@ -119,6 +132,7 @@ impl Log {
                 dir: dir.to_owned(),
                 out: BufWriter::with_capacity(1 << 20, file),
                 written,
+                durable: written,
             },
             recovered,
         ))
@@ -158,7 +172,25 @@ impl Log {
     /// Flushes the buffer and fsyncs the file (`fdatasync`).
     pub fn sync(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        self.out.get_ref().sync_data()
+        self.out.get_ref().sync_data()?;
+        self.durable = self.written;
+        Ok(())
+    }
+
+    /// After a failed write or sync (disk full, `EFBIG`): drops the unwritten buffer and cuts
+    /// the file back to its last durable length, so a half-written record never sits in the
+    /// middle of the log and no record of a refused append reaches the disk later. Marks
+    /// written since the last sync are lost too (their events are only resent, with the same
+    /// `insert_id`).
+    pub fn rollback(&mut self) -> io::Result<()> {
+        let path = self.dir.join(LOG_FILE);
+        let fresh = OpenOptions::new().append(true).open(&path)?;
+        let old = std::mem::replace(&mut self.out, BufWriter::with_capacity(1 << 20, fresh));
+        let (file, _unwritten) = old.into_parts();
+        file.set_len(self.durable)?;
+        file.sync_data()?;
+        self.written = self.durable;
+        Ok(())
     }
 
     /// Bytes in the log file (since the last compaction, plus what it kept).
@@ -172,6 +204,7 @@ impl Log {
         let bytes = fs::read(self.dir.join(LOG_FILE))?;
         let recovered = scan(&bytes);
         self.written = rewrite(&self.dir, &recovered.pending)?;
+        self.durable = self.written;
         let file = OpenOptions::new()
             .append(true)
             .open(self.dir.join(LOG_FILE))?;
@@ -194,6 +227,7 @@ fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)]) -> io::Result<u64> {
     out.flush()?;
     out.get_ref().sync_all()?;
     drop(out);
+    crate::crash::point("compact");
     fs::rename(&tmp, dir.join(LOG_FILE))?;
     sync_dir(dir)?;
     Ok(written)

@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use amplitude_conformance::sender::{
-    Core, CoreConfig, Effect, Endpoint, HttpResult, OutRequest, QueuedEvent,
-};
+use amplitude_sender::{Core, CoreConfig, Effect, Endpoint, HttpResult, OutRequest, QueuedEvent};
 use amplitude_wire::{Event, UploadRequest};
 use proptest::prelude::*;
 use serde_json::json;

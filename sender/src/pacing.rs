@@ -5,7 +5,7 @@
 use super::event::QueuedEvent;
 use std::collections::{HashMap, VecDeque};
 
-/// Id of one request in flight, assigned by [`crate::sender::Core`].
+/// Id of one request in flight, assigned by [`crate::Core`].
 pub type RequestId = u64;
 
 #[derive(Debug, Clone, Copy)]

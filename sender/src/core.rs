@@ -11,7 +11,7 @@ use super::batcher::BodyBuilder;
 use super::config::CoreConfig;
 use super::event::{EventKey, QueuedEvent};
 use super::pacing::{IdentityBook, RequestId};
-use super::response::{classify, HttpResult, Throttle, Verdict};
+use super::response::{classify, HttpResult, ResponseAction, Throttle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -179,7 +179,9 @@ impl Core {
     /// documented limits (spec §3.4).
     pub fn new(mut cfg: CoreConfig) -> Self {
         cfg.batch_size = cfg.batch_size.clamp(1, cfg.endpoint.max_events());
-        cfg.max_body_bytes = cfg.max_body_bytes.min(cfg.endpoint.max_body_bytes());
+        cfg.max_body_bytes = cfg
+            .max_body_bytes
+            .min(cfg.endpoint.max_sendable_body_bytes());
         cfg.max_in_flight = cfg.max_in_flight.max(1);
         let mut ids = IdentityBook::new(
             cfg.identity_eps_limit,
@@ -504,7 +506,7 @@ impl Core {
     }
 
     /// Applies an already classified response to request `req` at `now`.
-    pub fn on_verdict(&mut self, req: RequestId, verdict: Verdict, now: u64) {
+    pub fn on_verdict(&mut self, req: RequestId, verdict: ResponseAction, now: u64) {
         let Some(fl) = self.in_flight.remove(&req) else {
             return;
         };
@@ -514,21 +516,24 @@ impl Core {
         // The checker's failing statuses (0, 408, 5xx, 4xx but 413, 429 and a 400 naming
         // indexes); a 2xx with a bad body counts too, to be safe.
         let failing = match &verdict {
-            Verdict::Delivered | Verdict::TooLarge | Verdict::Throttled(_) => false,
-            Verdict::DropEvents(m) => !m.keys().any(|&i| i < fl.keys.len()),
+            ResponseAction::Delivered | ResponseAction::TooLarge | ResponseAction::Throttled(_) => {
+                false
+            }
+            ResponseAction::DropEvents(m) => !m.keys().any(|&i| i < fl.keys.len()),
             _ => true,
         };
         if !failing {
             self.resend_log.retain(|&(_, id)| id != req);
         }
-        self.ids.settle(req, verdict == Verdict::Delivered, now);
+        self.ids
+            .settle(req, verdict == ResponseAction::Delivered, now);
         self.apply(fl, verdict, now);
         self.ungate();
     }
 
-    fn apply(&mut self, fl: InFlight, verdict: Verdict, now: u64) {
+    fn apply(&mut self, fl: InFlight, verdict: ResponseAction, now: u64) {
         match verdict {
-            Verdict::Delivered => {
+            ResponseAction::Delivered => {
                 let evs: Vec<QueuedEvent> = fl
                     .keys
                     .iter()
@@ -546,7 +551,7 @@ impl Core {
                 }
                 self.release(&fl.parts, now, false);
             }
-            Verdict::StopProject(reason) => {
+            ResponseAction::StopProject(reason) => {
                 let reason = format!("project stopped: {reason}");
                 self.stopped = Some(reason.clone());
                 self.effects.push(Effect::ProjectStopped(reason.clone()));
@@ -555,7 +560,7 @@ impl Core {
                 self.release(&fl.parts, now, false);
                 self.drop_all_unsent(&reason);
             }
-            Verdict::DropEvents(reasons) => {
+            ResponseAction::DropEvents(reasons) => {
                 let mut dead = Vec::new();
                 let mut keep = Vec::new();
                 for (i, &k) in fl.keys.iter().enumerate() {
@@ -575,11 +580,11 @@ impl Core {
                 self.requeue(&keep);
                 self.release(&fl.parts, now, true);
             }
-            Verdict::TooLarge if fl.keys.len() > 1 => self.split(fl, now),
-            Verdict::TooLarge => self.refuse(fl, "413 Payload too large".into(), now, false),
-            Verdict::Bisect(reason) => self.refuse(fl, reason, now, true),
-            Verdict::Throttled(t) => self.throttle(fl, &t, now),
-            Verdict::Retry(reason) => self.retry(fl, &reason, now),
+            ResponseAction::TooLarge if fl.keys.len() > 1 => self.split(fl, now),
+            ResponseAction::TooLarge => self.refuse(fl, "413 Payload too large".into(), now, false),
+            ResponseAction::Bisect(reason) => self.refuse(fl, reason, now, true),
+            ResponseAction::Throttled(t) => self.throttle(fl, &t, now),
+            ResponseAction::Retry(reason) => self.retry(fl, &reason, now),
         }
     }
 

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
-use amplitude_conformance::sender::queue::read_dead_letters;
-use amplitude_conformance::{Endpoint, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_mock::{Fault, Limits, MockServer};
+use amplitude_sender::queue::read_dead_letters;
+use amplitude_sender::{Endpoint, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_wire::Event;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -110,7 +110,7 @@ async fn events_the_mock_rejects_are_dead_lettered_and_the_rest_stored() {
     let (report, out) = run(config(&mock, &dir), events).await;
     let dropped: Vec<i64> = out
         .iter()
-        .filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_)))
+        .filter(|(_, k)| matches!(k, OutcomeKind::DeadLettered(_)))
         .map(|(s, _)| *s)
         .collect();
     assert_eq!(dropped, vec![7, 21, 40]);

@@ -2,9 +2,11 @@
 //! with group commit (every append waiting at the same moment shares one fsync) (ADR 002).
 
 mod dead_letter;
+mod lock;
 mod log;
 
 pub use dead_letter::{read_dead_letters, DEAD_LETTER_FILE};
+pub use lock::{LockError, LOCK_FILE};
 pub use log::LOG_FILE;
 /// Reads a log's bytes as recovery does (for the crash tests; not part of the API).
 #[doc(hidden)]
@@ -12,6 +14,7 @@ pub use log::{scan, Recovered};
 
 use super::event::{EventKey, QueuedEvent};
 use dead_letter::DeadLetters;
+use lock::DirLock;
 use log::Log;
 use std::path::Path;
 use std::sync::mpsc;
@@ -24,6 +27,9 @@ pub enum QueueError {
     /// Reading, writing or syncing a file of the state directory failed.
     #[error("state directory I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Another sender holds the state directory, or its lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The writer thread is gone (after a previous I/O error or shutdown).
     #[error("the durable queue is closed")]
     Closed,
@@ -44,6 +50,8 @@ enum Cmd {
 pub(crate) struct DurableQueue {
     tx: mpsc::Sender<Cmd>,
     thread: Option<JoinHandle<()>>,
+    /// Held until the writer thread has finished (fields drop after `Drop::drop`).
+    _lock: DirLock,
 }
 
 /// What [`DurableQueue::open`] returns: the queue, the pending `(key, event json)` in
@@ -57,6 +65,8 @@ impl DurableQueue {
     /// Opens the state directory: recovers the pending events (in acceptance order) and the
     /// next free key, and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Opened, QueueError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = DirLock::acquire(dir)?;
         let (log, recovered) = Log::open(dir)?;
         let dead = DeadLetters::open(dir)?;
         let (tx, rx) = mpsc::channel();
@@ -67,6 +77,7 @@ impl DurableQueue {
             Self {
                 tx,
                 thread: Some(thread),
+                _lock: lock,
             },
             recovered.pending,
             recovered.next_key,
@@ -152,6 +163,9 @@ fn writer(mut log: Log, mut dead: DeadLetters, rx: mpsc::Receiver<Cmd>) {
         let err = result.as_ref().err().map(ToString::to_string);
         if let Some(e) = &err {
             tracing::error!("durable queue write failed: {e}");
+            if let Err(e) = log.rollback() {
+                tracing::error!("durable queue rollback after a failed write failed: {e}");
+            }
         }
         for cmd in cmds {
             match cmd {
@@ -194,15 +208,20 @@ fn write_group(log: &mut Log, dead: &mut DeadLetters, cmds: &mut [Cmd]) -> std::
     }
     if any_dead {
         dead.sync()?;
+        crate::crash::point("dead_letter");
     }
     let mut need_sync = any_dead;
     for c in cmds.iter() {
         match c {
             Cmd::Append(evs, _) => {
                 log.append(evs)?;
+                crate::crash::point("append");
                 need_sync = true;
             }
-            Cmd::Delivered(keys) => log.mark(false, keys)?,
+            Cmd::Delivered(keys) => {
+                log.mark(false, keys)?;
+                crate::crash::point("mark");
+            }
             Cmd::Rewrite(evs) => {
                 log.append(evs)?;
                 need_sync = true;
@@ -218,6 +237,9 @@ fn write_group(log: &mut Log, dead: &mut DeadLetters, cmds: &mut [Cmd]) -> std::
     }
     if need_sync {
         log.sync()?;
+        if cmds.iter().any(|c| matches!(c, Cmd::Append(..))) {
+            crate::crash::point("appended");
+        }
     }
     Ok(())
 }

@@ -29,6 +29,9 @@ pub enum SenderError {
     /// An event could not be serialized.
     #[error("event serialization: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// [`crate::SenderBuilder::build`] was called without a state directory.
+    #[error("no state directory: call SenderBuilder::state_dir (it holds the durable queue)")]
+    NoStateDir,
     /// The sender's engine task is gone (it was shut down or panicked).
     #[error("the sender has stopped")]
     Stopped,
@@ -73,6 +76,20 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// A builder of a sender for the project of `api_key`: US region, HTTP V2, HTTPS,
+    /// defaults from [`crate::defaults`]; a state directory is required.
+    pub fn builder(api_key: impl Into<String>) -> crate::SenderBuilder {
+        crate::SenderBuilder::new(api_key.into())
+    }
+
+    /// Accepts one event: gives it an `insert_id` if it has none (spec §9) and persists it
+    /// (fsync, shared with concurrent calls: group commit). Returns once it is durable: from
+    /// then on it is delivered or dead-lettered, across crashes and restarts. An error (disk
+    /// full, state directory unwritable) means it was not accepted.
+    pub async fn track(&self, event: Event) -> Result<(), SenderError> {
+        self.send(vec![event]).await
+    }
+
     /// Opens `config.state_dir`, re-enqueues every event pending there (same `insert_id`,
     /// original order), and starts sending. The receiver yields one [`Outcome`] per event,
     /// when it is delivered or dead-lettered, or `held` when the sender exits with the event
@@ -82,11 +99,7 @@ impl Sender {
     ) -> Result<(Self, mpsc::UnboundedReceiver<Outcome>), SenderError> {
         let (queue, pending, next_key) = DurableQueue::open(&config.state_dir)?;
         let queue = Arc::new(queue);
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.request_timeout_ms))
-            .pool_max_idle_per_host(config.core.max_in_flight.max(1) * 2)
-            .tcp_nodelay(true)
-            .build()?;
+        let client = http_client(&config)?;
         let mut core = Core::new(config.core.clone());
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let start = Instant::now();
@@ -290,7 +303,7 @@ impl Engine {
                         }
                     }
                     Some(Cmd::Reject(raw, seq, reason)) => {
-                        let _ = self.outcomes.send(Outcome { key: None, seq, insert_id: String::new(), kind: OutcomeKind::Dropped(reason.clone()) });
+                        let _ = self.outcomes.send(Outcome { key: None, seq, insert_id: String::new(), kind: OutcomeKind::DeadLettered(reason.clone()) });
                         self.queue.dead_letter(vec![(None, raw, reason)]);
                     }
                     Some(Cmd::Flush(done)) => {
@@ -363,6 +376,7 @@ impl Engine {
         for effect in self.core.drain_effects() {
             match effect {
                 Effect::Delivered(evs) => {
+                    crate::crash::point("delivered");
                     let keys = evs.iter().map(|e| e.key).collect();
                     self.queue.delivered(keys);
                     for e in evs {
@@ -382,7 +396,7 @@ impl Engine {
                             key: Some(e.key),
                             seq: e.seq,
                             insert_id: e.insert_id,
-                            kind: OutcomeKind::Dropped(reason.clone()),
+                            kind: OutcomeKind::DeadLettered(reason.clone()),
                         });
                         items.push((Some(e.key), e.json, reason));
                     }
@@ -418,6 +432,18 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
+/// The keep-alive HTTP client: rustls (ring) with the webpki roots compiled in, so
+/// `https://api2.amplitude.com` and `https://api.eu.amplitude.com` work without a system CA
+/// store.
+fn http_client(config: &SenderConfig) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_millis(config.request_timeout_ms))
+        .pool_max_idle_per_host(config.core.max_in_flight.max(1) * 2)
+        .tcp_nodelay(true)
+        .build()
+}
+
 /// Posts one body; any failure to get a complete response is a transport error (spec §5.6).
 async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> HttpResult {
     let sent = client
@@ -428,6 +454,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> HttpResult 
         .await;
     match sent {
         Ok(resp) => {
+            crate::crash::point("response");
             let status = resp.status().as_u16();
             match resp.bytes().await {
                 Ok(b) => HttpResult::Response {
@@ -439,5 +466,46 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> HttpResult 
         }
         Err(e) if e.is_timeout() => HttpResult::Transport(format!("timeout: {e}")),
         Err(e) => HttpResult::Transport(format!("transport: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::{Endpoint, Region};
+    use tokio::io::AsyncReadExt;
+
+    /// The client speaks TLS to an `https://` URL: a local TCP listener receives a TLS
+    /// ClientHello (record type 0x16, version 3.x) rather than a refusal of the scheme. No
+    /// real network.
+    #[tokio::test]
+    async fn https_urls_get_a_tls_handshake() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cfg = SenderConfig::new(
+            "k",
+            Endpoint::HttpV2,
+            format!("https://127.0.0.1:{port}/2/httpapi"),
+            "/nonexistent",
+        );
+        let client = http_client(&cfg).unwrap();
+        let url = cfg.url.clone();
+        let req = tokio::spawn(async move { post(&client, &url, b"{}".to_vec()).await });
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 3];
+        sock.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 0x16, "a TLS handshake record");
+        assert_eq!(head[1], 3, "TLS major version 3");
+        drop(sock);
+        assert!(matches!(req.await.unwrap(), HttpResult::Transport(_)));
+        assert_eq!(
+            Region::Us.url(Endpoint::HttpV2),
+            "https://api2.amplitude.com/2/httpapi"
+        );
+        assert_eq!(
+            Region::Eu.url(Endpoint::Batch),
+            "https://api.eu.amplitude.com/batch"
+        );
     }
 }

@@ -1,76 +1,14 @@
 //! Configuration of the reference sender: endpoint, region, batching, retry and pacing knobs.
 
-use amplitude_wire::limits;
 use std::path::PathBuf;
 
 use super::backoff::BackoffConfig;
+use crate::defaults;
 
-/// Which Amplitude ingestion endpoint a sender posts to (spec §1.1). The endpoint decides the
-/// request limits (spec §3.4) and the per-identity events/s threshold (spec §8.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /2/httpapi`: bodies under 1 MB, per-device order kept (spec §3.4, §9).
-    HttpV2,
-    /// `POST /batch`: bodies under 20 MB (spec §3.4).
-    Batch,
-}
+/// The endpoint and region vocabulary shared with the mock, loadgen and the runner.
+pub use amplitude_wire::{Endpoint, Region};
 
-impl Endpoint {
-    /// Largest body this sender ever posts, bytes: one byte under the documented limit, so it
-    /// holds whether "1 MB" means 10^6 or 2^20 bytes (spec §3.4, §15 #7).
-    pub fn max_body_bytes(self) -> usize {
-        match self {
-            Endpoint::HttpV2 => limits::HTTP_V2_MAX_BODY_BYTES - 1,
-            Endpoint::Batch => limits::BATCH_MAX_BODY_BYTES - 1,
-        }
-    }
-
-    /// Most events in one request (spec §3.4): 2,000.
-    pub fn max_events(self) -> usize {
-        limits::MAX_EVENTS_PER_REQUEST
-    }
-
-    /// Documented per-device / per-user threshold, events/s (spec §8.1): 30 for HTTP V2,
-    /// 1,000 for Batch.
-    pub fn eps_threshold(self) -> u32 {
-        match self {
-            Endpoint::HttpV2 => limits::HTTP_V2_EPS_THRESHOLD,
-            Endpoint::Batch => limits::BATCH_EPS_THRESHOLD,
-        }
-    }
-
-    /// URL path of the endpoint (spec §1.1).
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::HttpV2 => limits::HTTP_V2_PATH,
-            Endpoint::Batch => limits::BATCH_PATH,
-        }
-    }
-}
-
-/// Data region of a project (spec §1.1): a key used in the wrong region gets the invalid-key 400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Region {
-    /// `api2.amplitude.com`.
-    #[default]
-    Us,
-    /// `api.eu.amplitude.com`.
-    Eu,
-}
-
-impl Region {
-    /// Full URL of `endpoint` in this region, e.g. `https://api2.amplitude.com/2/httpapi`
-    /// (spec §1.1). HTTPS needs a TLS-enabled build of the HTTP client; tests use `http://`.
-    pub fn url(self, endpoint: Endpoint) -> String {
-        let host = match self {
-            Region::Us => limits::US_HOST,
-            Region::Eu => limits::EU_HOST,
-        };
-        format!("https://{host}{}", endpoint.path())
-    }
-}
-
-/// Knobs of the pure sending state machine ([`crate::sender::Core`]). All times are ms of the
+/// Knobs of the pure sending state machine ([`crate::Core`]). All times are ms of the
 /// injected clock; sizes are bytes of the serialized JSON body.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -80,7 +18,8 @@ pub struct CoreConfig {
     pub endpoint: Endpoint,
     /// Most events per request; clamped to 1..=2,000 (spec §3.4). Default 1,000.
     pub batch_size: usize,
-    /// Largest body, bytes; clamped to the endpoint's limit. Default: the endpoint's limit.
+    /// Largest body, bytes; clamped to [`Endpoint::max_sendable_body_bytes`] (one byte under
+    /// the documented limit). Default: that.
     pub max_body_bytes: usize,
     /// A queued event waits at most this long before a request is formed, ms. Default 1,000.
     pub flush_interval_ms: u64,
@@ -142,31 +81,31 @@ impl CoreConfig {
         Self {
             api_key: api_key.into(),
             endpoint,
-            batch_size: 1_000,
-            max_body_bytes: endpoint.max_body_bytes(),
-            flush_interval_ms: 1_000,
-            max_in_flight: 4,
-            throttle_pause_ms: limits::THROTTLE_PAUSE_MS,
-            daily_quota_pause_ms: limits::DAILY_QUOTA_BUCKET_MS,
+            batch_size: defaults::BATCH_SIZE,
+            max_body_bytes: endpoint.max_sendable_body_bytes(),
+            flush_interval_ms: defaults::FLUSH_INTERVAL_MS,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            throttle_pause_ms: defaults::THROTTLE_PAUSE_MS,
+            daily_quota_pause_ms: defaults::DAILY_QUOTA_PAUSE_MS,
             backoff: BackoffConfig::default(),
             max_attempts: None,
             identity_eps_limit: Some(endpoint.eps_threshold()),
-            eps_window_ms: limits::EPS_WINDOW_MS,
-            property_updates_per_window: Some(limits::USER_PROPERTY_UPDATES_PER_HOUR),
-            property_window_ms: limits::USER_PROPERTY_WINDOW_MS,
-            property_warn_ratio: 0.9,
+            eps_window_ms: defaults::EPS_WINDOW_MS,
+            property_updates_per_window: Some(defaults::PROPERTY_BUDGET),
+            property_window_ms: defaults::PROPERTY_WINDOW_MS,
+            property_warn_ratio: defaults::PROPERTY_WARN_RATIO,
             coalesce_set_identify: false,
             hold_property_updates: false,
             min_id_length: None,
-            refused_retries: 3,
-            min_retry_gap_ms: 150,
-            max_failing_resends_per_s: 8,
-            seed: 0,
+            refused_retries: defaults::REFUSED_RETRIES,
+            min_retry_gap_ms: defaults::MIN_RETRY_GAP_MS,
+            max_failing_resends_per_s: defaults::MAX_FAILING_RESENDS_PER_S,
+            seed: defaults::SEED,
         }
     }
 }
 
-/// Everything [`crate::sender::Sender`] needs: the core's knobs plus where to send and where
+/// Everything [`crate::Sender`] needs: the core's knobs plus where to send and where
 /// to keep state.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
@@ -194,7 +133,7 @@ impl SenderConfig {
             core: CoreConfig::new(api_key, endpoint),
             url: url.into(),
             state_dir: state_dir.into(),
-            request_timeout_ms: 10_000,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
         }
     }
 }

@@ -40,7 +40,7 @@ pub struct Throttle {
 
 /// The decision for a request's events, one variant per response branch.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum ResponseAction {
     /// 200 with a matching body: every event confirmed (spec §4).
     Delivered,
     /// 400 `Invalid API key` or `missing_field`: stop sending for the project, dead-letter
@@ -62,9 +62,9 @@ pub enum Verdict {
 }
 
 /// Classifies one transport result (spec §4-§7).
-pub fn classify(result: &HttpResult) -> Verdict {
+pub fn classify(result: &HttpResult) -> ResponseAction {
     let (status, body) = match result {
-        HttpResult::Transport(reason) => return Verdict::Retry(reason.clone()),
+        HttpResult::Transport(reason) => return ResponseAction::Retry(reason.clone()),
         HttpResult::Response { status, body } => (*status, body.as_slice()),
     };
     let value: Option<Value> = serde_json::from_slice(body).ok();
@@ -77,42 +77,42 @@ pub fn classify(result: &HttpResult) -> Verdict {
         .and_then(Value::as_u64);
     match status {
         200..=299 => match body_code {
-            Some(200) if status == 200 => Verdict::Delivered,
+            Some(200) if status == 200 => ResponseAction::Delivered,
             // spec §15 #19: a 2xx whose body says 429 is throttling.
-            Some(429) => Verdict::Throttled(throttle_from(value.as_ref())),
-            Some(code) => Verdict::Retry(format!("HTTP {status} but body code {code}")),
-            None => Verdict::Retry(format!(
+            Some(429) => ResponseAction::Throttled(throttle_from(value.as_ref())),
+            Some(code) => ResponseAction::Retry(format!("HTTP {status} but body code {code}")),
+            None => ResponseAction::Retry(format!(
                 "HTTP {status} with a body that is not Amplitude JSON"
             )),
         },
         400 => {
             let Some(v) = value.as_ref() else {
-                return Verdict::Bisect("400 with a non-JSON body".into());
+                return ResponseAction::Bisect("400 with a non-JSON body".into());
             };
             let error = v.get("error").and_then(Value::as_str).unwrap_or("");
             if let Some(b) = &parsed {
                 if b.is_invalid_api_key() {
-                    return Verdict::StopProject(format!("400 {error}"));
+                    return ResponseAction::StopProject(format!("400 {error}"));
                 }
                 if let Some(f) = &b.missing_field {
-                    return Verdict::StopProject(format!("400 {error}: missing_field {f}"));
+                    return ResponseAction::StopProject(format!("400 {error}: missing_field {f}"));
                 }
             } else if error.starts_with("Invalid API key") {
-                return Verdict::StopProject(format!("400 {error}"));
+                return ResponseAction::StopProject(format!("400 {error}"));
             }
             let reasons = index_reasons(v, error);
             if reasons.is_empty() {
-                Verdict::Bisect(format!("400 without event indexes: {}", short(body)))
+                ResponseAction::Bisect(format!("400 without event indexes: {}", short(body)))
             } else {
-                Verdict::DropEvents(reasons)
+                ResponseAction::DropEvents(reasons)
             }
         }
-        413 => Verdict::TooLarge,
-        429 => Verdict::Throttled(throttle_from(value.as_ref())),
-        408 | 500..=599 => Verdict::Retry(format!("HTTP {status}")),
-        404 | 405 => Verdict::StopProject(format!("HTTP {status}: wrong endpoint URL")),
-        401..=499 => Verdict::Bisect(format!("HTTP {status}: {}", short(body))),
-        _ => Verdict::Retry(format!("HTTP {status}")),
+        413 => ResponseAction::TooLarge,
+        429 => ResponseAction::Throttled(throttle_from(value.as_ref())),
+        408 | 500..=599 => ResponseAction::Retry(format!("HTTP {status}")),
+        404 | 405 => ResponseAction::StopProject(format!("HTTP {status}: wrong endpoint URL")),
+        401..=499 => ResponseAction::Bisect(format!("HTTP {status}: {}", short(body))),
+        _ => ResponseAction::Retry(format!("HTTP {status}")),
     }
 }
 
@@ -211,20 +211,23 @@ mod tests {
                 200,
                 r#"{"code":200,"events_ingested":1,"payload_size_bytes":9,"server_upload_time":1}"#
             )),
-            Verdict::Delivered
+            ResponseAction::Delivered
         );
-        assert!(matches!(classify(&resp(200, "<html>")), Verdict::Retry(_)));
+        assert!(matches!(
+            classify(&resp(200, "<html>")),
+            ResponseAction::Retry(_)
+        ));
         assert!(matches!(
             classify(&resp(200, r#"{"code":200,"events_ing"#)),
-            Verdict::Retry(_)
+            ResponseAction::Retry(_)
         ));
         assert!(matches!(
             classify(&resp(200, r#"{"code":500}"#)),
-            Verdict::Retry(_)
+            ResponseAction::Retry(_)
         ));
         // spec §15 #19: 2xx with body code 429
         assert!(
-            matches!(classify(&resp(200, r#"{"code":429,"throttled_events":[0]}"#)), Verdict::Throttled(t) if t.events == vec![0])
+            matches!(classify(&resp(200, r#"{"code":429,"throttled_events":[0]}"#)), ResponseAction::Throttled(t) if t.events == vec![0])
         );
     }
 
@@ -232,10 +235,10 @@ mod tests {
     fn invalid_key_and_missing_field_stop_the_project() {
         // spec §5.1, §7 invalid-key detection
         assert!(
-            matches!(classify(&resp(400, r#"{"code":400,"error":"Invalid API key: k"}"#)), Verdict::StopProject(r) if r.contains("Invalid API key"))
+            matches!(classify(&resp(400, r#"{"code":400,"error":"Invalid API key: k"}"#)), ResponseAction::StopProject(r) if r.contains("Invalid API key"))
         );
         assert!(
-            matches!(classify(&resp(400, r#"{"code":400,"error":"Request missing required field","missing_field":"api_key"}"#)), Verdict::StopProject(r) if r.contains("missing_field api_key"))
+            matches!(classify(&resp(400, r#"{"code":400,"error":"Request missing required field","missing_field":"api_key"}"#)), ResponseAction::StopProject(r) if r.contains("missing_field api_key"))
         );
     }
 
@@ -246,7 +249,7 @@ mod tests {
             400,
             r#"{"code":400,"error":"Invalid field values on some events","events_with_invalid_fields":{"time":[3,1]},"events_with_invalid_id_lengths":{"user_id":[1]},"silenced_events":[5]}"#,
         ));
-        let Verdict::DropEvents(m) = v else {
+        let ResponseAction::DropEvents(m) = v else {
             panic!("{v:?}")
         };
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), vec![1, 3, 5]);
@@ -256,14 +259,17 @@ mod tests {
         );
         assert!(m[&5].contains("silenced_events"));
         // spec §5.1: `{}` and HTML 400 bodies name nothing
-        assert!(matches!(classify(&resp(400, "{}")), Verdict::Bisect(_)));
+        assert!(matches!(
+            classify(&resp(400, "{}")),
+            ResponseAction::Bisect(_)
+        ));
         assert!(matches!(
             classify(&resp(400, "<html>400 Bad Request</html>")),
-            Verdict::Bisect(_)
+            ResponseAction::Bisect(_)
         ));
         assert!(matches!(
             classify(&resp(403, r#"{"code":403,"error":"Forbidden"}"#)),
-            Verdict::Bisect(_)
+            ResponseAction::Bisect(_)
         ));
     }
 
@@ -274,7 +280,7 @@ mod tests {
             429,
             r#"{"code":429,"error":"Too many requests for some devices and users","eps_threshold":30,"throttled_devices":{"D":31.5},"throttled_users":{"U":32},"throttled_events":[3,4],"exceeded_daily_quota_users":{"Q":500200}}"#,
         ));
-        let Verdict::Throttled(t) = v else {
+        let ResponseAction::Throttled(t) = v else {
             panic!("{v:?}")
         };
         assert_eq!(t.events, vec![3, 4]);
@@ -284,7 +290,7 @@ mod tests {
         assert_eq!(t.eps_threshold, Some(30));
         assert_eq!(
             classify(&resp(429, "oops")),
-            Verdict::Throttled(Throttle::default())
+            ResponseAction::Throttled(Throttle::default())
         );
     }
 
@@ -292,14 +298,17 @@ mod tests {
     fn transient_failures_are_retried() {
         // spec §5.5, §5.6
         for s in [500, 502, 503, 504, 408] {
-            assert!(matches!(classify(&resp(s, "")), Verdict::Retry(_)), "{s}");
+            assert!(
+                matches!(classify(&resp(s, "")), ResponseAction::Retry(_)),
+                "{s}"
+            );
         }
         assert!(
-            matches!(classify(&HttpResult::Transport("reset".into())), Verdict::Retry(r) if r == "reset")
+            matches!(classify(&HttpResult::Transport("reset".into())), ResponseAction::Retry(r) if r == "reset")
         );
         assert_eq!(
             classify(&resp(413, r#"{"code":413,"error":"Payload too large"}"#)),
-            Verdict::TooLarge
+            ResponseAction::TooLarge
         );
     }
 }

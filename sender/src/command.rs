@@ -35,7 +35,11 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     S: Future<Output = ()>,
 {
-    let (sender, mut outcomes) = Sender::start(config).await?;
+    // The same user API as any application: builder, batch `send`, `flush`, `shutdown`.
+    let (sender, mut outcomes) = Sender::builder(config.core.api_key.clone())
+        .config(config)
+        .build()
+        .await?;
     let writer = tokio::spawn(async move {
         let mut out = tokio::io::BufWriter::with_capacity(1 << 16, output);
         while let Some(o) = outcomes.recv().await {

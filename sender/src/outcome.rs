@@ -1,6 +1,7 @@
 //! Per-event outcomes the sender reports, and their JSON Lines form of the third-party sender
 //! contract (docs/sender-contract.md):
-//! `{"seq":N,"outcome":"delivered"|"dropped"|"held","reason":"..."}`.
+//! `{"seq":N,"outcome":"delivered"|"dropped"|"held","reason":"..."}` (a dead-lettered event is
+//! `dropped` on that line).
 
 use super::event::EventKey;
 
@@ -9,8 +10,12 @@ use super::event::EventKey;
 pub enum OutcomeKind {
     /// A 200 covered it (spec §4).
     Delivered,
-    /// Dead-lettered, with the reason (spec §5).
+    /// Not sent and not kept, with the reason: today a `$set`-only `$identify` coalesced into
+    /// an earlier one (`coalesce_set_identify`). Its content lives on in the other event.
     Dropped(String),
+    /// Refused for good (spec §5) or not an event at all: written with the reason to the
+    /// state directory's `dead_letters.jsonl` (fsync'd) and never resent.
+    DeadLettered(String),
     /// Still in the durable queue when the sender exited (drain deadline, exit control
     /// line): not lost, a restart on the same state directory sends it. The reason says why.
     Held(String),
@@ -35,7 +40,7 @@ impl Outcome {
         let seq = self.seq?;
         Some(match &self.kind {
             OutcomeKind::Delivered => format!("{{\"seq\":{seq},\"outcome\":\"delivered\"}}\n"),
-            OutcomeKind::Dropped(r) => format!(
+            OutcomeKind::Dropped(r) | OutcomeKind::DeadLettered(r) => format!(
                 "{{\"seq\":{seq},\"outcome\":\"dropped\",\"reason\":{}}}\n",
                 serde_json::Value::String(r.clone())
             ),
@@ -68,7 +73,7 @@ mod tests {
             key: None,
             seq: Some(5),
             insert_id: String::new(),
-            kind: OutcomeKind::Dropped("bad".into()),
+            kind: OutcomeKind::DeadLettered("bad".into()),
         };
         let v: serde_json::Value = serde_json::from_str(&x.to_line().unwrap()).unwrap();
         assert_eq!(v, json!({"seq":5,"outcome":"dropped","reason":"bad"}));

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
-use amplitude_conformance::sender::queue::read_dead_letters;
-use amplitude_conformance::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
+use amplitude_sender::queue::read_dead_letters;
+use amplitude_sender::{Endpoint, Outcome, OutcomeKind, Sender, SenderConfig, SenderReport};
 use amplitude_wire::{Event, UploadRequest};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -154,7 +154,7 @@ async fn an_invalid_api_key_stops_the_project_and_dead_letters_with_the_reason()
     assert_eq!(report.stats.dead_lettered, 10);
     assert!(out
         .values()
-        .all(|k| matches!(k, OutcomeKind::Dropped(r) if r.contains("Invalid API key"))));
+        .all(|k| matches!(k, OutcomeKind::DeadLettered(r) if r.contains("Invalid API key"))));
     let dl = read_dead_letters(&dir).unwrap();
     assert_eq!(dl.len(), 10);
     assert!(dl
@@ -189,7 +189,7 @@ async fn a_400_with_indexes_dead_letters_exactly_those_and_resends_the_rest() {
     .await;
     let dropped: Vec<i64> = out
         .iter()
-        .filter(|(_, k)| matches!(k, OutcomeKind::Dropped(_)))
+        .filter(|(_, k)| matches!(k, OutcomeKind::DeadLettered(_)))
         .map(|(s, _)| *s)
         .collect();
     assert_eq!(dropped, vec![1, 5, 9]);
@@ -223,7 +223,7 @@ async fn a_413_splits_the_batch_in_half_and_a_lone_event_is_dead_lettered() {
         (0..8).map(|i| event(i, "dev-1")).collect(),
     )
     .await;
-    assert!(matches!(&out[&3], OutcomeKind::Dropped(r) if r.contains("413")));
+    assert!(matches!(&out[&3], OutcomeKind::DeadLettered(r) if r.contains("413")));
     assert_eq!(report.stats.delivered, 7);
     let sizes: Vec<usize> = s
         .received_requests()

@@ -15,8 +15,8 @@ pub struct BackoffConfig {
 impl Default for BackoffConfig {
     fn default() -> Self {
         Self {
-            base_ms: 200,
-            cap_ms: 30_000,
+            base_ms: crate::defaults::BACKOFF_BASE_MS,
+            cap_ms: crate::defaults::BACKOFF_CAP_MS,
         }
     }
 }

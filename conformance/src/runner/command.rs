@@ -30,6 +30,8 @@ pub struct SuiteCommand {
     pub junit: Option<PathBuf>,
     /// Write a Markdown conformance table here.
     pub report_md: Option<PathBuf>,
+    /// Write the HTML report here ([`SuiteReport::to_html`]).
+    pub report_html: Option<PathBuf>,
 }
 
 /// The default suite's directory: the one given, else the built-in scenarios written out to
@@ -101,7 +103,8 @@ impl SuiteCommand {
         Ok(run_suite(&files, &opts, progress).await)
     }
 
-    /// Writes the reports the command asked for (`report_json`, `junit`, `report_md`).
+    /// Writes the reports the command asked for (`report_json`, `junit`, `report_md`,
+    /// `report_html`).
     pub fn write_reports(&self, report: &SuiteReport) -> anyhow::Result<()> {
         if let Some(p) = &self.report_json {
             std::fs::write(p, serde_json::to_vec_pretty(report)?)?;
@@ -117,6 +120,9 @@ impl SuiteCommand {
                 _ => format!("Conformance of {}", report.sender),
             };
             std::fs::write(p, report.to_markdown(&title))?;
+        }
+        if let Some(p) = &self.report_html {
+            std::fs::write(p, report.to_html())?;
         }
         Ok(())
     }

@@ -47,6 +47,9 @@ pub struct ScenarioReport {
     pub stderr_head: String,
     /// Environment the scenario's `[conformance] sender_env` gave the sender.
     pub sender_env: BTreeMap<String, String>,
+    /// What the sender did over time: requests, fault windows, throttle lanes, event flow
+    /// (drawn by [`SuiteReport::to_html`]).
+    pub timeline: super::Timeline,
 }
 
 /// A whole run.
@@ -72,7 +75,7 @@ impl SuiteReport {
         errors: Vec<(String, String)>,
     ) -> Self {
         Self {
-            schema_version: 2,
+            schema_version: 3,
             passed: errors.is_empty() && scenarios.iter().all(|s| s.passed),
             sender,
             scenarios,

@@ -18,7 +18,7 @@ pub const MAX_LANES: usize = 12;
 pub const MAX_LANE_MARKS: usize = 300;
 
 const WIDTH: f64 = 1000.0;
-const LEFT: f64 = 110.0;
+const LEFT: f64 = 150.0;
 const RIGHT: f64 = 20.0;
 const PLOT: f64 = WIDTH - LEFT - RIGHT;
 
@@ -40,7 +40,7 @@ p.note,p.desc{font-size:13px;color:#57606a;margin:4px 0}svg{display:block;margin
 svg text{font-size:11px;fill:#57606a;font-family:system-ui,sans-serif}\
 .ok{fill:#2da44e}.s400{fill:#e16f24}.s413{fill:#8250df}.s429{fill:#0969da}.s5xx{fill:#cf222e}.cut{fill:#24292f}\
 .mark{fill-opacity:.75}.ref{stroke:#000;stroke-width:1.5}.fault{fill:#d4a72c;fill-opacity:.22}\
-.pause{fill:#0969da;fill-opacity:.15}.later{fill:#6e7781}.inpause{fill:#cf222e;stroke:#fff;stroke-width:1}\
+.pause{fill:#0969da;fill-opacity:.15}.tick429{stroke:#0969da;stroke-width:1}.elsewhere{fill:none;stroke:#cf222e;stroke-width:1.2}.later{fill:#6e7781}.inpause{fill:#cf222e;stroke:#fff;stroke-width:1}\
 .grid{stroke:#eaeef2}.axis{stroke:#8c959f}.lproduced{stroke:#57606a;fill:none;stroke-width:1.5}\
 .lstored{stroke:#2da44e;fill:none;stroke-width:1.5}.lbacklog{stroke:#cf222e;fill:none;stroke-width:1.5;stroke-dasharray:4 2}\
 div.check{border-left:4px solid #cf222e;padding:2px 12px;margin:10px 0;background:#fff8f8}\
@@ -195,13 +195,17 @@ fn timeline_svg(out: &mut String, s: &ScenarioReport, referenced: &BTreeSet<u64>
         bottom + 22.0
     );
     for f in &tl.faults {
-        let from = f.from_ms.unwrap_or(0);
-        let until = f.until_ms.unwrap_or(end);
+        let windowed = f.from_ms.is_some() || f.until_ms.is_some();
+        let (from, until) = match f.hits_ms {
+            Some((a, b)) if !windowed => (a, b),
+            _ => (f.from_ms.unwrap_or(0), f.until_ms.unwrap_or(end)),
+        };
         let (x1, x2) = (x_of(from, end), x_of(until, end));
         let _ = write!(
             out,
-            "<rect class=\"fault\" x=\"{x1:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>fault {}{} from {} to {}</title></rect>",
-            (x2 - x1).max(1.0),
+            "<rect class=\"fault\" x=\"{:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>fault {}{} from {} to {}</title></rect>",
+            x1 - 2.0,
+            (x2 - x1).max(0.0) + 4.0,
             bottom - top,
             esc(&f.kind),
             f.status.map(|s| format!(" {s}")).unwrap_or_default(),
@@ -237,14 +241,7 @@ fn timeline_svg(out: &mut String, s: &ScenarioReport, referenced: &BTreeSet<u64>
     };
     if tl.requests.len() <= MAX_REQUEST_MARKS {
         for r in &tl.requests {
-            mark(
-                out,
-                r.id,
-                r.at_ms,
-                r.status,
-                r.events,
-                referenced.contains(&r.id),
-            );
+            mark(out, r.id, r.at_ms, r.status, r.events, false);
         }
     } else {
         // (row, bucket) -> (requests, events, first id, last id)
@@ -293,7 +290,7 @@ fn lanes_svg(out: &mut String, s: &ScenarioReport, lanes: &[&ThrottleLane]) {
     axis(out, end, top, bottom);
     for (i, lane) in lanes.iter().enumerate() {
         let y = top + lane_h * (i as f64 + 0.5);
-        let name: String = lane.id.chars().take(14).collect();
+        let name: String = lane.id.chars().take(18).collect();
         let _ = write!(
             out,
             "<line class=\"grid\" x1=\"{LEFT:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{} {}</text>",
@@ -303,29 +300,55 @@ fn lanes_svg(out: &mut String, s: &ScenarioReport, lanes: &[&ThrottleLane]) {
             if lane.device { "dev" } else { "user" },
             esc(&name)
         );
+        // Overlapping pauses (a 429 restarts the pause) are drawn as one span.
+        let mut spans: Vec<(i64, i64, usize)> = Vec::new();
         for p in &lane.pauses {
-            let (x1, x2) = (x_of(p.from_ms, end), x_of(p.until_ms, end));
+            match spans.last_mut() {
+                Some(last) if p.from_ms <= last.1 => {
+                    last.1 = last.1.max(p.until_ms);
+                    last.2 += 1;
+                }
+                _ => spans.push((p.from_ms, p.until_ms, 1)),
+            }
+        }
+        for (from, until, n) in spans {
+            let (x1, x2) = (x_of(from, end), x_of(until, end));
             let _ = write!(
                 out,
-                "<rect class=\"pause\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>paused by request #{}'s 429 from {} to {}</title></rect><rect class=\"s429\" x=\"{:.1}\" y=\"{:.1}\" width=\"2\" height=\"{:.1}\"/>",
-                y - lane_h * 0.4,
+                "<rect class=\"pause\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>paused from {} to {} by {n} 429(s)</title></rect>",
+                y - lane_h * 0.35,
                 (x2 - x1).max(1.0),
-                lane_h * 0.8,
-                p.request_id,
-                secs(p.from_ms),
-                secs(p.until_ms),
-                x1 - 1.0,
-                y - lane_h * 0.4,
-                lane_h * 0.8
+                lane_h * 0.7,
+                secs(from),
+                secs(until)
             );
         }
+        let mut ticks = String::new();
+        for p in &lane.pauses {
+            let _ = write!(
+                ticks,
+                "M{:.1} {:.1}v{:.1}",
+                x_of(p.from_ms, end),
+                y - lane_h * 0.45,
+                lane_h * 0.9
+            );
+        }
+        let _ = write!(out, "<path class=\"tick429\" d=\"{ticks}\"/>");
         let outside = lane.requests.iter().filter(|r| r.in_pause == 0).count();
         let every = outside.div_ceil(MAX_LANE_MARKS).max(1);
         for (k, r) in lane.requests.iter().filter(|r| r.in_pause == 0).enumerate() {
             if k % every == 0 {
+                let (class, what) = if r.in_window {
+                    (
+                        "elsewhere",
+                        "inside the pause, its events counted under their device",
+                    )
+                } else {
+                    ("later", "outside the pause")
+                };
                 let _ = write!(
                     out,
-                    "<circle class=\"later\" cx=\"{:.1}\" cy=\"{y:.1}\" r=\"2.5\"><title>request #{} at {}: outside the pause</title></circle>",
+                    "<circle class=\"{class}\" cx=\"{:.1}\" cy=\"{y:.1}\" r=\"3\"><title>request #{} at {}: {what}</title></circle>",
                     x_of(r.at_ms, end),
                     r.id,
                     secs(r.at_ms)
@@ -437,24 +460,35 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
             .faults
             .iter()
             .map(|f| {
+                let limit = match (f.count, f.probability) {
+                    (Some(n), Some(p)) => format!(" at most {n} requests with probability {p}"),
+                    (Some(n), None) => format!(" the next {n} requests"),
+                    (None, Some(p)) => format!(" each request with probability {p}"),
+                    (None, None) => String::new(),
+                };
+                let window = match (f.from_ms, f.until_ms) {
+                    (None, None) if f.count.is_some() => String::new(),
+                    (None, None) => " over the whole run".to_owned(),
+                    (a, b) => format!(
+                        " from {} to {}",
+                        secs(a.unwrap_or(0)),
+                        b.map_or("the end".to_owned(), secs)
+                    ),
+                };
+                let hits = match f.hits_ms {
+                    Some((a, b)) => format!(" (struck from {} to {})", secs(a), secs(b)),
+                    None => " (never struck)".to_owned(),
+                };
                 format!(
-                    "{}{} {}",
+                    "{}{}{window}{limit}{hits}",
                     f.kind,
                     f.status.map(|s| format!(" {s}")).unwrap_or_default(),
-                    match (f.from_ms, f.until_ms) {
-                        (None, None) => "over the whole run".to_owned(),
-                        (a, b) => format!(
-                            "from {} to {}",
-                            secs(a.unwrap_or(0)),
-                            b.map_or("the end".to_owned(), secs)
-                        ),
-                    }
                 )
             })
             .collect();
         let _ = write!(
             out,
-            "<p class=\"note\">Shaded: the scenario's faults: {}.</p>",
+            "<p class=\"note\">Shaded: the scenario's faults (a fault without a time window is shaded where the journal shows it struck): {}.</p>",
             esc(&list.join("; "))
         );
     }
@@ -466,7 +500,7 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
             .map_or(0, |c| c.count);
         let _ = write!(
             out,
-            "<h3>Throttled identities</h3><p class=\"note\">One lane per device or user a 429 named: the pause (shaded blue) after each 429 (blue bar), and every later request carrying the identity; red: sent inside the pause, each counted event by <code>throttle_pause_respected</code> ({total} in all; the check counted {check}).</p>"
+            "<h3>Throttled identities</h3><p class=\"note\">One lane per device or user a 429 named: its pauses (shaded blue; a blue tick at each 429 that started or restarted one) and every later request carrying the identity: grey, outside the pause; red, sent inside it, its events counted by <code>throttle_pause_respected</code> ({total} in all; the check counted {check}); red ring, inside the pause but its events already counted under their device (the check counts an event once).</p>"
         );
         let mut drawn: Vec<&ThrottleLane> = tl.throttle_lanes.iter().collect();
         drawn.sort_by_key(|l| l.counted == 0);
@@ -585,7 +619,7 @@ impl SuiteReport {
         for (class, label) in ROWS {
             let _ = write!(
                 out,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"12\" height=\"12\" style=\"display:inline\"><circle class=\"{class}\" cx=\"6\" cy=\"6\" r=\"5\"/></svg> {label}"
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"12\" height=\"12\" style=\"display:inline;vertical-align:middle;margin-left:8px\"><circle class=\"{class}\" cx=\"6\" cy=\"6\" r=\"5\"/></svg> {label}"
             );
         }
         let _ = write!(
@@ -747,16 +781,19 @@ mod tests {
                     id: 7,
                     at_ms: 2_000,
                     in_pause: 2,
+                    in_window: true,
                 },
                 LaneRequest {
                     id: 9,
                     at_ms: 3_000,
                     in_pause: 1,
+                    in_window: true,
                 },
                 LaneRequest {
                     id: 90,
                     at_ms: 40_000,
                     in_pause: 0,
+                    in_window: false,
                 },
             ],
             counted: 3,
@@ -806,6 +843,9 @@ mod tests {
                     status: Some(503),
                     from_ms: Some(5_000),
                     until_ms: Some(15_000),
+                    count: None,
+                    probability: None,
+                    hits_ms: Some((5_000, 14_000)),
                 }],
                 throttle_lanes: vec![lane],
                 flow: (0..=200)

@@ -27,7 +27,7 @@ pub struct TimelineRequest {
 }
 
 /// A `[mock]` fault of the scenario, with its window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultWindow {
     /// The fault's kind (`status`, `reset`, `delay`, ...).
     pub kind: String,
@@ -37,6 +37,13 @@ pub struct FaultWindow {
     pub from_ms: Option<i64>,
     /// End of its window (`None`: to the end, or until its `count` is used up).
     pub until_ms: Option<i64>,
+    /// At most this many requests (`count`).
+    pub count: Option<u64>,
+    /// Each matching request with this probability.
+    pub probability: Option<f64>,
+    /// The first and last request the journal shows hit by a fault of this kind (and
+    /// status): where a fault without a window actually struck.
+    pub hits_ms: Option<(i64, i64)>,
 }
 
 /// One pause of a throttled identity.
@@ -57,9 +64,12 @@ pub struct LaneRequest {
     pub id: u64,
     /// When, ms since the run's start.
     pub at_ms: i64,
-    /// Its events `throttle_pause_respected` counted for this identity (0: outside any
-    /// pause).
+    /// Its events `throttle_pause_respected` counted for this identity.
     pub in_pause: u64,
+    /// Sent inside one of this identity's pauses (by the check's rule, tolerance included),
+    /// even when the check counted its events under another identity they carry (an event's
+    /// device is looked at before its user, and counted once).
+    pub in_window: bool,
 }
 
 /// A device or user named in a 429: its pauses and every request carrying it from its first
@@ -92,7 +102,7 @@ pub struct FlowPoint {
 }
 
 /// The run of one scenario over time.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Timeline {
     /// The run's length as drawn, ms (the last request, event or the sender's exit).
     pub end_ms: i64,
@@ -129,11 +139,22 @@ impl Timeline {
             .collect();
         let faults = faults
             .iter()
-            .map(|f| FaultWindow {
-                kind: f.kind.as_str().to_owned(),
-                status: f.status,
-                from_ms: f.from_ms,
-                until_ms: f.until_ms,
+            .map(|f| {
+                let kind = f.kind.as_str();
+                let mut hits = obs.requests.iter().filter(|r| {
+                    r.fault.as_deref() == Some(kind) && f.status.is_none_or(|s| s == r.status)
+                });
+                let first = hits.next().map(|r| rel(r.at_ms));
+                let last = hits.last().map(|r| rel(r.at_ms));
+                FaultWindow {
+                    kind: kind.to_owned(),
+                    status: f.status,
+                    from_ms: f.from_ms,
+                    until_ms: f.until_ms,
+                    count: f.count,
+                    probability: f.probability,
+                    hits_ms: first.map(|a| (a, last.unwrap_or(a))),
+                }
             })
             .collect();
         let trace = throttle_trace(obs, opts);
@@ -182,11 +203,16 @@ impl Timeline {
                     .get(&(lane.device, lane.id.as_str(), r.id))
                     .copied()
                     .unwrap_or(0);
+                let at = rel(r.at_ms);
+                let in_window = lane.pauses.iter().any(|p| {
+                    p.request_id < r.id && at.saturating_add(opts.tolerance_ms) < p.until_ms
+                });
                 lane.counted += in_pause;
                 lane.requests.push(LaneRequest {
                     id: r.id,
-                    at_ms: rel(r.at_ms),
+                    at_ms: at,
                     in_pause,
+                    in_window,
                 });
             }
         }

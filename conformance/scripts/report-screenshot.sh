@@ -14,7 +14,7 @@ command -v chromium >/dev/null || { echo "chromium not found (apt-get install ch
 cd "$root"
 # The hammer sender fails the run on purpose: exit code 1 is the expected verdict.
 cargo run --quiet -p amplitude-conformance -- \
-  --sender-cmd "exec python3 '$root/conformance/tests/senders/broken_sender.py' hammer" \
+  --sender-cmd "exec python3 conformance/tests/senders/broken_sender.py hammer" \
   --scenario heavy-hitter --scenario outage-recovery \
   --report-html "$work/report.html" >/dev/null || true
 test -s "$work/report.html" || { echo "no report written" >&2; exit 1; }

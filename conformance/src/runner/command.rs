@@ -119,7 +119,17 @@ impl SuiteCommand {
                 }
                 _ => format!("Conformance of {}", report.sender),
             };
-            std::fs::write(p, report.to_markdown(&title))?;
+            // Written together, the table links the HTML report: by file name when both are in
+            // the same directory, else by the path as given.
+            let link = self.report_html.as_ref().map(|h| {
+                let same_dir = h.parent().map(Path::to_path_buf).unwrap_or_default()
+                    == p.parent().map(Path::to_path_buf).unwrap_or_default();
+                match h.file_name() {
+                    Some(name) if same_dir => name.to_string_lossy().into_owned(),
+                    _ => h.display().to_string(),
+                }
+            });
+            std::fs::write(p, report.to_markdown_with_html(&title, link.as_deref()))?;
         }
         if let Some(p) = &self.report_html {
             std::fs::write(p, report.to_html())?;

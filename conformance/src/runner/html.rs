@@ -896,6 +896,14 @@ mod tests {
     }
 
     #[test]
+    fn a_markdown_table_written_with_it_links_the_html_report() {
+        let r = SuiteReport::new("ref".into(), vec![scenario("a", 10)], vec![]);
+        let md = r.to_markdown_with_html("T", Some("ref.html"));
+        assert!(md.contains("[ref.html](ref.html)"), "{md}");
+        assert!(!r.to_markdown("T").contains("ref.html"));
+    }
+
+    #[test]
     fn the_well_formedness_check_catches_broken_markup() {
         assert!(check_well_formed("<a><b></a></b>").is_err());
         assert!(check_well_formed("<a>x & y</a>").is_err());

@@ -145,7 +145,7 @@ impl Timeline {
                     r.fault.as_deref() == Some(kind) && f.status.is_none_or(|s| s == r.status)
                 });
                 let first = hits.next().map(|r| rel(r.at_ms));
-                let last = hits.last().map(|r| rel(r.at_ms));
+                let last = hits.next_back().map(|r| rel(r.at_ms));
                 FaultWindow {
                     kind: kind.to_owned(),
                     status: f.status,

@@ -35,7 +35,7 @@ const ROWS: [(&str, &str); 6] = [
 const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1f2328;max-width:1080px}\
 h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-top:1px solid #d0d7de;padding-top:16px}h3{font-size:15px;margin:18px 0 6px}\
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #d0d7de;padding:3px 7px;text-align:right}th{background:#f6f8fa}\
-td.l,th.l{text-align:left}.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}\
+td.l,th.l{text-align:left}td:first-child{white-space:nowrap}.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}\
 p.note,p.desc{font-size:13px;color:#57606a;margin:4px 0}svg{display:block;margin:4px 0}\
 svg text{font-size:11px;fill:#57606a;font-family:system-ui,sans-serif}\
 .ok{fill:#2da44e}.s400{fill:#e16f24}.s413{fill:#8250df}.s429{fill:#0969da}.s5xx{fill:#cf222e}.cut{fill:#24292f}\

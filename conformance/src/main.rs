@@ -63,6 +63,10 @@ struct SuiteArgs {
     /// Write a Markdown conformance table (docs/conformance/).
     #[arg(long, value_name = "FILE")]
     report_md: Option<PathBuf>,
+    /// Write a self-contained HTML report: the summary table and, per scenario, a request
+    /// timeline, throttle lanes, the event flow and every failed check with its examples.
+    #[arg(long, value_name = "FILE")]
+    report_html: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -262,6 +266,7 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
         report_json: a.report_json,
         junit: a.junit,
         report_md: a.report_md,
+        report_html: a.report_html,
     };
     let exe = std::env::current_exe().context("locating this binary")?;
     let rt = tokio::runtime::Builder::new_multi_thread()

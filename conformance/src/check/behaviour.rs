@@ -3,6 +3,7 @@
 
 use super::classify::{quota_refused, told, Index};
 use super::observation::{Observation, Request};
+use super::throttle::throttle_trace;
 use super::verdict::{CheckResult, Efficiency, Finding};
 use super::CheckOptions;
 use amplitude_wire::limits as wl;
@@ -50,39 +51,17 @@ fn failing_answer(r: &Request) -> bool {
 fn throttle_pause(obs: &Observation, opts: &CheckOptions) -> Finding {
     // spec §5.4, §8.1: pause a throttled user/device for 30 s after the 429.
     let mut f = Finding::default();
-    let mut paused_until: HashMap<(bool, &str), (i64, u64)> = HashMap::new();
-    for r in &obs.requests {
-        for e in &r.events {
-            for key in [
-                (true, e.device_id.as_deref()),
-                (false, e.user_id.as_deref()),
-            ] {
-                let (dev, Some(id)) = key else { continue };
-                if let Some(&(until, by)) = paused_until.get(&(dev, id)) {
-                    if r.at_ms + opts.tolerance_ms < until {
-                        let left = until - r.at_ms;
-                        f.add(|| {
-                            format!(
-                                "request #{} sent {} {id} {left} ms before its pause after request #{by}'s 429 ended",
-                                r.id,
-                                if dev { "device" } else { "user" }
-                            )
-                        });
-                        break;
-                    }
-                }
-            }
-        }
-        if r.status == 429 {
-            if let Some(b) = &r.response {
-                for (dev, map) in [(true, &b.throttled_devices), (false, &b.throttled_users)] {
-                    for id in map.iter().flat_map(|m| m.keys()) {
-                        paused_until
-                            .insert((dev, id.as_str()), (r.at_ms + opts.throttle_pause_ms, r.id));
-                    }
-                }
-            }
-        }
+    for v in throttle_trace(obs, opts).violations {
+        f.add(|| {
+            format!(
+                "request #{} sent {} {} {} ms before its pause after request #{}'s 429 ended",
+                v.request_id,
+                if v.device { "device" } else { "user" },
+                v.id,
+                v.left_ms,
+                v.by_request
+            )
+        });
     }
     f
 }

@@ -7,7 +7,9 @@
 
 mod behaviour;
 mod classify;
+mod flow;
 mod observation;
+mod throttle;
 mod verdict;
 
 #[cfg(test)]
@@ -15,9 +17,11 @@ mod report_cases;
 #[cfg(test)]
 mod tests;
 
+pub use flow::{event_lives, EventLife};
 pub use observation::{
     Attempted, Deduplicated, Expectation, Observation, Request, SenderOutcome, SentEvent, Stored,
 };
+pub use throttle::{throttle_trace, PauseViolation, ThrottlePause, ThrottleTrace};
 pub use verdict::{CheckResult, Efficiency, EventCounts, Verdict};
 
 use serde::{Deserialize, Serialize};

@@ -30,6 +30,8 @@ pub struct SuiteCommand {
     pub junit: Option<PathBuf>,
     /// Write a Markdown conformance table here.
     pub report_md: Option<PathBuf>,
+    /// Write the HTML report here ([`SuiteReport::to_html`]).
+    pub report_html: Option<PathBuf>,
 }
 
 /// The default suite's directory: the one given, else the built-in scenarios written out to
@@ -101,7 +103,8 @@ impl SuiteCommand {
         Ok(run_suite(&files, &opts, progress).await)
     }
 
-    /// Writes the reports the command asked for (`report_json`, `junit`, `report_md`).
+    /// Writes the reports the command asked for (`report_json`, `junit`, `report_md`,
+    /// `report_html`).
     pub fn write_reports(&self, report: &SuiteReport) -> anyhow::Result<()> {
         if let Some(p) = &self.report_json {
             std::fs::write(p, serde_json::to_vec_pretty(report)?)?;
@@ -116,7 +119,20 @@ impl SuiteCommand {
                 }
                 _ => format!("Conformance of {}", report.sender),
             };
-            std::fs::write(p, report.to_markdown(&title))?;
+            // Written together, the table links the HTML report: by file name when both are in
+            // the same directory, else by the path as given.
+            let link = self.report_html.as_ref().map(|h| {
+                let same_dir = h.parent().map(Path::to_path_buf).unwrap_or_default()
+                    == p.parent().map(Path::to_path_buf).unwrap_or_default();
+                match h.file_name() {
+                    Some(name) if same_dir => name.to_string_lossy().into_owned(),
+                    _ => h.display().to_string(),
+                }
+            });
+            std::fs::write(p, report.to_markdown_with_html(&title, link.as_deref()))?;
+        }
+        if let Some(p) = &self.report_html {
+            std::fs::write(p, report.to_html())?;
         }
         Ok(())
     }

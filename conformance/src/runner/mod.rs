@@ -5,18 +5,25 @@
 
 mod adapter;
 mod command;
+mod html;
 mod observe;
 mod process;
 mod report;
 mod settings;
 mod thresholds;
+mod timeline;
 mod validate;
 
 pub use adapter::{materialise_adapter, prepare_adapter, Adapter, ADAPTERS};
 pub use command::{resolve_scenario, SuiteCommand};
+pub use html::{check_well_formed, MAX_LANES};
 pub use process::{ProcessError, SenderSpec};
 pub use report::{ScenarioReport, SuiteReport, REPORT_SCHEMA};
 pub use settings::{ConformanceSettings, Control, ControlAt};
+pub use timeline::{
+    FaultWindow, FlowPoint, LanePause, LaneRequest, ThrottleLane, Timeline, TimelineRequest,
+    FLOW_POINTS,
+};
 pub use validate::{prepare, Prepared};
 
 /// Version of the third-party sender contract the runner speaks (`AMPLITUDE_SENDER_CONTRACT`;
@@ -173,7 +180,9 @@ pub async fn run_scenario(
     let mut config = runner_config(mock, &scenario, settings.key_region);
     let max_events_per_request = config.limits.max_events_per_request;
     let clock = MockClock::system();
-    shift_fault_windows(&mut config, clock.now_ms());
+    let faults = config.faults.clone();
+    let run_start_ms = clock.now_ms();
+    shift_fault_windows(&mut config, run_start_ms);
     let state = Arc::new(
         MockState::try_new(config, clock)
             .map_err(|e| RunnerError::Invalid(format!("{}: [mock]: {e}", path.display())))?,
@@ -267,6 +276,13 @@ pub async fn run_scenario(
     obs.expect = settings.expect;
     obs.max_events_per_request = max_events_per_request;
     let mut verdict = check(&obs, &settings.checks);
+    let timeline = Timeline::new(
+        &obs,
+        &settings.checks,
+        &faults,
+        run_start_ms,
+        run.duration_ms,
+    );
     let held = verdict.events.held_at_exit;
     let mut examples = Vec::new();
     if !run.exited {
@@ -308,6 +324,7 @@ pub async fn run_scenario(
         stderr_tail: run.stderr_tail,
         stderr_head: run.stderr_head,
         sender_env: settings.sender_env.clone(),
+        timeline,
     })
 }
 

@@ -47,6 +47,9 @@ pub struct ScenarioReport {
     pub stderr_head: String,
     /// Environment the scenario's `[conformance] sender_env` gave the sender.
     pub sender_env: BTreeMap<String, String>,
+    /// What the sender did over time: requests, fault windows, throttle lanes, event flow
+    /// (drawn by [`SuiteReport::to_html`]).
+    pub timeline: super::Timeline,
 }
 
 /// A whole run.
@@ -72,7 +75,7 @@ impl SuiteReport {
         errors: Vec<(String, String)>,
     ) -> Self {
         Self {
-            schema_version: 2,
+            schema_version: 3,
             passed: errors.is_empty() && scenarios.iter().all(|s| s.passed),
             sender,
             scenarios,
@@ -224,6 +227,12 @@ impl SuiteReport {
     /// A Markdown conformance table: scenario × check with the verdicts observed, counts,
     /// each failure's first explanation, and the sender settings used.
     pub fn to_markdown(&self, title: &str) -> String {
+        self.to_markdown_with_html(title, None)
+    }
+
+    /// [`SuiteReport::to_markdown`], linking the HTML report of the same run (`html`: the
+    /// link target, e.g. its file name beside the Markdown file) under the title.
+    pub fn to_markdown_with_html(&self, title: &str, html: Option<&str>) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# {title}\n");
         let _ = writeln!(
@@ -233,6 +242,13 @@ impl SuiteReport {
              dependent counts vary a little from run to run, the verdicts do not.\n",
             self.sender
         );
+        if let Some(link) = html {
+            let _ = writeln!(
+                out,
+                "The same run as an HTML report, with a request timeline, throttle lanes and the \
+                 event flow per scenario: [{link}]({link}).\n"
+            );
+        }
         let _ = writeln!(out, "## Events per scenario\n");
         let _ = writeln!(
             out,

@@ -61,4 +61,19 @@ async fn default_suite_passes_with_the_reference_sender() {
     let junit = report.to_junit().unwrap();
     assert_eq!(junit.matches("<testcase").count(), report.scenarios.len());
     assert!(!junit.contains("<failure"));
+
+    // HTML (issue 19): well-formed, under 2 MB, the same bytes on a second render, a section
+    // and a timeline mark per request of every scenario.
+    let html = report.to_html();
+    amplitude_conformance::runner::check_well_formed(&html).unwrap();
+    assert!(html.len() < 2_000_000, "{} bytes", html.len());
+    assert_eq!(html, report.clone().to_html());
+    for s in &report.scenarios {
+        assert!(
+            html.contains(&format!("<h2 id=\"s{}\"", s.scenario)),
+            "{}",
+            s.scenario
+        );
+        assert_eq!(s.timeline.requests.len(), s.requests, "{}", s.scenario);
+    }
 }

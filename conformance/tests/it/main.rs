@@ -7,6 +7,7 @@ mod common;
 mod broken_senders;
 mod default_suite;
 mod from_anywhere;
+mod html_report;
 mod sdk_adapters;
 mod sender_cli;
 mod sender_crash;

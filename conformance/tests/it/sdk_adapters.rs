@@ -452,6 +452,7 @@ fn happy_path_check_is_not_vacuous() {
         stderr_tail: String::new(),
         stderr_head: String::new(),
         sender_env: Default::default(),
+        timeline: Default::default(),
     };
     assert!(happy(&r).is_ok());
     r.verdict.events.stored = 199;

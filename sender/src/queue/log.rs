@@ -129,7 +129,7 @@ impl Log {
                 "torn or unreadable tail of the queue log discarded (events it held were never acknowledged)"
             );
         }
-        let written = rewrite(dir, &recovered.pending)?;
+        let written = rewrite(dir, &recovered.pending, "compact")?;
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok((
             Self {
@@ -234,7 +234,8 @@ impl Log {
         self.sync()?;
         let bytes = fs::read(self.dir.join(LOG_FILE))?;
         let recovered = scan(&bytes);
-        self.written = rewrite(&self.dir, &recovered.pending)?;
+        self.written = rewrite(&self.dir, &recovered.pending, "compact_runtime")?;
+        crate::crash::point("compacted_runtime");
         self.durable = self.written;
         let file = OpenOptions::new()
             .append(true)
@@ -244,7 +245,9 @@ impl Log {
     }
 }
 
-fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)]) -> io::Result<u64> {
+/// Writes `pending` to a temporary file, fsyncs it, passes crash point `point`, renames it
+/// over the log and fsyncs the directory.
+fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)], point: &str) -> io::Result<u64> {
     let tmp = dir.join("queue.log.tmp");
     let mut out = BufWriter::new(File::create(&tmp)?);
     let mut written = 0u64;
@@ -258,7 +261,7 @@ fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)]) -> io::Result<u64> {
     out.flush()?;
     out.get_ref().sync_all()?;
     drop(out);
-    crate::crash::point("compact");
+    crate::crash::point(point);
     fs::rename(&tmp, dir.join(LOG_FILE))?;
     sync_dir(dir)?;
     Ok(written)

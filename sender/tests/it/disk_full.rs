@@ -34,7 +34,10 @@ fn stored(mock: &MockServer) -> BTreeMap<i64, Vec<String>> {
 async fn wait_stored(mock: &MockServer, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while stored(mock).len() < n {
-        assert!(Instant::now() < deadline, "the mock never stored {n} events");
+        assert!(
+            Instant::now() < deadline,
+            "the mock never stored {n} events"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -65,7 +68,10 @@ async fn a_full_log_refuses_track_loses_nothing_and_resumes_when_space_returns()
     // the caller is told why
     assert!(matches!(err, SenderError::Queue(_)), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("no space left") && msg.contains("max_log_bytes"), "{msg}");
+    assert!(
+        msg.contains("no space left") && msg.contains("max_log_bytes"),
+        "{msg}"
+    );
     assert!(accepted > 10, "only {accepted} events fit in {CAP} bytes");
     // still full: the refused event was not accepted, and neither is the next one
     assert!(sender.track(event(accepted)).await.is_err());

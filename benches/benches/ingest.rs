@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use amplitude_benches::{bench_config, mean_ns, BodyTemplate, T0_MS};
-use amplitude_mock::bench_internals::{ingest, next_request_id, Endpoint};
+use amplitude_mock::bench_internals::{ingest, next_request_id, Api};
 use amplitude_mock::{MockClock, MockState, Region};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
                 round += 1;
                 let body = tpl.stamp(round);
                 let id = next_request_id(&state);
-                let out = ingest(&state, Endpoint::HttpV2, Region::Us, body, body.len(), id);
+                let out = ingest(&state, Api::HttpV2, Region::Us, body, body.len(), id);
                 debug_assert_eq!(out.body.code, 200);
                 black_box(serde_json::to_vec(&out.body).unwrap())
             })

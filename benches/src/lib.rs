@@ -185,7 +185,7 @@ mod tests {
         let body = t.stamp(9).to_vec();
         let out = amplitude_mock::bench_internals::ingest(
             &state,
-            amplitude_mock::bench_internals::Endpoint::HttpV2,
+            amplitude_mock::bench_internals::Api::HttpV2,
             amplitude_mock::Region::Us,
             &body,
             body.len(),

@@ -182,6 +182,13 @@ struct SenderArgs {
     /// Seed of the backoff jitter.
     #[arg(long, default_value_t = defaults::SEED)]
     seed: u64,
+    /// Compact the durable queue's log past this many bytes (default 64 MiB).
+    #[arg(long, default_value_t = defaults::COMPACT_LOG_BYTES)]
+    compact_log_bytes: u64,
+    /// Size cap of the durable queue's log, bytes: past it an append fails as on a full disk
+    /// (default: none; for tests).
+    #[arg(long)]
+    max_log_bytes: Option<u64>,
     /// Merge consecutive `$set`-only `$identify` events of one user that are still queued
     /// (saves user-property budget; the merged-away events are reported as dropped).
     #[arg(long)]
@@ -359,6 +366,8 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
         url,
         state_dir: state_dir.clone(),
         request_timeout_ms: a.request_timeout_ms,
+        compact_log_bytes: a.compact_log_bytes,
+        max_log_bytes: a.max_log_bytes,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

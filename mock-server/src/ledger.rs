@@ -5,6 +5,7 @@
 //! Memory is bounded by [`LedgerConfig`]: the oldest stored events and journal entries are
 //! evicted past the configured caps; the counters stay exact.
 
+use amplitude_wire::Api;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -66,22 +67,6 @@ impl LedgerConfig {
     }
 }
 
-/// The ingestion API an event or request came through (spec §1.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Endpoint {
-    /// `POST /2/httpapi`.
-    HttpV2,
-    /// `POST /batch`.
-    Batch,
-    /// `GET|POST /identify`.
-    Identify,
-    /// `POST /groupidentify`.
-    GroupIdentify,
-    /// `POST /attribution`.
-    Attribution,
-}
-
 /// One stored event as `/__mock/events` returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredEvent {
@@ -94,7 +79,7 @@ pub struct StoredEvent {
     /// ms since the epoch at which the mock accepted the request (spec §4).
     pub server_upload_time: i64,
     /// The API it came through.
-    pub endpoint: Endpoint,
+    pub endpoint: Api,
     /// The event as stored: as sent, except strings truncated per the profile (spec §3.4).
     pub event: Box<RawValue>,
     /// Project API key, for filtering; never serialized.
@@ -158,7 +143,7 @@ pub struct PropertyDropRecord {
     /// The request it came in (see `/__mock/requests`).
     pub request_id: u64,
     /// The API it came through.
-    pub endpoint: Endpoint,
+    pub endpoint: Api,
     /// Its index in that request's `events` (or `identification` array).
     pub index: usize,
     /// Amplitude ID the mock assigned (see `/__mock/users`).
@@ -520,7 +505,7 @@ impl Ledger {
         request_id: u64,
         project_id: u32,
         api_key: &Arc<str>,
-        endpoint: Endpoint,
+        endpoint: Api,
         server_upload_time: i64,
         events: Vec<NewEvent>,
     ) -> u64 {

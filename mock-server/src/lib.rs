@@ -309,9 +309,9 @@ pub struct CrateReadmeDoctests;
 #[doc(hidden)]
 pub mod bench_internals {
     pub use crate::dedup::{fingerprint, DedupStore};
-    pub use crate::ledger::Endpoint;
     pub use crate::limits::{LimitConfig, Limiter, Usage};
     pub use crate::routes::ingest::Outcome;
+    pub use amplitude_wire::Api;
 
     use crate::projects::Region;
     use crate::state::MockState;
@@ -321,7 +321,7 @@ pub mod bench_internals {
     /// `payload_size_bytes` as the 200 reports it, `request_id` from [`next_request_id`].
     pub fn ingest(
         state: &MockState,
-        endpoint: Endpoint,
+        endpoint: Api,
         region: Region,
         body: &[u8],
         payload_size_bytes: usize,

@@ -4,22 +4,17 @@
 //! ...) is read from the ledger and the rule stores when scraped, so the two views never
 //! disagree.
 
+use amplitude_wire::Api;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Route label of a request (bounded set: unknown paths are `other`).
+/// Route label of a request (bounded set: unknown paths are `other`). The ingestion routes
+/// are [`amplitude_wire::Api`]'s, one list of paths for the mock and its clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// `/2/httpapi`.
-    HttpV2,
-    /// `/batch`.
-    Batch,
-    /// `/identify`.
-    Identify,
-    /// `/groupidentify`.
-    GroupIdentify,
+    /// An ingestion API: `/2/httpapi`, `/batch`, `/identify`, `/groupidentify`,
     /// `/attribution`.
-    Attribution,
+    Api(Api),
     /// `/__mock/...`.
     Admin,
     /// `/metrics`.
@@ -29,11 +24,11 @@ pub enum Route {
 }
 
 pub(crate) const ROUTES: [Route; 8] = [
-    Route::HttpV2,
-    Route::Batch,
-    Route::Identify,
-    Route::GroupIdentify,
-    Route::Attribution,
+    Route::Api(Api::ALL[0]),
+    Route::Api(Api::ALL[1]),
+    Route::Api(Api::ALL[2]),
+    Route::Api(Api::ALL[3]),
+    Route::Api(Api::ALL[4]),
     Route::Admin,
     Route::Metrics,
     Route::Other,
@@ -42,34 +37,34 @@ pub(crate) const ROUTES: [Route; 8] = [
 impl Route {
     /// The route of `path`.
     pub fn of(path: &str) -> Self {
+        if let Some(api) = Api::from_path(path) {
+            return Self::Api(api);
+        }
         match path {
-            "/2/httpapi" => Self::HttpV2,
-            "/batch" => Self::Batch,
-            "/identify" => Self::Identify,
-            "/groupidentify" => Self::GroupIdentify,
-            "/attribution" => Self::Attribution,
             "/metrics" => Self::Metrics,
             p if p == "/__mock" || p.starts_with("/__mock/") => Self::Admin,
             _ => Self::Other,
         }
     }
 
-    /// The label value.
+    /// The label value: the API's path, `/__mock`, `/metrics` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::HttpV2 => "/2/httpapi",
-            Self::Batch => "/batch",
-            Self::Identify => "/identify",
-            Self::GroupIdentify => "/groupidentify",
-            Self::Attribution => "/attribution",
+            Self::Api(api) => api.path(),
             Self::Admin => "/__mock",
             Self::Metrics => "/metrics",
             Self::Other => "other",
         }
     }
 
+    /// Position in `ROUTES`.
     pub(crate) fn index(self) -> usize {
-        self as usize
+        match self {
+            Self::Api(api) => api.index(),
+            Self::Admin => Api::ALL.len(),
+            Self::Metrics => Api::ALL.len() + 1,
+            Self::Other => Api::ALL.len() + 2,
+        }
     }
 }
 
@@ -182,5 +177,23 @@ impl Metrics {
         }
         self.throttled_identities.store(0, Relaxed);
         self.body_timeouts.store(0, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_indexed_in_order_and_ingest_labels_are_the_api_paths() {
+        for (i, r) in ROUTES.into_iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert_eq!(Route::of(r.as_str()), r);
+        }
+        for api in Api::ALL {
+            assert_eq!(Route::of(api.path()), Route::Api(api));
+        }
+        assert_eq!(Route::of("/__mock/events"), Route::Admin);
+        assert_eq!(Route::of("/nope"), Route::Other);
     }
 }

@@ -13,7 +13,7 @@
 use crate::clock::Clock;
 use crate::faults::{canned_body, CannedContext, Delivery, FaultRequest, Plan, RequestIds};
 use crate::http_util::{amplitude_response, preflight, response, FaultBody, ResponseBodyType};
-use crate::ledger::{Endpoint, JournalEntry, RejectReason};
+use crate::ledger::{JournalEntry, RejectReason};
 use crate::metrics::Route;
 use crate::projects::{redact_key, Region};
 use crate::routes::exchange::{new_entry, receive, upload_limit, Arrival, Handled, Received};
@@ -21,6 +21,7 @@ use crate::routes::{admin, identify, ingest};
 use crate::state::MockState;
 use crate::steps::ForcedThrottle;
 use crate::tls::TlsIdentity;
+use amplitude_wire::Api;
 use amplitude_wire::{error_text, ResponseBody};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response};
@@ -440,21 +441,21 @@ async fn handle(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RouteKind {
     /// `POST /2/httpapi`, `POST /batch`: the ingestion pipeline.
-    Upload(Endpoint),
+    Upload(Api),
     /// `/identify`, `/groupidentify`, `/attribution`: form parameters.
-    Identify(Endpoint),
+    Identify(Api),
     /// Anything else: 400 `Invalid request path`.
     Invalid,
 }
 
 impl RouteKind {
     fn of(method: &Method, path: &str) -> Self {
-        match (method, path) {
-            (&Method::POST, "/2/httpapi") => Self::Upload(Endpoint::HttpV2),
-            (&Method::POST, "/batch") => Self::Upload(Endpoint::Batch),
-            (&Method::POST | &Method::GET, "/identify") => Self::Identify(Endpoint::Identify),
-            (&Method::POST, "/groupidentify") => Self::Identify(Endpoint::GroupIdentify),
-            (&Method::POST, "/attribution") => Self::Identify(Endpoint::Attribution),
+        match (method, Api::from_path(path)) {
+            (&Method::POST, Some(api @ (Api::HttpV2 | Api::Batch))) => Self::Upload(api),
+            (&Method::POST | &Method::GET, Some(Api::Identify)) => Self::Identify(Api::Identify),
+            (&Method::POST, Some(api @ (Api::GroupIdentify | Api::Attribution))) => {
+                Self::Identify(api)
+            }
             _ => Self::Invalid,
         }
     }
@@ -466,7 +467,7 @@ fn body_limit(state: &MockState, route: RouteKind) -> usize {
     match route {
         RouteKind::Upload(endpoint) => upload_limit(state, endpoint),
         RouteKind::Identify(_) => state.config.profile.megabytes(1),
-        RouteKind::Invalid => upload_limit(state, Endpoint::Batch),
+        RouteKind::Invalid => upload_limit(state, Api::Batch),
     }
 }
 
@@ -704,7 +705,7 @@ async fn fault(
             let limit = if plan.run_pipeline {
                 body_limit(state, route)
             } else {
-                upload_limit(state, Endpoint::Batch)
+                upload_limit(state, Api::Batch)
             };
             receive(state, ctx.arrival(remote), req, limit).await
         }
@@ -712,7 +713,7 @@ async fn fault(
     let profile = &state.config.profile;
     let mut canned = CannedContext {
         eps_threshold: u64::from(match route {
-            RouteKind::Upload(Endpoint::Batch) => state.config.limits.eps_threshold_batch,
+            RouteKind::Upload(Api::Batch) => state.config.limits.eps_threshold_batch,
             _ => state.config.limits.eps_threshold_http_v2,
         }),
         events: 0,

@@ -7,20 +7,21 @@
 //!   (spec §8.1), counted in the ledger.
 
 use crate::dedup::fingerprint;
-use crate::ledger::{Endpoint, RejectReason};
+use crate::ledger::RejectReason;
 use crate::limits::{limited_body, LimitConfig, Usage};
 use crate::profile::Limits;
 use crate::projects::Project;
 use crate::properties::{PropertyConfig, PropertyOutcome};
 use crate::state::MockState;
+use amplitude_wire::Api;
 use amplitude_wire::{limits as wl, RateMap, ResponseBody};
 use serde_json::{Map, Value};
 
 /// The limiter settings of `endpoint` for a project (spec §8.1): Batch has its own EPS
 /// threshold; HTTP V2 and the identify APIs share V2's (spec §10 "Throttling").
-pub(crate) fn limit_config(limits: &Limits, endpoint: Endpoint) -> LimitConfig {
+pub(crate) fn limit_config(limits: &Limits, endpoint: Api) -> LimitConfig {
     let eps_threshold = match endpoint {
-        Endpoint::Batch => limits.eps_threshold_batch,
+        Api::Batch => limits.eps_threshold_batch,
         _ => limits.eps_threshold_http_v2,
     };
     LimitConfig {
@@ -52,11 +53,11 @@ impl ForcedThrottle<'_> {
 /// Key of an identity's limiter counters: project, counter family, kind, id. Each endpoint
 /// family counts in its own windows: Batch, HTTP V2, and the identify APIs (identify traffic
 /// and event traffic do not share windows).
-fn identity_key(project: u32, endpoint: Endpoint, device: bool, id: &str) -> u64 {
+fn identity_key(project: u32, endpoint: Api, device: bool, id: &str) -> u64 {
     let family: &[u8] = match endpoint {
-        Endpoint::Batch => b"b",
-        Endpoint::HttpV2 => b"v",
-        Endpoint::Identify | Endpoint::GroupIdentify | Endpoint::Attribution => b"i",
+        Api::Batch => b"b",
+        Api::HttpV2 => b"v",
+        Api::Identify | Api::GroupIdentify | Api::Attribution => b"i",
     };
     let kind: &[u8] = if device { b"d" } else { b"u" };
     fingerprint(&[&project.to_le_bytes(), family, kind, id.as_bytes()])
@@ -95,14 +96,14 @@ pub(crate) struct Limited {
 pub(crate) fn throttle(
     state: &MockState,
     project: &Project,
-    endpoint: Endpoint,
+    endpoint: Api,
     items: &[[Option<&str>; 2]],
     forced: ForcedThrottle<'_>,
     now: i64,
 ) -> Option<Limited> {
     let profile = &state.config.profile;
     let cfg = limit_config(&project.limits, endpoint);
-    let quota_applies = endpoint == Endpoint::Batch || profile.daily_quota_on_http_v2;
+    let quota_applies = endpoint == Api::Batch || profile.daily_quota_on_http_v2;
     let mut identities: Vec<Identity<'_>> = Vec::new();
     let mut slots: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
     let mut item_slots: Vec<[Option<usize>; 2]> = Vec::with_capacity(items.len());

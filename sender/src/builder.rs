@@ -30,6 +30,7 @@ pub struct SenderBuilder {
     request_timeout: Option<Duration>,
     max_attempts: Option<u32>,
     seed: Option<u64>,
+    max_log_bytes: Option<u64>,
 }
 
 impl SenderBuilder {
@@ -46,6 +47,7 @@ impl SenderBuilder {
             request_timeout: None,
             max_attempts: None,
             seed: None,
+            max_log_bytes: None,
         }
     }
 
@@ -107,6 +109,14 @@ impl SenderBuilder {
         self
     }
 
+    /// Caps the durable queue's log at `bytes` (default: no cap): past it `track` fails as
+    /// on a full disk, until delivered events' space is reclaimed. For testing the
+    /// disk-full path (see [`SenderConfig::max_log_bytes`]).
+    pub fn max_log_bytes(mut self, bytes: u64) -> Self {
+        self.max_log_bytes = Some(bytes);
+        self
+    }
+
     /// The full configuration this builder would start with (every knob of
     /// [`crate::CoreConfig`] can then be changed and passed to [`SenderBuilder::config`]).
     /// Errors with [`SenderError::NoStateDir`] when no state directory was given.
@@ -134,6 +144,9 @@ impl SenderBuilder {
         }
         if let Some(s) = self.seed {
             c.core.seed = s;
+        }
+        if let Some(n) = self.max_log_bytes {
+            c.max_log_bytes = Some(n);
         }
         Ok(c)
     }

@@ -119,6 +119,14 @@ pub struct SenderConfig {
     /// Whole-request timeout (connect, send, read the body), ms. Default 10,000 (the SDKs'
     /// value, spec §2 "Client timeouts").
     pub request_timeout_ms: u64,
+    /// Compact the durable queue's log when it grows past this many bytes (and twice its
+    /// size after the last compaction). Default [`defaults::COMPACT_LOG_BYTES`] (64 MiB).
+    pub compact_log_bytes: u64,
+    /// Size cap of the durable queue's log, bytes (default none). An append that would
+    /// pass it fails as a full disk would (`ErrorKind::StorageFull`): `track` returns the
+    /// error, nothing queued is lost, and appends succeed again once compaction has freed
+    /// the space confirmed events took. Meant for testing the disk-full path.
+    pub max_log_bytes: Option<u64>,
 }
 
 impl SenderConfig {
@@ -134,6 +142,8 @@ impl SenderConfig {
             url: url.into(),
             state_dir: state_dir.into(),
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
+            compact_log_bytes: defaults::COMPACT_LOG_BYTES,
+            max_log_bytes: None,
         }
     }
 }

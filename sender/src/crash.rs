@@ -5,7 +5,10 @@
 //! `appended` (fsync'd, not yet acknowledged), `response` (a response's status received, its
 //! body not yet read), `delivered` (a 200 handled, its confirmation not yet logged), `mark`
 //! (confirmation marks buffered), `dead_letter` (dead letters fsync'd, their `D` mark not
-//! written), `compact` (the rewritten log fsync'd under its temporary name, not yet renamed).
+//! written), `compact` (at open: the rewritten log fsync'd under its temporary name, not yet
+//! renamed), `compact_runtime` (the same during a compaction of the running writer, past
+//! `compact_log_bytes`), `compacted_runtime` (that rewrite renamed over the log, the
+//! directory not yet fsync'd).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -38,6 +38,9 @@ pub const MAX_FAILING_RESENDS_PER_S: u32 = 8;
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Drain deadline of a shutdown at end of input or SIGTERM, ms: 30,000.
 pub const DRAIN_DEADLINE_MS: u64 = 30_000;
+/// The durable queue's log is compacted (rewritten with only its pending events) when it
+/// grows past this many bytes and twice its size after the last compaction: 64 MiB.
+pub const COMPACT_LOG_BYTES: u64 = 64 << 20;
 /// Seed of the backoff jitter: 0.
 pub const SEED: u64 = 0;
 

@@ -7,7 +7,7 @@ use super::core::{Core, CoreStats, Effect};
 use super::event::{EventKey, QueuedEvent};
 use super::outcome::{Outcome, OutcomeKind};
 use super::pacing::RequestId;
-use super::queue::{DurableQueue, QueueError};
+use super::queue::{DurableQueue, LogLimits, QueueError};
 use super::response::HttpResult;
 use amplitude_wire::Event;
 use std::collections::HashMap;
@@ -97,7 +97,13 @@ impl Sender {
     pub async fn start(
         config: SenderConfig,
     ) -> Result<(Self, mpsc::UnboundedReceiver<Outcome>), SenderError> {
-        let (queue, pending, next_key) = DurableQueue::open(&config.state_dir)?;
+        let (queue, pending, next_key) = DurableQueue::open(
+            &config.state_dir,
+            LogLimits {
+                compact_bytes: config.compact_log_bytes,
+                max_bytes: config.max_log_bytes,
+            },
+        )?;
         let queue = Arc::new(queue);
         let client = http_client(&config)?;
         let mut core = Core::new(config.core.clone());

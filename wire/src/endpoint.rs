@@ -1,5 +1,7 @@
 //! The two event-ingestion endpoints (spec §1.1) and their request limits (spec §3.4, §8.1),
-//! the one vocabulary of the mock, loadgen, the sender and the conformance runner.
+//! the one vocabulary of the mock, loadgen, the sender and the conformance runner; and the
+//! five ingestion APIs ([`Api`]: the two endpoints plus Identify, Group Identify and
+//! Attribution), the one list of the mock's ingestion routes.
 
 use crate::limits;
 use serde::{Deserialize, Serialize};
@@ -90,6 +92,92 @@ impl Endpoint {
     }
 }
 
+/// An Amplitude ingestion API (spec §1.1): the two event endpoints and the three
+/// property / attribution APIs. Written `http_v2`, `batch`, `identify`, `group_identify`,
+/// `attribution` in the mock's JSON (`/__mock/events`, `/__mock/requests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// `POST /2/httpapi`.
+    HttpV2,
+    /// `POST /batch`.
+    Batch,
+    /// `GET|POST /identify`.
+    Identify,
+    /// `POST /groupidentify`.
+    GroupIdentify,
+    /// `POST /attribution`.
+    Attribution,
+}
+
+impl Api {
+    /// The five APIs, in this order (the event endpoints first).
+    pub const ALL: [Api; 5] = [
+        Api::HttpV2,
+        Api::Batch,
+        Api::Identify,
+        Api::GroupIdentify,
+        Api::Attribution,
+    ];
+
+    /// URL path: `/2/httpapi`, `/batch`, `/identify`, `/groupidentify` or `/attribution`.
+    pub const fn path(self) -> &'static str {
+        match self {
+            Self::HttpV2 => limits::HTTP_V2_PATH,
+            Self::Batch => limits::BATCH_PATH,
+            Self::Identify => "/identify",
+            Self::GroupIdentify => "/groupidentify",
+            Self::Attribution => "/attribution",
+        }
+    }
+
+    /// The API served at URL path `path`, if any.
+    pub fn from_path(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.path() == path)
+    }
+
+    /// Name as written in the mock's JSON: `http_v2`, `batch`, `identify`, `group_identify`
+    /// or `attribution`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpV2 => "http_v2",
+            Self::Batch => "batch",
+            Self::Identify => "identify",
+            Self::GroupIdentify => "group_identify",
+            Self::Attribution => "attribution",
+        }
+    }
+
+    /// The event endpoint this API is, if it is one (HTTP V2 or Batch).
+    pub const fn endpoint(self) -> Option<Endpoint> {
+        match self {
+            Self::HttpV2 => Some(Endpoint::HttpV2),
+            Self::Batch => Some(Endpoint::Batch),
+            Self::Identify | Self::GroupIdentify | Self::Attribution => None,
+        }
+    }
+
+    /// Position in [`Api::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            Self::HttpV2 => 0,
+            Self::Batch => 1,
+            Self::Identify => 2,
+            Self::GroupIdentify => 3,
+            Self::Attribution => 4,
+        }
+    }
+}
+
+impl From<Endpoint> for Api {
+    fn from(e: Endpoint) -> Self {
+        match e {
+            Endpoint::HttpV2 => Self::HttpV2,
+            Endpoint::Batch => Self::Batch,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +197,25 @@ mod tests {
         assert_eq!(Endpoint::from_path("/identify"), None);
         assert_eq!(Endpoint::HttpV2.eps_threshold(), 30);
         assert_eq!(Endpoint::default(), Endpoint::HttpV2);
+    }
+
+    #[test]
+    fn apis_names_paths_and_endpoints() {
+        for (i, a) in Api::ALL.into_iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(Api::from_path(a.path()), Some(a));
+            let json = format!("\"{}\"", a.as_str());
+            assert_eq!(
+                serde_json::to_string(&a).ok().as_deref(),
+                Some(json.as_str())
+            );
+            if let Some(e) = a.endpoint() {
+                assert_eq!(Api::from(e), a);
+                assert_eq!(e.path(), a.path());
+                assert_eq!(e.as_str(), a.as_str());
+            }
+        }
+        assert_eq!(Api::from_path("/__mock/events"), None);
+        assert_eq!(Api::Identify.endpoint(), None);
     }
 }

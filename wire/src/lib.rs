@@ -21,7 +21,7 @@ mod region;
 mod request;
 mod response;
 
-pub use endpoint::Endpoint;
+pub use endpoint::{Api, Endpoint};
 pub use region::Region;
 pub use request::{Event, UploadOptions, UploadRequest};
 pub use response::{error_text, IndexMap, RateMap, ResponseBody};

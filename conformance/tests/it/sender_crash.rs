@@ -301,10 +301,22 @@ const POINTS: [&str; 7] = [
 /// dead-lettered) and stdin closed; with `crash`, the child aborts at that crash point.
 /// Returns whether it died by a signal.
 fn crash_round(url: &str, dir: &Path, seqs: &[i64], crash: Option<(&str, u64)>) -> bool {
+    crash_round_with(url, dir, seqs, crash, &[])
+}
+
+/// [`crash_round`] with extra command-line arguments for the child.
+fn crash_round_with(
+    url: &str,
+    dir: &Path,
+    seqs: &[i64],
+    crash: Option<(&str, u64)>,
+    extra: &[&str],
+) -> bool {
     let mut cmd = Command::new(reference_exe());
     cmd.args(["sender", "--state-dir"])
         .arg(dir)
         .args(["--batch-size", "25", "--flush-interval-ms", "5"])
+        .args(extra)
         .args([
             "--eps-limit",
             "0",
@@ -408,4 +420,71 @@ async fn aborts_at_named_crash_points_lose_nothing_and_duplicate_only_by_insert_
         .unwrap()
         .iter()
         .all(|(e, _)| e.get("event_properties").is_none()));
+}
+
+/// Crash points of the runtime compaction: the rewritten log fsync'd under its temporary
+/// name, and renamed over the log (directory not yet fsync'd).
+const COMPACTION_POINTS: [&str; 2] = ["compact_runtime", "compacted_runtime"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborts_during_runtime_compaction_lose_nothing_and_duplicate_only_by_insert_id() {
+    // a 4 KiB compaction threshold makes the writer compact the log at runtime (not only the
+    // rewrite at start: each run appends 150+ events, ~20 KiB); 12 rounds abort in the first
+    // runtime compaction of the run, before or after its rename, alternately
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(Flaky(AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+    let url = format!("{}/2/httpapi", server.uri());
+    let dir = state_dir("sender-crash-compaction");
+    let mut accepted: BTreeSet<i64> = BTreeSet::new();
+    let mut crashed: BTreeMap<&str, usize> = BTreeMap::new();
+    const PER_ROUND: i64 = 150;
+    const ROUNDS: i64 = 12;
+    let extra = ["--compact-log-bytes", "4096"];
+    for round_no in 0..ROUNDS {
+        let point = COMPACTION_POINTS[(round_no as usize) % COMPACTION_POINTS.len()];
+        // after the first compaction the threshold is twice the compacted size: one per run
+        let pass = 1;
+        let todo: Vec<i64> = (0..(round_no + 1) * PER_ROUND)
+            .filter(|s| !accepted.contains(s))
+            .collect();
+        let (u, d) = (url.clone(), dir.clone());
+        let died = tokio::task::spawn_blocking(move || {
+            crash_round_with(&u, &d, &todo, Some((point, pass)), &extra)
+        })
+        .await
+        .unwrap();
+        if died {
+            *crashed.entry(point).or_default() += 1;
+        }
+        accepted.extend(pending_in_log(&dir));
+        accepted.extend(received(&server).await.keys());
+    }
+    for p in COMPACTION_POINTS {
+        assert!(
+            crashed.get(p).copied().unwrap_or(0) > 0,
+            "never crashed at {p}: {crashed:?}"
+        );
+    }
+    let total = ROUNDS * PER_ROUND;
+    let todo: Vec<i64> = (0..total).filter(|s| !accepted.contains(s)).collect();
+    let (u, d) = (url.clone(), dir.clone());
+    tokio::task::spawn_blocking(move || crash_round_with(&u, &d, &todo, None, &extra))
+        .await
+        .unwrap();
+    let got = received(&server).await;
+    let missing: Vec<i64> = (0..total).filter(|s| !got.contains_key(s)).collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let reinvented: Vec<(&i64, &BTreeSet<String>)> =
+        got.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        reinvented.is_empty(),
+        "re-sent with a new insert_id: {reinvented:?}"
+    );
+    assert!(
+        pending_in_log(&dir).is_empty(),
+        "the final run drained the queue"
+    );
 }

@@ -5,9 +5,10 @@
 use crate::clock::Clock;
 use crate::http_util::body::{gunzip_limited, read_limited, BodyError};
 use crate::http_util::{amplitude_response, content_length, header_str, is_gzip, query_params};
-use crate::ledger::{Endpoint, JournalEntry};
+use crate::ledger::JournalEntry;
 use crate::projects::{redact_key, Region};
 use crate::state::MockState;
+use amplitude_wire::Api;
 use amplitude_wire::ResponseBody;
 use bytes::Bytes;
 use http::{header, Request};
@@ -230,10 +231,9 @@ fn body_timeout(entry: JournalEntry) -> Handled {
 }
 
 /// Most body bytes of an upload to `endpoint` (spec §3.4): 20 MB for `/batch`, else 1 MB.
-pub(crate) fn upload_limit(state: &MockState, endpoint: Endpoint) -> usize {
-    let wire = match endpoint {
-        Endpoint::Batch => amplitude_wire::Endpoint::Batch,
-        _ => amplitude_wire::Endpoint::HttpV2,
-    };
+pub(crate) fn upload_limit(state: &MockState, endpoint: Api) -> usize {
+    let wire = endpoint
+        .endpoint()
+        .unwrap_or(amplitude_wire::Endpoint::HttpV2);
     state.config.profile.megabytes(wire.body_limit_mb())
 }

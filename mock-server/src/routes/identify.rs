@@ -6,12 +6,13 @@
 //! EPS limit of HTTP V2 (spec §10 "Throttling").
 
 use crate::clock::Clock;
-use crate::ledger::{Endpoint, NewEvent, PropertyDropRecord, RejectReason};
+use crate::ledger::{NewEvent, PropertyDropRecord, RejectReason};
 use crate::projects::{redact_key, Project, Region};
 use crate::routes::exchange::{Handled, Received};
 use crate::state::MockState;
 use crate::steps::{apply_user_properties, property_config, throttle, ForcedThrottle};
 use amplitude_wire::limits as wl;
+use amplitude_wire::Api;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -67,7 +68,7 @@ fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 /// form parameters.
 pub(crate) fn identify(
     state: &MockState,
-    endpoint: Endpoint,
+    endpoint: Api,
     region: Region,
     params: &HashMap<String, String>,
     request_id: u64,
@@ -82,7 +83,7 @@ pub(crate) fn identify(
     };
     let now = state.clock.now_ms();
     let mut out = match endpoint {
-        Endpoint::Attribution => attribution(state, &project, params.get("event"), request_id, now),
+        Api::Attribution => attribution(state, &project, params.get("event"), request_id, now),
         _ => {
             let Some(items) = identifications(params.get("identification")) else {
                 return TextOutcome {
@@ -90,7 +91,7 @@ pub(crate) fn identify(
                     ..text(400, "missing_event", Some(RejectReason::MissingField), 0)
                 };
             };
-            if endpoint == Endpoint::GroupIdentify {
+            if endpoint == Api::GroupIdentify {
                 group_identify(state, project.id, &items)
             } else {
                 user_identify(state, &project, endpoint, &items, request_id, now)
@@ -104,7 +105,7 @@ pub(crate) fn identify(
 fn user_identify(
     state: &MockState,
     project: &Project,
-    endpoint: Endpoint,
+    endpoint: Api,
     items: &[Map<String, Value>],
     request_id: u64,
     now: i64,
@@ -241,7 +242,7 @@ fn attribution(
             request_id,
             project.id,
             &project.api_key,
-            Endpoint::Attribution,
+            Api::Attribution,
             now,
             vec![NewEvent {
                 event: raw,
@@ -254,7 +255,7 @@ fn attribution(
 
 /// `/identify`, `/groupidentify`, `/attribution`: parameters from the query string and a
 /// form-urlencoded body (spec §10-§12), at most 1 MB; once the body is in.
-pub(crate) fn answer(state: &MockState, endpoint: Endpoint, received: Received) -> Handled {
+pub(crate) fn answer(state: &MockState, endpoint: Api, received: Received) -> Handled {
     let Received {
         mut entry,
         id,

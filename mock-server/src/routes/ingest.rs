@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::dedup::fingerprint;
 use crate::http_util::amplitude_response;
 use crate::http_util::body::BodyError;
-use crate::ledger::{Endpoint, NewEvent, PropertyDropRecord, RejectReason};
+use crate::ledger::{NewEvent, PropertyDropRecord, RejectReason};
 use crate::profile::DedupKey;
 use crate::projects::{redact_key, Project, Region};
 use crate::properties::PropertyConfig;
@@ -20,6 +20,7 @@ use crate::steps::{
     apply_user_properties, limit_config, property_config, throttle, ForcedThrottle,
 };
 use crate::validate::{apply_fixes, Fixes, Issues};
+use amplitude_wire::Api;
 use amplitude_wire::{error_text, limits as wl, ResponseBody};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -186,7 +187,7 @@ fn id_of<'a>(ev: &'a ScannedEvent<'_>, fixes: &Fixes) -> (Option<&'a str>, Optio
 /// identities a `throttle` fault forces into the 429.
 pub(crate) fn ingest(
     state: &MockState,
-    endpoint: Endpoint,
+    endpoint: Api,
     region: Region,
     body: &[u8],
     payload_size_bytes: usize,
@@ -261,7 +262,7 @@ pub(crate) fn ingest(
 
 fn ingest_events(
     state: &MockState,
-    endpoint: Endpoint,
+    endpoint: Api,
     project: &Arc<Project>,
     text: &str,
     upload: &RawUpload<'_>,
@@ -542,7 +543,7 @@ fn apply_properties(
 /// `/2/httpapi`, `/batch` once the body is in.
 pub(crate) fn upload(
     state: &MockState,
-    endpoint: Endpoint,
+    endpoint: Api,
     received: Received,
     forced: ForcedThrottle<'_>,
 ) -> Handled {

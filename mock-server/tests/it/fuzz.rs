@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
 
-use amplitude_mock::bench_internals::{ingest, Endpoint};
+use amplitude_mock::bench_internals::{ingest, Api};
 use amplitude_mock::{MockClock, MockConfig, MockServer, MockState, ProjectConfig, Region};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -88,7 +88,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn check(state: &MockState, body: &[u8], id: u64) {
-    for endpoint in [Endpoint::HttpV2, Endpoint::Batch] {
+    for endpoint in [Api::HttpV2, Api::Batch] {
         let out = ingest(state, endpoint, Region::Us, body, body.len(), id);
         assert!(
             [200, 400, 413, 429].contains(&out.body.code),

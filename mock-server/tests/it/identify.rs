@@ -394,10 +394,7 @@ async fn attribution_stores_a_valid_event_and_rejects_a_bad_one() {
     );
     let stored = mock.events();
     assert_eq!(stored.len(), 1);
-    assert_eq!(
-        stored[0].endpoint,
-        amplitude_mock::ledger::Endpoint::Attribution
-    );
+    assert_eq!(stored[0].endpoint, amplitude_wire::Api::Attribution);
     let stats = mock.stats();
     assert_eq!(
         (

@@ -130,3 +130,34 @@ async fn stored_events_answer_their_ids_and_duplicates_are_one_call_away() {
     let last = mock.events().pop().unwrap();
     assert_eq!((last.insert_id(), last.user_id()), (None, None));
 }
+
+#[tokio::test]
+async fn stored_events_and_route_labels_name_the_api_as_before() {
+    // the ledger's and /metrics' route names come from amplitude_wire::Api: JSON unchanged
+    let mock = builder().start().await;
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(1, "device-1")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&mock, "/batch", &upload(&events(1, "device-2")))
+            .await
+            .0,
+        200
+    );
+    let (_, v) = get_json(&mock, "/__mock/events").await;
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["http_v2", "batch"]);
+    let m = mock.metrics_text();
+    for route in ["/2/httpapi", "/batch"] {
+        let line = format!("amplitude_mock_requests_total{{route=\"{route}\",status=\"200\"}} 1");
+        assert!(m.lines().any(|l| l == line), "{line} in {m}");
+    }
+}

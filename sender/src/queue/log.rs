@@ -35,6 +35,8 @@ pub struct Log {
     /// File length after the last successful [`Log::sync`], bytes: what a failed write
     /// (disk full) is rolled back to.
     durable: u64,
+    /// Most bytes the file may hold before an event record is refused (simulated disk full).
+    cap: Option<u64>,
 }
 
 /// Parses log bytes: every record up to the first torn or unreadable line.
@@ -106,7 +108,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Log {
     /// Opens (creating) the log in `dir`, recovers the pending events, and compacts the file
     /// to hold only them (written to a temporary file, fsync'd, renamed, directory fsync'd).
-    pub fn open(dir: &Path) -> io::Result<(Self, Recovered)> {
+    /// With `cap`, an append of event records that would make the file longer than `cap`
+    /// bytes fails with [`io::ErrorKind::StorageFull`] (as a full disk would).
+    pub fn open(dir: &Path, cap: Option<u64>) -> io::Result<(Self, Recovered)> {
         fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
         let bytes = match fs::read(&path) {
@@ -125,7 +129,7 @@ impl Log {
                 "torn or unreadable tail of the queue log discarded (events it held were never acknowledged)"
             );
         }
-        let written = rewrite(dir, &recovered.pending)?;
+        let written = rewrite(dir, &recovered.pending, "compact")?;
         let file = OpenOptions::new().append(true).open(&path)?;
         Ok((
             Self {
@@ -133,13 +137,40 @@ impl Log {
                 out: BufWriter::with_capacity(1 << 20, file),
                 written,
                 durable: written,
+                cap,
             },
             recovered,
         ))
     }
 
-    /// Buffers `A` records for `events` (durable after [`Log::sync`]).
+    /// Bytes the `A` records of `events` take.
+    pub fn record_bytes(events: &[QueuedEvent]) -> u64 {
+        events
+            .iter()
+            .map(|e| (format!("A {} ", e.key).len() + e.json.len() + 1) as u64)
+            .sum()
+    }
+
+    /// Whether appending `bytes` more would pass the size cap.
+    pub fn over_cap(&self, bytes: u64) -> bool {
+        self.cap
+            .is_some_and(|cap| self.written.saturating_add(bytes) > cap)
+    }
+
+    /// Buffers `A` records for `events` (durable after [`Log::sync`]). Fails with
+    /// [`io::ErrorKind::StorageFull`], writing nothing, when they would pass the size cap.
     pub fn append(&mut self, events: &[QueuedEvent]) -> io::Result<()> {
+        let bytes = Self::record_bytes(events);
+        if self.over_cap(bytes) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "no space left for the queue log: {bytes} more bytes would pass max_log_bytes ({} bytes, {} used)",
+                    self.cap.unwrap_or_default(),
+                    self.written
+                ),
+            ));
+        }
         for e in events {
             let head = format!("A {} ", e.key);
             self.out.write_all(head.as_bytes())?;
@@ -203,7 +234,8 @@ impl Log {
         self.sync()?;
         let bytes = fs::read(self.dir.join(LOG_FILE))?;
         let recovered = scan(&bytes);
-        self.written = rewrite(&self.dir, &recovered.pending)?;
+        self.written = rewrite(&self.dir, &recovered.pending, "compact_runtime")?;
+        crate::crash::point("compacted_runtime");
         self.durable = self.written;
         let file = OpenOptions::new()
             .append(true)
@@ -213,7 +245,9 @@ impl Log {
     }
 }
 
-fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)]) -> io::Result<u64> {
+/// Writes `pending` to a temporary file, fsyncs it, passes crash point `point`, renames it
+/// over the log and fsyncs the directory.
+fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)], point: &str) -> io::Result<u64> {
     let tmp = dir.join("queue.log.tmp");
     let mut out = BufWriter::new(File::create(&tmp)?);
     let mut written = 0u64;
@@ -227,7 +261,7 @@ fn rewrite(dir: &Path, pending: &[(EventKey, Vec<u8>)]) -> io::Result<u64> {
     out.flush()?;
     out.get_ref().sync_all()?;
     drop(out);
-    crate::crash::point("compact");
+    crate::crash::point(point);
     fs::rename(&tmp, dir.join(LOG_FILE))?;
     sync_dir(dir)?;
     Ok(written)

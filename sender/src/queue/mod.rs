@@ -58,21 +58,28 @@ pub(crate) struct DurableQueue {
 /// acceptance order, and the next free key.
 pub(crate) type Opened = (DurableQueue, Vec<(EventKey, Vec<u8>)>, EventKey);
 
-/// Compact the log when it grows past this many bytes (and twice its last compacted size).
-const COMPACT_BYTES: u64 = 64 << 20;
+/// Size limits of the queue's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogLimits {
+    /// Compact the log when it grows past this many bytes (and twice its last compacted
+    /// size).
+    pub compact_bytes: u64,
+    /// Refuse appends that would make the log longer than this (simulated disk full).
+    pub max_bytes: Option<u64>,
+}
 
 impl DurableQueue {
     /// Opens the state directory: recovers the pending events (in acceptance order) and the
     /// next free key, and starts the writer thread.
-    pub fn open(dir: &Path) -> Result<Opened, QueueError> {
+    pub fn open(dir: &Path, limits: LogLimits) -> Result<Opened, QueueError> {
         std::fs::create_dir_all(dir)?;
         let lock = DirLock::acquire(dir)?;
-        let (log, recovered) = Log::open(dir)?;
+        let (log, recovered) = Log::open(dir, limits.max_bytes)?;
         let dead = DeadLetters::open(dir)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sender-queue".into())
-            .spawn(move || writer(log, dead, rx))?;
+            .spawn(move || writer(log, dead, rx, limits.compact_bytes))?;
         Ok((
             Self {
                 tx,
@@ -149,14 +156,28 @@ impl Drop for DurableQueue {
     }
 }
 
-fn writer(mut log: Log, mut dead: DeadLetters, rx: mpsc::Receiver<Cmd>) {
-    let mut compact_at = COMPACT_BYTES.max(log.len() * 2);
+fn writer(mut log: Log, mut dead: DeadLetters, rx: mpsc::Receiver<Cmd>, compact_bytes: u64) {
+    let mut compact_at = compact_bytes.max(log.len() * 2);
     while let Ok(first) = rx.recv() {
         let mut cmds = vec![first];
         while cmds.len() < 4_096 {
             match rx.try_recv() {
                 Ok(c) => cmds.push(c),
                 Err(_) => break,
+            }
+        }
+        let appending: u64 = cmds
+            .iter()
+            .map(|c| match c {
+                Cmd::Append(evs, _) | Cmd::Rewrite(evs) => Log::record_bytes(evs),
+                _ => 0,
+            })
+            .sum();
+        if appending > 0 && log.over_cap(appending) {
+            // Size cap reached: what confirmed events took is freed before refusing anything.
+            match log.compact() {
+                Ok(_) => compact_at = compact_bytes.max(log.len() * 2),
+                Err(e) => tracing::error!("durable queue compaction failed: {e}"),
             }
         }
         let result = write_group(&mut log, &mut dead, &mut cmds);
@@ -186,7 +207,7 @@ fn writer(mut log: Log, mut dead: DeadLetters, rx: mpsc::Receiver<Cmd>) {
         }
         if log.len() > compact_at {
             match log.compact() {
-                Ok(_) => compact_at = COMPACT_BYTES.max(log.len() * 2),
+                Ok(_) => compact_at = compact_bytes.max(log.len() * 2),
                 Err(e) => tracing::error!("durable queue compaction failed: {e}"),
             }
         }

@@ -7,6 +7,7 @@ mod common;
 mod against_mock;
 mod against_wiremock;
 mod builder_api;
+mod disk_full;
 mod durability;
 mod model;
 mod state_machine;

@@ -105,3 +105,50 @@ fn the_user_facing_crates_package_with_what_they_need_and_nothing_else() {
         }
     }
 }
+
+/// The sender library a service embeds pulls in none of the kit's test machinery: no mock
+/// (and its certificate generator), no load generator (and its charts and archives), no JUnit
+/// writer (issue 14).
+#[test]
+fn the_sender_library_depends_on_no_test_machinery() {
+    let target = std::env::temp_dir().join(format!("amplitude-kit-tree-{}", std::process::id()));
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "amplitude-sender",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("running cargo tree");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(crates.contains(&"reqwest"), "{tree}");
+    for unwanted in [
+        "amplitude-mock",
+        "amplitude-loadgen",
+        "amplitude-conformance",
+        "rcgen",
+        "plotters",
+        "zip",
+        "quick-junit",
+    ] {
+        assert!(
+            !crates.contains(&unwanted),
+            "amplitude-sender depends on {unwanted}:\n{tree}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ S="steady-trickle heavy-hitter committed-500 outage-recovery dirty-data sdk-outa
    sdk-flush-meets-503 sdk-flush-then-exit sdk-413-batch-recovery sdk-connection-refused sdk-server-starts-late
    sdk-one-user-failing sdk-throttled-device sdk-long-outage sdk-daily-quota-backlog"
 # The browser scenarios, run for the browser adapters only (a page to hide, a profile to keep).
-B="browser-page-hide browser-offline-window browser-throttled-device"
+B="browser-page-hide browser-offline-window browser-throttled-device browser-restart-stored-events sdk-restart-mid-outage"
 # Each adapter and the SDK version its lock file pins.
 ALL="python-sdk:1.3.0 node-sdk:1.5.73 browser-sdk:2.48.1 amplitude-js:8.21.10"
 want=("$@")

@@ -46,6 +46,7 @@ macro_rules! embed {
 static FILES: &[EmbeddedFile] = embed![
     "browser-offline-window.toml",
     "browser-page-hide.toml",
+    "browser-restart-stored-events.toml",
     "browser-throttled-device.toml",
     "committed-500.toml",
     "dirty-data.toml",

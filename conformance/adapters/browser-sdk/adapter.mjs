@@ -355,7 +355,9 @@ async function main() {
   const browserVersion = await browser.version();
   const settingsShown = Object.entries(settings)
     .map(([k, v]) => `${k}=${v === undefined ? '(SDK default)' : v}`).join(' ');
-  log(`${driver.pkg} ${sdkVersion} in ${browserVersion} (${chromium.bin}, headless); contract=${contract} ` +
+  // First field (up to the `;`): what the reports name as the sender's version.
+  log(`${driver.pkg} ${sdkVersion} in Chromium ${browserVersion.replace(/^[^/]*\//, '')}; ` +
+      `browser ${chromium.bin} (headless); contract=${contract} ` +
       `(adapter speaks ${CONTRACT}); restart=${restart}; serverUrl=${url || '(SDK default host)'} ` +
       `useBatch=${useBatch} ${settingsShown} ${budgetDesc}; page origin ${page0.origin}` +
       `${page0.reused ? ' (reused)' : ''}` +

@@ -540,6 +540,72 @@ async fn browser_sdk_verdicts_match_the_published_table() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amplitude_js_verdicts_match_the_published_table() {
+    // amplitude-js 8.21.10 in Debian's headless Chromium, through the legacy API stand-in
+    judge(
+        "amplitude-js",
+        &[
+            Expect {
+                scenario: "steady-trickle",
+                failing: &[],
+                varies: &[],
+                extra: happy,
+            },
+            Expect {
+                scenario: "committed-500",
+                failing: &[],
+                varies: &[],
+                extra: dedup_saved_it,
+            },
+            // Success is HTTP 200 alone: an empty 200 body is no failure to it.
+            Expect {
+                scenario: "sdk-empty-200-body",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            // Its flush (sendEvents until no longer sending) returns after delivery.
+            Expect {
+                scenario: "sdk-flush-then-exit",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            Expect {
+                scenario: "browser-offline-window",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            // No page-exit handler by default: a closed tab keeps the queue in localStorage.
+            Expect {
+                scenario: "browser-page-hide",
+                failing: &["drained_before_deadline"],
+                varies: &[],
+                extra: all_held,
+            },
+            // An invalid key is not a reason to stop: the queue is resent on every new
+            // event and kept (held) at the end.
+            Expect {
+                scenario: "sdk-invalid-api-key",
+                failing: &["invalid_key_not_retried", "drained_before_deadline"],
+                varies: &["no_hot_loop"],
+                extra: all_held,
+            },
+            // The stored queue is resent after the crash, but what Chromium had not
+            // written to disk is lost.
+            Expect {
+                scenario: "browser-restart-stored-events",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &[],
+                extra: only_restart_losses,
+            },
+        ],
+    )
+    .await;
+}
+
 #[test]
 fn happy_path_check_is_not_vacuous() {
     // The happy-path assertion must reject a run that lost, duplicated or reordered anything.

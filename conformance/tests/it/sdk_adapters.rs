@@ -209,18 +209,6 @@ fn all_held(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
-/// Every event delivered once, and some reported `dropped` anyway (false drop reports).
-fn stored_but_reported_dropped(r: &ScenarioReport) -> Result<(), String> {
-    let e = &r.verdict.events;
-    if e.stored == e.attempted && e.lost == 0 && e.false_drop_reports > 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected all stored and some falsely reported dropped: {e:?}"
-        ))
-    }
-}
-
 /// Some events lost, every loss silent and explained by a restart (in the sender's memory, or
 /// not yet on disk, when it was killed); nothing stored twice.
 fn only_restart_losses(r: &ScenarioReport) -> Result<(), String> {
@@ -496,13 +484,13 @@ async fn browser_sdk_verdicts_match_the_published_table() {
             Expect {
                 scenario: "sdk-connection-refused",
                 failing: &[],
-                varies: &[],
+                varies: &["per_device_order"],
                 extra: all_stored_once,
             },
             Expect {
                 scenario: "browser-offline-window",
                 failing: &[],
-                varies: &[],
+                varies: &["per_device_order"],
                 extra: all_stored_once,
             },
             // The SDK has no page-hide handler: a closed tab leaves every queued event in
@@ -522,12 +510,15 @@ async fn browser_sdk_verdicts_match_the_published_table() {
                 varies: &[],
                 extra: only_restart_losses,
             },
-            // A 200 without a JSON body is read as a failure: reported dropped, yet stored.
+            // Events without ids get the browser's own device_id: all stored, none refused.
+            // (sdk-empty-200-body is not pinned: a 200 `{}` is status "unknown" to the SDK,
+            // resent by its timer path but dropped and reported by flush(), depending on
+            // which one meets it: 60 false drop reports in one run, none in the next.)
             Expect {
-                scenario: "sdk-empty-200-body",
-                failing: &["no_false_drop_reports"],
+                scenario: "sdk-events-without-ids",
+                failing: &[],
                 varies: &[],
-                extra: stored_but_reported_dropped,
+                extra: all_stored_once,
             },
             Expect {
                 scenario: "sdk-invalid-api-key",
@@ -575,7 +566,7 @@ async fn amplitude_js_verdicts_match_the_published_table() {
             Expect {
                 scenario: "browser-offline-window",
                 failing: &[],
-                varies: &[],
+                varies: &["per_device_order"],
                 extra: all_stored_once,
             },
             // No page-exit handler by default: a closed tab keeps the queue in localStorage.
@@ -716,12 +707,6 @@ fn browser_pin_checks_are_not_vacuous() {
         ..Default::default()
     };
     assert!(all_stored_once(&report(once.clone())).is_ok());
-    assert!(stored_but_reported_dropped(&report(once.clone())).is_err());
-    assert!(stored_but_reported_dropped(&report(EventCounts {
-        false_drop_reports: 2,
-        ..once.clone()
-    }))
-    .is_ok());
     assert!(all_stored_once(&report(EventCounts {
         stored: 9,
         lost: 1,

@@ -225,6 +225,21 @@ fn only_restart_losses(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
+/// Some events lost at the restart, every loss silent, nothing stored twice (amplitude-js: a
+/// loss can also follow the restart, see its pin).
+fn restart_losses_silent(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.lost_at_restart > 0
+        && e.lost_silently == e.lost
+        && e.duplicate_stored == 0
+        && e.stored + e.lost == e.attempted
+    {
+        Ok(())
+    } else {
+        Err(format!("expected silent losses at the restart: {e:?}"))
+    }
+}
+
 /// Runs `x`'s scenario once: the ways its verdict differs from the pin (empty: it matches).
 async fn observe(x: &Expect, opts: &RunnerOptions) -> Vec<String> {
     let r = match run_scenario(&scenario(x.scenario), opts).await {
@@ -556,9 +571,11 @@ async fn amplitude_js_verdicts_match_the_published_table() {
                 varies: &[],
                 extra: all_stored_once,
             },
-            // Its flush (sendEvents until no longer sending) returns after delivery.
+            // Events without ids get the SDK's own device_id: all stored. (sdk-flush-then-exit
+            // is not pinned: when the flush meets a request in flight, the events queued behind
+            // it stay in localStorage at exit, held; in other runs all were delivered.)
             Expect {
-                scenario: "sdk-flush-then-exit",
+                scenario: "sdk-events-without-ids",
                 failing: &[],
                 varies: &[],
                 extra: all_stored_once,
@@ -585,12 +602,14 @@ async fn amplitude_js_verdicts_match_the_published_table() {
                 extra: all_held,
             },
             // The stored queue is resent after the crash, but what Chromium had not
-            // written to disk is lost.
+            // written to disk is lost. Sometimes (1 run in 3) one event more is lost and
+            // reported delivered: the restored queue's event ids collide with the new ones
+            // and a 200 removes a queued event that was never sent.
             Expect {
                 scenario: "browser-restart-stored-events",
                 failing: &["no_lost_events", "scenario_thresholds"],
-                varies: &[],
-                extra: only_restart_losses,
+                varies: &["sender_reports_truthful"],
+                extra: restart_losses_silent,
             },
         ],
     )
@@ -688,6 +707,12 @@ fn browser_pin_checks_are_not_vacuous() {
         ..Default::default()
     };
     assert!(only_restart_losses(&report(restart.clone())).is_ok());
+    assert!(restart_losses_silent(&report(restart.clone())).is_ok());
+    assert!(restart_losses_silent(&report(EventCounts {
+        lost_silently: 2,
+        ..restart.clone()
+    }))
+    .is_err());
     assert!(only_restart_losses(&report(EventCounts {
         lost_at_restart: 2,
         ..restart.clone()

@@ -603,8 +603,8 @@ async fn amplitude_js_verdicts_match_the_published_table() {
             },
             // The stored queue is resent after the crash, but what Chromium had not
             // written to disk is lost. Sometimes (1 run in 3) one event more is lost and
-            // reported delivered: the restored queue's event ids collide with the new ones
-            // and a 200 removes a queued event that was never sent.
+            // reported delivered (likely: the restored queue's event ids overlap the new
+            // ones, and a 200 removes a queued event that was never sent).
             Expect {
                 scenario: "browser-restart-stored-events",
                 failing: &["no_lost_events", "scenario_thresholds"],

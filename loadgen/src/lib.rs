@@ -34,6 +34,7 @@ mod dirty;
 mod error;
 mod generate;
 mod html;
+mod load_check;
 mod mix;
 mod population;
 mod random;
@@ -54,6 +55,9 @@ pub use units::DurationMs;
 // Direct mode and its report.
 pub use error::RunError;
 pub use html::render_html;
+pub use load_check::{
+    Bottleneck, LoadCheck, DEFAULT_RATE_TOLERANCE, EXIT_NOT_LOADED_AS_ASKED, LOAD_METRICS,
+};
 pub use report::{
     Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, ThresholdResult,
     Throttled, Volume, METRICS, REPORT_SCHEMA,

@@ -3,7 +3,9 @@
 //! Exit codes: 0 success, 1 error (bad scenario, unreachable generator, I/O), 2 usage error,
 //! 99 a threshold of the scenario failed.
 
-use amplitude_loadgen::{builtin, render_html, run, Progress, ProgressFn, RunOptions, Scenario};
+use amplitude_loadgen::{
+    builtin, render_html, run, Progress, ProgressFn, RunOptions, Scenario, EXIT_NOT_LOADED_AS_ASKED,
+};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -65,6 +67,12 @@ enum Command {
         /// machine's available parallelism).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Largest accepted shortfall of the achieved rate below the offered one, as a
+        /// ratio (overrides the scenario's `run.rate_tolerance`, default 0.05). Beyond it,
+        /// or with any dropped arrival, the run exits 98 (target not loaded as asked)
+        /// unless the scenario's thresholds name a load metric.
+        #[arg(long, value_name = "RATIO")]
+        rate_tolerance: Option<f64>,
     },
     /// Write the scenario's event stream as JSON Lines (one Amplitude event per line).
     Generate {
@@ -224,8 +232,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
             max_in_flight,
             progress,
             threads,
+            rate_tolerance,
         } => {
-            let sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            let mut sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            if let Some(t) = rate_tolerance {
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&t),
+                    "--rate-tolerance must be between 0 and 1, got {t}"
+                );
+                sc.run.rate_tolerance = t;
+            }
             let opts = RunOptions {
                 target,
                 api_key,
@@ -254,7 +270,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 std::fs::write(&p, html)
                     .with_context(|| format!("cannot write {}", p.display()))?;
             }
-            Ok(if report.passed {
+            Ok(if report.load.fails_run() {
+                ExitCode::from(EXIT_NOT_LOADED_AS_ASKED)
+            } else if report.passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_THRESHOLDS_FAILED)

@@ -15,6 +15,7 @@
 
 use crate::error::RunError;
 use crate::generate::EventStream;
+use crate::load_check::{LoadCheck, LOAD_METRICS};
 use crate::report::{
     Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, Throttled, Volume,
     REPORT_SCHEMA_VERSION,
@@ -113,6 +114,9 @@ enum Msg {
     Dropped {
         intended_us: u64,
         events: u64,
+        /// Already later than `max_lag` when its turn came (the generator's lag), rather
+        /// than waiting for a connection (the target's in-flight limit).
+        schedule_lag: bool,
     },
     Sent {
         sent_us: u64,
@@ -214,6 +218,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         }
         let due = start + Duration::from_micros(p.intended_us);
         tokio::time::sleep_until(due).await;
+        let late_when_due = Instant::now().saturating_duration_since(due) > max_lag;
         let permit = match Arc::clone(&sem).try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
@@ -226,10 +231,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         };
         let now = Instant::now();
         let lag = now.saturating_duration_since(due);
+        let had_permit = permit.is_some();
         let Some(permit) = permit.filter(|_| lag <= max_lag) else {
             let _ = msg_tx.send(Msg::Dropped {
                 intended_us: p.intended_us,
                 events,
+                schedule_lag: late_when_due || had_permit,
             });
             continue;
         };
@@ -342,8 +349,21 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         series,
         thresholds: Vec::new(),
         passed: true,
+        load: LoadCheck::default(),
     };
     report.evaluate(&scenario.thresholds);
+    report.load = LoadCheck::assess(
+        report.offered_rate_eps,
+        report.achieved_rate_eps,
+        agg.dropped_for_lag,
+        agg.dropped_in_flight,
+        report.latency_ms.schedule_lag.max,
+        settings.rate_tolerance,
+        scenario
+            .thresholds
+            .iter()
+            .any(|(name, _)| LOAD_METRICS.contains(&name.as_str())),
+    );
     Ok(report)
 }
 
@@ -485,6 +505,8 @@ struct Bucket {
 struct Aggregate {
     sent: Volume,
     dropped: Volume,
+    dropped_for_lag: Volume,
+    dropped_in_flight: Volume,
     last_sent_us: u64,
     last_lag_us: u64,
     status: BTreeMap<u16, u64>,
@@ -527,6 +549,8 @@ impl Aggregate {
         Ok(Self {
             sent: Volume::default(),
             dropped: Volume::default(),
+            dropped_for_lag: Volume::default(),
+            dropped_in_flight: Volume::default(),
             last_sent_us: 0,
             last_lag_us: 0,
             status: BTreeMap::new(),
@@ -633,9 +657,17 @@ async fn collect(
             Msg::Dropped {
                 intended_us,
                 events,
+                schedule_lag,
             } => {
                 agg.dropped.requests += 1;
                 agg.dropped.events += events;
+                let cause = if schedule_lag {
+                    &mut agg.dropped_for_lag
+                } else {
+                    &mut agg.dropped_in_flight
+                };
+                cause.requests += 1;
+                cause.events += events;
                 agg.bucket(intended_us / 1_000_000).dropped_events += events;
                 live.dropped_events.fetch_add(events, Ordering::Relaxed);
             }

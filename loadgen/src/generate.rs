@@ -11,7 +11,7 @@ use crate::dirty::{apply, Defect, Draw};
 use crate::error::ScenarioError;
 use crate::mix::TypePicker;
 use crate::population::IdentitySampler;
-use crate::random::{filler, stream_rng, unit, uuid_v4};
+use crate::random::{filler, skip_filler, stream_rng, unit, uuid_v4};
 use crate::scenario::Scenario;
 use crate::segment::{partition_key, Segment};
 use crate::trace::load_trace;
@@ -253,10 +253,16 @@ impl EventStream {
         props.insert(SEQ_PROPERTY.into(), Value::from(seq));
         let size = mix.payload_bytes.sample(&mut self.rng_payload);
         if size > 0 {
-            props.insert(
-                "payload".into(),
-                Value::String(filler(&mut self.rng_payload, size)),
-            );
+            if self.segment.owns(key) {
+                props.insert(
+                    "payload".into(),
+                    Value::String(filler(&mut self.rng_payload, size)),
+                );
+            } else {
+                // Another segment's event, never yielded (nor its re-sends, which share
+                // its key): keep the stream in step without building the payload.
+                skip_filler(&mut self.rng_payload, size);
+            }
         }
         ev.event_properties = Some(props);
         if identify || u_props < mix.user_properties_share {

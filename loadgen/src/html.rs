@@ -209,11 +209,16 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
 .underload{{border:2px solid #d62728;background:#fdecea;border-radius:6px;padding:10px 14px;margin:12px 0}}
 </style></head><body>
 <h1>{name} <span class="badge {vclass}">{vtext}</span></h1>
-<p class="sub">seed {seed} · {endpoint} · {region} · target {target} · {dur:.1} s scheduled, {elapsed:.1} s elapsed · {tool}</p>
+<p class="sub">{part}seed {seed} · {endpoint} · {region} · target {target} · {dur:.1} s scheduled, {elapsed:.1} s elapsed · {tool}</p>
 "#,
         name = escape(&report.scenario.name),
         vclass = verdict.1,
         vtext = verdict.0,
+        part = match (report.segment, report.merged_segments) {
+            (Some(seg), _) => format!("segment {seg} · "),
+            (None, Some(n)) => format!("merged from {n} segments · "),
+            (None, None) => String::new(),
+        },
         seed = report.scenario.seed,
         endpoint = escape(&report.scenario.endpoint),
         region = escape(&report.scenario.region),

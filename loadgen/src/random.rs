@@ -40,6 +40,20 @@ pub(crate) fn filler(rng: &mut impl RngCore, len: usize) -> String {
     String::from_utf8(bytes).unwrap_or_default()
 }
 
+/// Moves `rng` past the draws of `filler(rng, len)` without making the string: the stream
+/// ends where it would have (one `u64`, two 32-bit words, per 10 characters).
+pub(crate) fn skip_filler(rng: &mut ChaCha8Rng, len: usize) {
+    let words = 2 * len.div_ceil(10) as u128;
+    rng.set_word_pos(rng.get_word_pos() + words);
+}
+
+/// A version-4 UUID from 16 random bytes of `rng`, hyphenated.
+pub(crate) fn uuid_v4(rng: &mut impl RngCore) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,11 +85,21 @@ mod tests {
             assert_eq!(a.next_u64(), b.next_u64());
         }
     }
-}
 
-/// A version-4 UUID from 16 random bytes of `rng`, hyphenated.
-pub(crate) fn uuid_v4(rng: &mut impl RngCore) -> String {
-    let mut b = [0u8; 16];
-    rng.fill_bytes(&mut b);
-    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+    #[test]
+    fn skipping_a_filler_leaves_the_stream_where_drawing_it_does() {
+        for len in [1usize, 9, 10, 11, 37, 1_000] {
+            for offset in 0..3 {
+                let mut a = stream_rng(7, 4);
+                let mut b = stream_rng(7, 4);
+                for _ in 0..offset {
+                    a.next_u32();
+                    b.next_u32();
+                }
+                let _ = filler(&mut a, len);
+                skip_filler(&mut b, len);
+                assert_eq!(a.next_u64(), b.next_u64(), "len {len} offset {offset}");
+            }
+        }
+    }
 }

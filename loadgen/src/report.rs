@@ -5,6 +5,7 @@
 //! Its JSON shape is `loadgen/schema/report.schema.json` (checked in the tests).
 
 use crate::load_check::LoadCheck;
+use crate::segment::Segment;
 use crate::thresholds::Thresholds;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,32 @@ impl LatencySummary {
             max: ms(h.max()),
         }
     }
+}
+
+/// The run's latency distributions in full, losslessly: each field is the base64 (standard
+/// alphabet, padded) of the HdrHistogram V2 serialization of a histogram of µs values with
+/// 3 significant figures. `amplitude-loadgen merge` adds them, so merged percentiles are
+/// exact to that precision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyHistograms {
+    /// Of [`Latencies::corrected`].
+    pub corrected: String,
+    /// Of [`Latencies::uncorrected`].
+    pub uncorrected: String,
+    /// Of [`Latencies::delivery`].
+    pub delivery: String,
+    /// Of [`Latencies::schedule_lag`].
+    pub schedule_lag: String,
+}
+
+/// One second's latency distributions in full: base64 HdrHistogram V2 of µs values, 2
+/// significant figures (as the series' percentiles).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesHistograms {
+    /// Corrected latency of the requests intended in this second.
+    pub corrected: String,
+    /// Uncorrected latency of the requests intended in this second.
+    pub uncorrected: String,
 }
 
 /// Requests and the events they carry.
@@ -154,6 +181,10 @@ pub struct SeriesPoint {
     pub latency_p99_ms: Option<f64>,
     /// Uncorrected latency p99 of requests intended in this second, ms.
     pub latency_p99_uncorrected_ms: Option<f64>,
+    /// This second's latency histograms in full (absent when no request was intended in
+    /// it, and in reports of loadgen versions before segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_histograms: Option<SeriesHistograms>,
 }
 
 /// The verdict on one threshold.
@@ -178,6 +209,12 @@ pub struct Report {
     pub tool: String,
     /// The scenario.
     pub scenario: ScenarioInfo,
+    /// The segment this run sent (`--segment K/N`); absent for a whole run and for a merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+    /// For a report made by `amplitude-loadgen merge`: the number of segments merged (N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_segments: Option<u32>,
     /// Full URL requests went to.
     pub target: String,
     /// Wall-clock start, ms since the Unix epoch.
@@ -195,6 +232,10 @@ pub struct Report {
     pub offered_rate_eps: f64,
     /// Sent events per second of the sending window (at least the scheduled duration).
     pub achieved_rate_eps: f64,
+    /// The sending window, ms: the scheduled duration plus how late the last request went
+    /// out (0 in reports of loadgen versions before segments).
+    #[serde(default)]
+    pub sending_window_ms: f64,
     /// `|achieved - offered| / offered` (0 when nothing was offered).
     pub achieved_rate_error: f64,
     /// Responses by HTTP status (requests).
@@ -207,6 +248,10 @@ pub struct Report {
     pub throttled: Throttled,
     /// Latency distributions.
     pub latency_ms: Latencies,
+    /// The same distributions in full, for an exact merge (absent in reports of loadgen
+    /// versions before segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_histograms: Option<LatencyHistograms>,
     /// Per-second time series.
     pub series: Vec<SeriesPoint>,
     /// Threshold verdicts, in metric-name order.
@@ -321,6 +366,16 @@ impl Report {
             sc.region,
             sc.duration_ms as f64 / 1e3
         );
+        if let Some(seg) = self.segment {
+            let _ = writeln!(
+                s,
+                "segment   {seg} (the identities of this part only; `merge` the {} reports)",
+                seg.count()
+            );
+        }
+        if let Some(n) = self.merged_segments {
+            let _ = writeln!(s, "merged    {n} segment reports");
+        }
         let _ = writeln!(s, "target    {}", self.target);
         let _ = writeln!(
             s,

@@ -15,12 +15,14 @@
 
 use crate::error::RunError;
 use crate::generate::EventStream;
+use crate::histogram::encode;
 use crate::load_check::{LoadCheck, LOAD_METRICS};
 use crate::report::{
-    Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, Throttled, Volume,
-    REPORT_SCHEMA_VERSION,
+    Latencies, LatencyHistograms, LatencySummary, PhaseInfo, Report, ScenarioInfo,
+    SeriesHistograms, SeriesPoint, Throttled, Volume, REPORT_SCHEMA_VERSION,
 };
 use crate::scenario::{Region, Scenario};
+use crate::segment::Segment;
 use amplitude_wire::ResponseBody;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -88,6 +90,9 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Overrides `run.max_in_flight`.
     pub max_in_flight: Option<usize>,
+    /// Send only this segment's events (`--segment K/N`; `None`: all of them). The report
+    /// names the segment and its offered rate is the segment's share.
+    pub segment: Option<Segment>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -98,6 +103,7 @@ impl std::fmt::Debug for RunOptions {
             .field("seed", &self.seed)
             .field("progress", &self.progress.as_ref().map(|_| "Fn(&Progress)"))
             .field("max_in_flight", &self.max_in_flight)
+            .field("segment", &self.segment)
             .finish()
     }
 }
@@ -155,7 +161,9 @@ struct Live {
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunError> {
     let seed = opts.seed.unwrap_or(scenario.seed);
     let url = target_url(&opts.target, scenario.endpoint.path())?;
-    let stream = scenario.events(seed)?;
+    let stream = scenario
+        .events(seed)?
+        .segment(opts.segment.unwrap_or(Segment::WHOLE));
     let duration_ms = stream.total_duration_ms();
     let phases: Vec<PhaseInfo> = stream
         .phase_bounds_ms()
@@ -304,7 +312,13 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     for (s, n) in offered_series {
         agg.bucket(s).offered_events += n;
     }
-    let series = agg.series();
+    let series = agg.series()?;
+    let latency_histograms = LatencyHistograms {
+        corrected: encode(&agg.corrected).map_err(RunError::Render)?,
+        uncorrected: encode(&agg.uncorrected).map_err(RunError::Render)?,
+        delivery: encode(&agg.delivery).map_err(RunError::Render)?,
+        schedule_lag: encode(&agg.lag).map_err(RunError::Render)?,
+    };
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
         tool: format!("amplitude-loadgen {}", env!("CARGO_PKG_VERSION")),
@@ -319,6 +333,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
             batch_size: batch_size as u64,
             max_in_flight: max_in_flight as u64,
         },
+        segment: opts.segment,
+        merged_segments: None,
         target: url,
         started_at_ms,
         elapsed_ms,
@@ -327,6 +343,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         dropped: agg.dropped,
         offered_rate_eps: offered_rate,
         achieved_rate_eps: achieved_rate,
+        sending_window_ms: window_s * 1_000.0,
         achieved_rate_error,
         status_counts: agg
             .status
@@ -346,6 +363,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
             delivery: LatencySummary::from_us(&agg.delivery),
             schedule_lag: LatencySummary::from_us(&agg.lag),
         },
+        latency_histograms: Some(latency_histograms),
         series,
         thresholds: Vec::new(),
         passed: true,
@@ -573,7 +591,7 @@ impl Aggregate {
         &mut self.buckets[i]
     }
 
-    fn series(&self) -> Vec<SeriesPoint> {
+    fn series(&self) -> Result<Vec<SeriesPoint>, RunError> {
         let q = |h: &Option<Histogram<u64>>, p: f64| {
             h.as_ref()
                 .filter(|h| !h.is_empty())
@@ -582,21 +600,31 @@ impl Aggregate {
         self.buckets
             .iter()
             .enumerate()
-            .map(|(i, b)| SeriesPoint {
-                t_s: i as u64,
-                offered_events: b.offered_events,
-                sent_events: b.sent_events,
-                dropped_events: b.dropped_events,
-                ok_events: b.ok_events,
-                responses: b
-                    .responses
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
-                transport_errors: b.errors,
-                latency_p50_ms: q(&b.corrected, 0.5),
-                latency_p99_ms: q(&b.corrected, 0.99),
-                latency_p99_uncorrected_ms: q(&b.uncorrected, 0.99),
+            .map(|(i, b)| {
+                let latency_histograms = match (&b.corrected, &b.uncorrected) {
+                    (Some(c), Some(u)) => Some(SeriesHistograms {
+                        corrected: encode(c).map_err(RunError::Render)?,
+                        uncorrected: encode(u).map_err(RunError::Render)?,
+                    }),
+                    _ => None,
+                };
+                Ok(SeriesPoint {
+                    t_s: i as u64,
+                    offered_events: b.offered_events,
+                    sent_events: b.sent_events,
+                    dropped_events: b.dropped_events,
+                    ok_events: b.ok_events,
+                    responses: b
+                        .responses
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect(),
+                    transport_errors: b.errors,
+                    latency_p50_ms: q(&b.corrected, 0.5),
+                    latency_p99_ms: q(&b.corrected, 0.99),
+                    latency_p99_uncorrected_ms: q(&b.uncorrected, 0.99),
+                    latency_histograms,
+                })
             })
             .collect()
     }

@@ -92,6 +92,7 @@ fn opts(url: &str) -> RunOptions {
         seed: None,
         progress: None,
         max_in_flight: None,
+        segment: None,
     }
 }
 

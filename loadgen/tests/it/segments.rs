@@ -288,6 +288,14 @@ fn mismatched_reports_are_refused_with_the_reason() {
     whole.segment = None;
     let e = err(vec![("w", whole)]);
     assert!(matches!(e, MergeError::NotASegment { .. }), "{e}");
+    let mut newer = r("1/2", 1);
+    newer.tool = "amplitude-loadgen 9.9.9".into();
+    let e = err(vec![("a", r("0/2", 1)), ("b", newer)]);
+    assert!(
+        e.to_string()
+            .contains("loadgen version is amplitude-loadgen 9.9.9"),
+        "{e}"
+    );
     let mut old = r("1/2", 1);
     old.latency_histograms = None;
     let e = err(vec![("a", r("0/2", 1)), ("old", old)]);

@@ -135,7 +135,8 @@ impl From<EndpointArg> for Endpoint {
 #[derive(Args)]
 struct SenderArgs {
     /// State directory (durable queue, dead letters); reuse it to resume after a crash.
-    /// Default: a fresh directory under the system temp dir.
+    /// Default: env AMPLITUDE_SENDER_STATE_DIR (sender contract 3: the runner keeps it
+    /// across restarts), else a fresh directory under the system temp dir.
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Endpoint to send to (env AMPLITUDE_USE_BATCH=1 picks batch).
@@ -341,9 +342,12 @@ fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     };
     let region = Region::from(a.region);
     let url = std::env::var(var).unwrap_or_else(|_| region.url(endpoint));
-    let state_dir = a.state_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("amplitude-sender-{}", uuid::Uuid::new_v4()))
-    });
+    let state_dir = a
+        .state_dir
+        .or_else(amplitude_conformance::sender::contract_state_dir)
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("amplitude-sender-{}", uuid::Uuid::new_v4()))
+        });
     let mut core = CoreConfig::new(api_key, endpoint);
     core.batch_size = a.batch_size;
     core.flush_interval_ms = a.flush_interval_ms;

@@ -66,6 +66,8 @@ static FILES: &[EmbeddedFile] = embed![
     "sdk-one-user-failing.toml",
     "sdk-outage-outlasts-retries.toml",
     "sdk-payload-too-large.toml",
+    "sdk-restart-batch-in-flight.toml",
+    "sdk-restart-mid-outage.toml",
     "sdk-server-starts-late.toml",
     "sdk-shutdown-429.toml",
     "sdk-shutdown-5xx.toml",

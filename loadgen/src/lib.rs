@@ -35,6 +35,7 @@ mod error;
 mod generate;
 mod histogram;
 mod html;
+mod load_check;
 mod merge;
 mod mix;
 mod population;
@@ -58,6 +59,9 @@ pub use units::DurationMs;
 // Direct mode and its report.
 pub use error::{MergeError, RunError};
 pub use html::render_html;
+pub use load_check::{
+    Bottleneck, LoadCheck, DEFAULT_RATE_TOLERANCE, EXIT_NOT_LOADED_AS_ASKED, LOAD_METRICS,
+};
 pub use merge::merge;
 pub use report::{
     Latencies, LatencyHistograms, LatencySummary, PhaseInfo, Report, ScenarioInfo,

@@ -1,11 +1,13 @@
 //! `amplitude-loadgen`: generate or send a scenario's traffic.
 //!
 //! Exit codes: 0 success, 1 error (bad scenario, unreachable generator, I/O, reports that
-//! do not merge), 2 usage error, 99 a threshold of the scenario failed (for `run`, unless it
-//! ran one segment of several: then `merge` gives the verdict).
+//! do not merge), 2 usage error, 98 the target was not loaded as asked (and no threshold names
+//! a load metric), 99 a threshold of the scenario failed (for `run`, unless it ran one
+//! segment of several: then `merge` gives both verdicts).
 
 use amplitude_loadgen::{
     builtin, merge, render_html, run, Progress, ProgressFn, Report, RunOptions, Scenario, Segment,
+    EXIT_NOT_LOADED_AS_ASKED,
 };
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -68,6 +70,12 @@ enum Command {
         /// machine's available parallelism).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Largest accepted shortfall of the achieved rate below the offered one, as a
+        /// ratio (overrides the scenario's `run.rate_tolerance`, default 0.05). Beyond it,
+        /// or with any dropped arrival, the run exits 98 (target not loaded as asked)
+        /// unless the scenario's thresholds name a load metric.
+        #[arg(long, value_name = "RATIO")]
+        rate_tolerance: Option<f64>,
         /// Send only the Kth of N disjoint parts of the scenario (0 <= K < N), split by
         /// identity; `merge` combines the N reports (docs/scale-out.md).
         #[arg(long, value_name = "K/N")]
@@ -273,10 +281,18 @@ fn real_main() -> anyhow::Result<ExitCode> {
             max_in_flight,
             progress,
             threads,
+            rate_tolerance,
             segment,
             start_at,
         } => {
-            let sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            let mut sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            if let Some(t) = rate_tolerance {
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&t),
+                    "--rate-tolerance must be between 0 and 1, got {t}"
+                );
+                sc.run.rate_tolerance = t;
+            }
             let opts = RunOptions {
                 target,
                 api_key,
@@ -302,7 +318,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the terminal summary, writes the JSON and HTML reports asked for, and returns the
-/// exit code of the verdict (0 passed, 99 a threshold failed).
+/// exit code of the verdict (0 passed, 98 not loaded as asked, 99 a threshold failed).
 fn write_reports(
     report: &Report,
     json: Option<&Path>,
@@ -312,7 +328,7 @@ fn write_reports(
     // One segment of several sends only its identities' share: its threshold verdict is
     // not the run's (counts and rates are partial), so it exits 0 and `merge` decides.
     let deferred = report.segment.is_some_and(|s| s.count() > 1);
-    if deferred && !report.passed {
+    if deferred && (!report.passed || report.load.fails_run()) {
         println!("(segment run: exit 0; the thresholds are decided by `amplitude-loadgen merge`)");
     }
     if let Some(p) = json {
@@ -323,7 +339,11 @@ fn write_reports(
         let page = render_html(report)?;
         std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(if report.passed || deferred {
+    Ok(if deferred {
+        ExitCode::SUCCESS
+    } else if report.load.fails_run() {
+        ExitCode::from(EXIT_NOT_LOADED_AS_ASKED)
+    } else if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_THRESHOLDS_FAILED)

@@ -19,6 +19,7 @@
 
 use crate::error::MergeError;
 use crate::histogram::{decode, encode};
+use crate::load_check::{LoadCheck, LOAD_METRICS};
 use crate::report::{
     Latencies, LatencyHistograms, LatencySummary, Report, SeriesHistograms, SeriesPoint,
 };
@@ -215,6 +216,32 @@ pub fn merge(inputs: &[(String, Report)]) -> Result<Report, MergeError> {
         thresholds.insert(t.metric.clone(), parsed);
     }
     out.evaluate(&thresholds);
+    // Whether the whole run loaded the target as asked: the merged rates, the segments'
+    // drops by cause summed, the tolerance they ran with (issue 16, item 5).
+    let (mut for_lag, mut in_flight) = (
+        crate::report::Volume::default(),
+        crate::report::Volume::default(),
+    );
+    for (_, r) in inputs {
+        for (sum, part) in [
+            (&mut for_lag, r.load.dropped_for_schedule_lag),
+            (&mut in_flight, r.load.dropped_at_in_flight_limit),
+        ] {
+            sum.events += part.events;
+            sum.requests += part.requests;
+        }
+    }
+    out.load = LoadCheck::assess(
+        out.offered_rate_eps,
+        out.achieved_rate_eps,
+        for_lag,
+        in_flight,
+        out.latency_ms.schedule_lag.max,
+        first.load.tolerance,
+        thresholds
+            .keys()
+            .any(|name| LOAD_METRICS.contains(&name.as_str())),
+    );
     Ok(out)
 }
 

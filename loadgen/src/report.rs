@@ -4,6 +4,7 @@
 //!
 //! Its JSON shape is `loadgen/schema/report.schema.json` (checked in the tests).
 
+use crate::load_check::LoadCheck;
 use crate::segment::Segment;
 use crate::thresholds::Thresholds;
 use hdrhistogram::Histogram;
@@ -257,6 +258,10 @@ pub struct Report {
     pub thresholds: Vec<ThresholdResult>,
     /// False when any evaluated threshold failed.
     pub passed: bool,
+    /// Whether the target was loaded as asked (offered vs achieved rate, drops by cause,
+    /// the bottleneck); see [`crate::LoadCheck`].
+    #[serde(default)]
+    pub load: LoadCheck,
 }
 
 /// Metric names [`Report::metric`] knows (thresholds on other names are left to the
@@ -348,6 +353,9 @@ impl Report {
     /// A human summary for the terminal.
     pub fn to_terminal(&self) -> String {
         let mut s = String::new();
+        if !self.load.loaded_as_asked && !self.load.message.is_empty() {
+            let _ = writeln!(s, "{}\n", self.load.message);
+        }
         let sc = &self.scenario;
         let _ = writeln!(
             s,
@@ -463,7 +471,14 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(s, "result    {}", if self.passed { "PASS" } else { "FAIL" });
+        let result = if self.load.fails_run() {
+            "FAIL (target not loaded as asked; exit 98)"
+        } else if self.passed {
+            "PASS"
+        } else {
+            "FAIL"
+        };
+        let _ = writeln!(s, "result    {result}");
         s
     }
 }

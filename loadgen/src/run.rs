@@ -16,6 +16,7 @@
 use crate::error::RunError;
 use crate::generate::EventStream;
 use crate::histogram::encode;
+use crate::load_check::{LoadCheck, LOAD_METRICS};
 use crate::report::{
     Latencies, LatencyHistograms, LatencySummary, PhaseInfo, Report, ScenarioInfo,
     SeriesHistograms, SeriesPoint, Throttled, Volume, REPORT_SCHEMA_VERSION,
@@ -113,6 +114,11 @@ impl std::fmt::Debug for RunOptions {
 }
 
 /// One request, ready to send.
+/// Planned requests per hand-off from the generator thread to the scheduler.
+const PLAN_BATCH: usize = 64;
+/// Hand-offs the channel holds (64 x 64 = 4,096 requests planned ahead at most).
+const PLAN_QUEUE_BATCHES: usize = 64;
+
 struct Planned {
     intended_us: u64,
     body: Bytes,
@@ -124,13 +130,17 @@ enum Msg {
     Dropped {
         intended_us: u64,
         events: u64,
+        /// Already later than `max_lag` when its turn came (the generator's lag), rather
+        /// than waiting for a connection (the target's in-flight limit).
+        schedule_lag: bool,
     },
     Sent {
         sent_us: u64,
         events: u64,
         lag_us: u64,
     },
-    Done(Box<Done>),
+    /// A finished request (by value: no allocation per request for the bookkeeping).
+    Done(Done),
 }
 
 struct Done {
@@ -184,7 +194,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let max_in_flight = opts.max_in_flight.unwrap_or(settings.max_in_flight).max(1);
 
     // Generator thread: events -> request bodies, ahead of time.
-    let (plan_tx, mut plan_rx) = mpsc::channel::<Planned>(4_096);
+    let (plan_tx, mut plan_rx) = mpsc::channel::<Vec<Planned>>(PLAN_QUEUE_BATCHES);
     let api_key = opts.api_key.clone();
     let max_body = scenario.endpoint.max_body_bytes();
     let batch_size = settings.batch_size;
@@ -229,58 +239,64 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let timeout = Duration::from_millis(settings.request_timeout.ms());
     let mut offered = Volume::default();
     let mut offered_series: BTreeMap<u64, u64> = BTreeMap::new();
-    while let Some(p) = plan_rx.recv().await {
-        let events = p.event_offsets_us.len() as u64;
-        offered.requests += 1;
-        offered.events += events;
-        for o in &p.event_offsets_us {
-            *offered_series.entry(o / 1_000_000).or_default() += 1;
-        }
-        let due = start + Duration::from_micros(p.intended_us);
-        tokio::time::sleep_until(due).await;
-        let permit = match Arc::clone(&sem).try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                let budget = max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
-                match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned()).await {
-                    Ok(Ok(permit)) => Some(permit),
-                    _ => None,
-                }
+    while let Some(batch) = plan_rx.recv().await {
+        for p in batch {
+            let events = p.event_offsets_us.len() as u64;
+            offered.requests += 1;
+            offered.events += events;
+            for o in &p.event_offsets_us {
+                *offered_series.entry(o / 1_000_000).or_default() += 1;
             }
-        };
-        let now = Instant::now();
-        let lag = now.saturating_duration_since(due);
-        let Some(permit) = permit.filter(|_| lag <= max_lag) else {
-            let _ = msg_tx.send(Msg::Dropped {
-                intended_us: p.intended_us,
-                events,
-            });
-            continue;
-        };
-        let sent_us = micros(now, start);
-        let _ = msg_tx.send(Msg::Sent {
-            sent_us,
-            events,
-            lag_us: lag.as_micros() as u64,
-        });
-        let request = build_request(&url, host_header, p.body.clone());
-        let client = client.clone();
-        let tx = msg_tx.clone();
-        tokio::spawn(async move {
-            let outcome = match request {
-                Ok(req) => send(&client, req, timeout).await,
-                Err(()) => Err("io"),
+            let due = start + Duration::from_micros(p.intended_us);
+            tokio::time::sleep_until(due).await;
+            let late_when_due = Instant::now().saturating_duration_since(due) > max_lag;
+            let permit = match Arc::clone(&sem).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let budget =
+                        max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
+                    match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned()).await {
+                        Ok(Ok(permit)) => Some(permit),
+                        _ => None,
+                    }
+                }
             };
-            let done_us = micros(Instant::now(), start);
-            let _ = tx.send(Msg::Done(Box::new(Done {
-                intended_us: p.intended_us,
+            let now = Instant::now();
+            let lag = now.saturating_duration_since(due);
+            let had_permit = permit.is_some();
+            let Some(permit) = permit.filter(|_| lag <= max_lag) else {
+                let _ = msg_tx.send(Msg::Dropped {
+                    intended_us: p.intended_us,
+                    events,
+                    schedule_lag: late_when_due || had_permit,
+                });
+                continue;
+            };
+            let sent_us = micros(now, start);
+            let _ = msg_tx.send(Msg::Sent {
                 sent_us,
-                done_us,
-                event_offsets_us: p.event_offsets_us,
-                outcome,
-            })));
-            drop(permit);
-        });
+                events,
+                lag_us: lag.as_micros() as u64,
+            });
+            let request = build_request(&url, host_header, p.body.clone());
+            let client = client.clone();
+            let tx = msg_tx.clone();
+            tokio::spawn(async move {
+                let outcome = match request {
+                    Ok(req) => send(&client, req, timeout).await,
+                    Err(()) => Err("io"),
+                };
+                let done_us = micros(Instant::now(), start);
+                let _ = tx.send(Msg::Done(Done {
+                    intended_us: p.intended_us,
+                    sent_us,
+                    done_us,
+                    event_offsets_us: p.event_offsets_us,
+                    outcome,
+                }));
+                drop(permit);
+            });
+        }
     }
     // Wait for every in-flight request.
     let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
@@ -376,8 +392,21 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         series,
         thresholds: Vec::new(),
         passed: true,
+        load: LoadCheck::default(),
     };
     report.evaluate(&scenario.thresholds);
+    report.load = LoadCheck::assess(
+        report.offered_rate_eps,
+        report.achieved_rate_eps,
+        agg.dropped_for_lag,
+        agg.dropped_in_flight,
+        report.latency_ms.schedule_lag.max,
+        settings.rate_tolerance,
+        scenario
+            .thresholds
+            .iter()
+            .any(|(name, _)| LOAD_METRICS.contains(&name.as_str())),
+    );
     Ok(report)
 }
 
@@ -452,29 +481,46 @@ fn plan_requests(
     batch_size: usize,
     wait_us: u64,
     max_body: usize,
-    tx: &mpsc::Sender<Planned>,
+    tx: &mpsc::Sender<Vec<Planned>>,
 ) -> Result<(), RunError> {
     let prefix = format!(
         "{{\"api_key\":{},\"events\":[",
         serde_json::to_string(api_key).map_err(|e| RunError::Internal(e.to_string()))?
     );
     let suffix = "]}";
+    // One body buffer and one event buffer for the whole run: each request's body is copied
+    // out once, at its final size (no growth reallocations, no per-event Vec).
     let mut body = Vec::<u8>::with_capacity(64 * 1024);
+    let mut json = Vec::<u8>::with_capacity(1024);
     let mut offsets: Vec<u64> = Vec::new();
-    let flush = |body: &mut Vec<u8>, offsets: &mut Vec<u64>, intended_us: u64| -> bool {
+    // Planned requests go to the scheduler PLAN_BATCH at a time (one channel hand-off per
+    // batch, not per request); the generator runs ahead of the schedule, so this delays
+    // nothing that is due.
+    let mut batch: Vec<Planned> = Vec::with_capacity(PLAN_BATCH);
+    let mut flush = |body: &mut Vec<u8>, offsets: &mut Vec<u64>, intended_us: u64| -> bool {
         if offsets.is_empty() {
             return true;
         }
         body.extend_from_slice(suffix.as_bytes());
-        let planned = Planned {
+        batch.push(Planned {
             intended_us,
-            body: Bytes::from(std::mem::take(body)),
-            event_offsets_us: std::mem::take(offsets),
-        };
-        tx.blocking_send(planned).is_ok()
+            body: Bytes::copy_from_slice(body),
+            event_offsets_us: std::mem::replace(offsets, Vec::with_capacity(batch_size.min(64))),
+        });
+        body.clear();
+        if batch.len() < PLAN_BATCH {
+            return true;
+        }
+        tx.blocking_send(std::mem::replace(
+            &mut batch,
+            Vec::with_capacity(PLAN_BATCH),
+        ))
+        .is_ok()
     };
     for ev in stream {
-        let json = serde_json::to_vec(&ev.event).map_err(|e| RunError::Internal(e.to_string()))?;
+        json.clear();
+        serde_json::to_writer(&mut json, &ev.event)
+            .map_err(|e| RunError::Internal(e.to_string()))?;
         if let Some(first) = offsets.first().copied() {
             if ev.offset_us > first + wait_us {
                 if !flush(&mut body, &mut offsets, first + wait_us) {
@@ -501,6 +547,9 @@ fn plan_requests(
     if let Some(first) = offsets.first().copied() {
         let _ = flush(&mut body, &mut offsets, first + wait_us);
     }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
     Ok(())
 }
 
@@ -519,6 +568,8 @@ struct Bucket {
 struct Aggregate {
     sent: Volume,
     dropped: Volume,
+    dropped_for_lag: Volume,
+    dropped_in_flight: Volume,
     last_sent_us: u64,
     last_lag_us: u64,
     status: BTreeMap<u16, u64>,
@@ -561,6 +612,8 @@ impl Aggregate {
         Ok(Self {
             sent: Volume::default(),
             dropped: Volume::default(),
+            dropped_for_lag: Volume::default(),
+            dropped_in_flight: Volume::default(),
             last_sent_us: 0,
             last_lag_us: 0,
             status: BTreeMap::new(),
@@ -677,9 +730,17 @@ async fn collect(
             Msg::Dropped {
                 intended_us,
                 events,
+                schedule_lag,
             } => {
                 agg.dropped.requests += 1;
                 agg.dropped.events += events;
+                let cause = if schedule_lag {
+                    &mut agg.dropped_for_lag
+                } else {
+                    &mut agg.dropped_in_flight
+                };
+                cause.requests += 1;
+                cause.events += events;
                 agg.bucket(intended_us / 1_000_000).dropped_events += events;
                 live.dropped_events.fetch_add(events, Ordering::Relaxed);
             }
@@ -711,7 +772,7 @@ async fn collect(
                         live.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                agg.done(*d);
+                agg.done(d);
             }
         }
     }
@@ -766,13 +827,15 @@ mod tests {
         .unwrap();
         drop(tx);
         let mut out = Vec::new();
-        while let Ok(p) = rx.try_recv() {
-            let req: amplitude_wire::UploadRequest = serde_json::from_slice(&p.body).unwrap();
-            out.push((
-                p.intended_us / 1_000,
-                p.event_offsets_us.iter().map(|o| o / 1_000).collect(),
-                req,
-            ));
+        while let Ok(batch) = rx.try_recv() {
+            for p in batch {
+                let req: amplitude_wire::UploadRequest = serde_json::from_slice(&p.body).unwrap();
+                out.push((
+                    p.intended_us / 1_000,
+                    p.event_offsets_us.iter().map(|o| o / 1_000).collect(),
+                    req,
+                ));
+            }
         }
         out
     }

@@ -100,7 +100,7 @@ impl<'de> Visitor<'de> for EventVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut ev = ScannedEvent::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             let (slot, longest) = match key.as_ref() {
                 "user_id" => (Some(&mut ev.user_id), 0),
                 "device_id" => (Some(&mut ev.device_id), 0),
@@ -147,6 +147,35 @@ impl<'de> Visitor<'de> for EventVisitor {
             }
         }
         Ok(ev)
+    }
+}
+
+/// An object key, borrowed from the input when it has no escape (serde's own `Cow<str>`
+/// always allocates: one `String` per key per event, docs/benchmarks.md).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s))
     }
 }
 
@@ -290,6 +319,35 @@ mod tests {
         let s = "é".repeat(1_024);
         let r = raw(&format!(r#"{{"event_type":"{s}"}}"#));
         assert_eq!(scan_event(&r).unwrap().max_string_chars, 1_024);
+    }
+
+    #[test]
+    fn keys_are_borrowed_unless_escaped() {
+        let r = raw(r#"{"user_id":"u","x\u0041":"long enough"}"#);
+        let mut de = serde_json::Deserializer::from_str(r.get());
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = Vec<(bool, String)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key_seed(KeySeed)? {
+                    m.next_value::<IgnoredAny>()?;
+                    out.push((matches!(k, Cow::Borrowed(_)), k.into_owned()));
+                }
+                Ok(out)
+            }
+        }
+        let keys = de.deserialize_map(Keys).unwrap();
+        assert_eq!(
+            keys,
+            vec![(true, "user_id".to_owned()), (false, "xA".to_owned())]
+        );
+        // the scan still names an escaped key as the longest field
+        let e = scan_event(&r).unwrap();
+        assert_eq!(e.longest_field.as_deref(), Some("xA"));
     }
 
     #[test]

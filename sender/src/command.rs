@@ -14,6 +14,25 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+/// The environment variable of the sender contract (version 3) naming the state directory
+/// the conformance runner keeps across a sender's crash-restarts.
+pub const STATE_DIR_ENV: &str = "AMPLITUDE_SENDER_STATE_DIR";
+
+/// The state directory the contract's environment gives ([`STATE_DIR_ENV`]), when it is set
+/// and not empty: where a sender run as `amplitude-conformance sender` without
+/// `--state-dir` keeps its durable queue, so that after a SIGKILL the next start finds it
+/// (and takes the directory lock the kernel released with the killed process).
+pub fn contract_state_dir() -> Option<std::path::PathBuf> {
+    state_dir_from(std::env::var_os(STATE_DIR_ENV))
+}
+
+/// [`contract_state_dir`] of a given value of the variable.
+fn state_dir_from(value: Option<std::ffi::OsString>) -> Option<std::path::PathBuf> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// Most input lines persisted with one fsync (group commit).
 const MAX_GROUP: usize = 2_000;
 
@@ -185,4 +204,19 @@ fn reject(sender: &Sender, line: &str, err: &serde_json::Error) -> Result<(), Se
         seq,
         format!("input line is not an Amplitude event: {err}"),
     )
+}
+
+#[cfg(test)]
+mod state_dir_tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_state_dir_is_the_variable_when_set_and_not_empty() {
+        assert_eq!(
+            state_dir_from(Some("/tmp/run-1/state".into())),
+            Some(std::path::PathBuf::from("/tmp/run-1/state"))
+        );
+        assert_eq!(state_dir_from(Some("".into())), None);
+        assert_eq!(state_dir_from(None), None);
+    }
 }

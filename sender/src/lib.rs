@@ -78,7 +78,7 @@ mod runtime;
 pub use self::core::{Core, CoreStats, Effect, OutRequest};
 pub use backoff::BackoffConfig;
 pub use builder::{Outcomes, SenderBuilder};
-pub use command::run_jsonl;
+pub use command::{contract_state_dir, run_jsonl, STATE_DIR_ENV};
 pub use config::{CoreConfig, Endpoint, Region, SenderConfig};
 pub use event::{EventKey, QueuedEvent};
 pub use outcome::{Outcome, OutcomeKind};

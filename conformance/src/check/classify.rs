@@ -1,7 +1,7 @@
 //! Per-event classification (architecture "Checker vocabulary"), with an explanation of each
 //! loss and duplicate drawn from what the sender was told.
 
-use super::observation::{Attempted, Expectation, Observation, Request, Stored};
+use super::observation::{Attempted, Expectation, Observation, Request, Restart, Stored};
 use super::verdict::{CheckResult, EventCounts, Finding};
 use super::CheckOptions;
 use std::collections::{BTreeMap, HashMap};
@@ -204,7 +204,52 @@ pub(crate) fn told(r: &Request, index: usize) -> String {
     }
 }
 
+/// The restart whose killed process took `seq` with it, when the loss is the restart's: the
+/// event was written to the stdin of a process that was then SIGKILLed, no request sent
+/// after that kill carried it, and no process wrote an outcome line for it (contract
+/// version 3).
+pub(crate) fn lost_at_restart<'a>(
+    obs: &'a Observation,
+    idx: &Index<'_>,
+    seq: u64,
+) -> Option<&'a Restart> {
+    if idx.outcome.contains_key(&seq) {
+        return None;
+    }
+    let r = obs
+        .restarts
+        .iter()
+        .find(|r| !r.had_exited && r.fed.contains(&seq))?;
+    let attempts = idx.attempts.get(&seq).map_or(&[][..], Vec::as_slice);
+    let sent_after = attempts
+        .iter()
+        .any(|&(ri, _)| obs.requests.get(ri).is_some_and(|req| req.at_ms >= r.at_ms));
+    (!sent_after).then_some(r)
+}
+
+fn explain_restart_loss(obs: &Observation, idx: &Index<'_>, seq: u64, r: &Restart) -> String {
+    let attempts = idx.attempts.get(&seq).map_or(&[][..], Vec::as_slice);
+    let sent = match attempts.last() {
+        None => "never sent".to_owned(),
+        Some(&(ri, ei)) => {
+            let last = obs.requests.get(ri).map_or_else(String::new, |q| {
+                format!(", the last, request #{}, got {}", q.id, told(q, ei))
+            });
+            format!("sent {} time(s) before the kill{last}", attempts.len())
+        }
+    };
+    format!(
+        "seq {seq} lost: in the sender's memory when it was killed at {:.1} s (restart {}): {sent}; \
+         no process sent it after the kill and none wrote an outcome line for it (silent loss)",
+        r.at_run_ms as f64 / 1000.0,
+        r.number
+    )
+}
+
 fn explain_loss(obs: &Observation, idx: &Index<'_>, seq: u64) -> String {
+    if let Some(r) = lost_at_restart(obs, idx, seq) {
+        return explain_restart_loss(obs, idx, seq, r);
+    }
     let reported = match idx.outcome.get(&seq) {
         Some(("dropped", reason)) => format!(
             "; the sender reported the drop ({})",
@@ -253,8 +298,25 @@ fn explain_duplicate(obs: &Observation, idx: &Index<'_>, seq: u64, copies: &[&St
         .first()
         .and_then(|s| idx.request_pos.get(&s.request_id))
         .and_then(|p| obs.requests.get(*p));
-    let cause = match first_req {
-        Some(r) if r.status != 200 => format!(
+    let at = |s: &Stored| {
+        idx.request_pos
+            .get(&s.request_id)
+            .and_then(|p| obs.requests.get(*p))
+            .map_or(s.at_ms, |r| r.at_ms)
+    };
+    let first_at = copies.first().copied().map(at);
+    let last_at = copies.last().copied().map(at);
+    let across = obs
+        .restarts
+        .iter()
+        .find(|k| first_at.is_some_and(|a| a < k.at_ms) && last_at.is_some_and(|b| b >= k.at_ms));
+    let cause = match (first_req, across) {
+        (_, Some(k)) => format!(
+            "stored before the sender was killed at {:.1} s (restart {}), sent again after it",
+            k.at_run_ms as f64 / 1000.0,
+            k.number
+        ),
+        (Some(r), None) if r.status != 200 => format!(
             "the first copy came in request #{} answered {} and was retried",
             r.id,
             told(r, 0)
@@ -309,6 +371,9 @@ pub(crate) fn classify(
                     counts.lost += 1;
                     if outcome != Some("dropped") {
                         counts.lost_silently += 1;
+                    }
+                    if lost_at_restart(obs, idx, seq).is_some() {
+                        counts.lost_at_restart += 1;
                     }
                     lost.add(|| explain_loss(obs, idx, seq));
                 }

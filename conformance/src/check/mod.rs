@@ -19,7 +19,8 @@ mod tests;
 
 pub use flow::{event_lives, EventLife};
 pub use observation::{
-    Attempted, Deduplicated, Expectation, Observation, Request, SenderOutcome, SentEvent, Stored,
+    Attempted, Deduplicated, Expectation, Observation, Request, Restart, SenderOutcome, SentEvent,
+    Stored,
 };
 pub use throttle::{throttle_trace, PauseViolation, ThrottlePause, ThrottleTrace};
 pub use verdict::{CheckResult, Efficiency, EventCounts, Verdict};

@@ -130,6 +130,24 @@ pub struct Observation {
     /// The mock's event-count limit per request (0: the documented 2,000, spec §3.4; a
     /// scenario may lower it with the mock's `max_events_per_request` knob).
     pub max_events_per_request: usize,
+    /// The sender's crash-restarts, in order (contract version 3; empty without).
+    pub restarts: Vec<Restart>,
+}
+
+/// One crash-restart of the sender (contract version 3): its process group was SIGKILLed and
+/// it was started again on the same state directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restart {
+    /// 1-based.
+    pub number: u32,
+    /// When the old process was killed, ms on the mock clock.
+    pub at_ms: i64,
+    /// The same, ms since the start of the run (what explanations quote: "killed at 1.5 s").
+    pub at_run_ms: u64,
+    /// `conformance_seq` of every event written to the killed process's stdin.
+    pub fed: Vec<u64>,
+    /// The killed process had already exited by itself.
+    pub had_exited: bool,
 }
 
 impl Observation {

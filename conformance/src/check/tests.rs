@@ -375,3 +375,167 @@ fn pacing_an_over_budget_device_is_not_a_cold_delay() {
     let v = check(&obs, &CheckOptions::default());
     assert_eq!(failing(&v), vec!["cold_identities_not_delayed"], "{v:#?}");
 }
+
+/// Contract 3: a crash-restart. Seqs 0-3 were fed to the process killed at 2.2 s (restart 1):
+/// 0 was delivered before the kill, 1 was never sent, 2 got a 503 before the kill and was
+/// never sent again, 3 was sent again by the next process and failed there. Seq 4 was fed to
+/// the new process and delivered. Only 1 and 2 are the restart's losses; 3 is an ordinary
+/// loss; the run fails `no_lost_events` with the restart named.
+#[test]
+fn a_loss_a_restart_caused_is_explained_and_counted() {
+    let attempted = (0..5)
+        .map(|seq| Attempted {
+            seq,
+            produced_at_ms: T + seq as i64 * 100,
+            device_id: Some("device-A".into()),
+            user_id: None,
+            invalid: false,
+            has_user_properties: false,
+            bytes: 100,
+        })
+        .collect();
+    let req = |id, at_ms, status, seqs: &[u64]| Request {
+        id,
+        at_ms,
+        path: "/2/httpapi".into(),
+        status,
+        events: seqs.iter().map(|s| sent(*s, "device-A")).collect(),
+        response: Some(if status == 200 {
+            ResponseBody::success(seqs.len() as u64, 10, T)
+        } else {
+            ResponseBody::error(status, "Service unavailable")
+        }),
+        ..Default::default()
+    };
+    let store = |seq: u64, request_id| Stored {
+        storage_seq: seq,
+        request_id,
+        at_ms: T,
+        seq: Some(seq),
+        insert_id: Some(format!("ins-{seq}")),
+        device_id: Some("device-A".into()),
+        user_id: None,
+    };
+    let kill = T + 2_200;
+    let mut obs = Observation {
+        attempted,
+        stored: vec![store(0, 1), store(4, 4)],
+        requests: vec![
+            req(1, T + 100, 200, &[0]),
+            req(2, T + 2_000, 503, &[2]),
+            req(3, kill + 100, 503, &[3]),
+            req(4, kill + 500, 200, &[4]),
+        ],
+        outcomes: vec![SenderOutcome {
+            seq: 0,
+            outcome: "delivered".into(),
+            reason: None,
+        }],
+        sender_exited: true,
+        endpoint_path: "/2/httpapi".into(),
+        restarts: vec![Restart {
+            number: 1,
+            at_ms: kill,
+            at_run_ms: 2_200,
+            fed: vec![0, 1, 2, 3],
+            had_exited: false,
+        }],
+        ..Observation::default()
+    };
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["no_lost_events"], "{v:#?}");
+    let e = &v.events;
+    assert_eq!(
+        (e.stored, e.lost, e.lost_silently, e.lost_at_restart),
+        (2, 3, 3, 2)
+    );
+    let lost = v.check("no_lost_events").unwrap();
+    assert_eq!(
+        lost.examples,
+        vec![
+            "seq 1 lost: in the sender's memory when it was killed at 2.2 s (restart 1): never \
+             sent; no process sent it after the kill and none wrote an outcome line for it \
+             (silent loss)",
+            "seq 2 lost: in the sender's memory when it was killed at 2.2 s (restart 1): sent 1 \
+             time(s) before the kill, the last, request #2, got 503; no process \
+              sent it after the kill and none wrote an outcome line for it (silent loss)",
+            "seq 3 lost: sent 1 time(s); the last, request #3 got 503, was never \
+              followed by a successful retry; the sender never reported it (silent loss)",
+        ]
+    );
+    // An outcome line from the killed process makes it the sender's own report, not the
+    // restart's loss.
+    obs.outcomes.push(SenderOutcome {
+        seq: 1,
+        outcome: "dropped".into(),
+        reason: Some("gave up".into()),
+    });
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(v.events.lost_at_restart, 1);
+    // Without the restart record the same losses are plain ones.
+    obs.restarts.clear();
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!((v.events.lost, v.events.lost_at_restart), (3, 0));
+}
+
+/// Contract 3: an event stored before a kill and sent again by the restarted sender with a
+/// new insert_id is stored twice, and the explanation names the restart.
+#[test]
+fn a_resend_with_a_new_insert_id_after_a_restart_is_a_duplicate() {
+    let attempted = vec![Attempted {
+        seq: 0,
+        produced_at_ms: T,
+        device_id: Some("device-A".into()),
+        user_id: None,
+        invalid: false,
+        has_user_properties: false,
+        bytes: 100,
+    }];
+    let req = |id, at_ms, insert_id: &str| Request {
+        id,
+        at_ms,
+        path: "/batch".into(),
+        status: 200,
+        events: vec![SentEvent {
+            insert_id: Some(insert_id.into()),
+            ..sent(0, "device-A")
+        }],
+        response: Some(ResponseBody::success(1, 10, T)),
+        ..Default::default()
+    };
+    let store = |storage_seq, request_id, at_ms, insert_id: &str| Stored {
+        storage_seq,
+        request_id,
+        at_ms,
+        seq: Some(0),
+        insert_id: Some(insert_id.into()),
+        device_id: Some("device-A".into()),
+        user_id: None,
+    };
+    let kill = T + 2_200;
+    let obs = Observation {
+        attempted,
+        stored: vec![store(1, 1, T + 100, "a"), store(2, 2, kill + 50, "b")],
+        requests: vec![req(1, T + 100, "a"), req(2, kill + 50, "b")],
+        sender_exited: true,
+        endpoint_path: "/batch".into(),
+        restarts: vec![Restart {
+            number: 1,
+            at_ms: kill,
+            at_run_ms: 2_200,
+            fed: vec![0],
+            had_exited: false,
+        }],
+        ..Observation::default()
+    };
+    let v = check(&obs, &CheckOptions::default());
+    assert_eq!(failing(&v), vec!["no_duplicates_stored"], "{v:#?}");
+    assert_eq!(
+        v.check("no_duplicates_stored").unwrap().examples,
+        vec![
+            "seq 0 stored 2 times: stored before the sender was killed at 2.2 s (restart 1), sent \
+             again after it with a new or missing insert_id (insert_ids [\"a\", \"b\"])"
+        ]
+    );
+    assert_eq!((v.events.lost, v.events.lost_at_restart), (0, 0));
+}

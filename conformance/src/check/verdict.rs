@@ -13,6 +13,9 @@ pub struct EventCounts {
     pub lost: u64,
     /// Lost without the sender reporting a drop.
     pub lost_silently: u64,
+    /// Lost events a crash-restart took (contract version 3; counted in `lost` too): written
+    /// to a process that was then SIGKILLed, never sent after the kill, no outcome line.
+    pub lost_at_restart: u64,
     /// Not stored because Amplitude refuses it for good, for any sender: invalid by the
     /// generator's `[dirty]` settings (spec §3.4), named in a 400's index lists (spec §5.1),
     /// over the daily quota (spec §8.1), alone over the body-size limit (spec §3.4), or sent

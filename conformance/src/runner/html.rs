@@ -39,7 +39,7 @@ td.l,th.l{text-align:left}td:first-child{white-space:nowrap}.pass{color:#1a7f37;
 p.note,p.desc{font-size:13px;color:#57606a;margin:4px 0}svg{display:block;margin:4px 0}\
 svg text{font-size:11px;fill:#57606a;font-family:system-ui,sans-serif}\
 .ok{fill:#2da44e}.s400{fill:#e16f24}.s413{fill:#8250df}.s429{fill:#0969da}.s5xx{fill:#cf222e}.cut{fill:#24292f}\
-.mark{fill-opacity:.75}.ref{stroke:#000;stroke-width:1.5}.fault{fill:#d4a72c;fill-opacity:.22}\
+.mark{fill-opacity:.75}.ref{stroke:#000;stroke-width:1.5}.fault{fill:#d4a72c;fill-opacity:.22}.restart{stroke:#8250df;stroke-width:2;stroke-dasharray:4 3}\
 .pause{fill:#0969da;fill-opacity:.15}.tick429{stroke:#0969da;stroke-width:1}.elsewhere{fill:none;stroke:#cf222e;stroke-width:1.2}.later{fill:#6e7781}.inpause{fill:#cf222e;stroke:#fff;stroke-width:1}\
 .grid{stroke:#eaeef2}.axis{stroke:#8c959f}.lproduced{stroke:#57606a;fill:none;stroke-width:1.5}\
 .lstored{stroke:#2da44e;fill:none;stroke-width:1.5}.lbacklog{stroke:#cf222e;fill:none;stroke-width:1.5;stroke-dasharray:4 2}\
@@ -104,6 +104,21 @@ fn radius(events: usize) -> f64 {
 
 fn x_of(t: i64, end: i64) -> f64 {
     LEFT + (t.clamp(0, end) as f64) / (end.max(1) as f64) * PLOT
+}
+
+/// `", killed and restarted at 1.500 s and 4.000 s (purple dashed lines)"`, or nothing.
+fn restarts_note(restarts: &[super::RestartReport]) -> String {
+    if restarts.is_empty() {
+        return String::new();
+    }
+    let at: Vec<String> = restarts
+        .iter()
+        .map(|r| secs(i64::try_from(r.at_ms).unwrap_or(i64::MAX)))
+        .collect();
+    format!(
+        ", killed and restarted at {} (purple dashed lines)",
+        at.join(", ")
+    )
 }
 
 fn secs(ms: i64) -> String {
@@ -211,6 +226,17 @@ fn timeline_svg(out: &mut String, s: &ScenarioReport, referenced: &BTreeSet<u64>
             f.status.map(|s| format!(" {s}")).unwrap_or_default(),
             secs(from),
             secs(until)
+        );
+    }
+    for r in &s.restarts {
+        let at = i64::try_from(r.at_ms).unwrap_or(i64::MAX);
+        let x = x_of(at, end);
+        let _ = write!(
+            out,
+            "<line class=\"restart\" x1=\"{x:.1}\" y1=\"{top:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"><title>restart {} at {}: the sender's process group was SIGKILLed ({} events fed to it) and the sender started again</title></line>",
+            r.number,
+            secs(at),
+            r.events_fed
         );
     }
     for (i, (class, label)) in ROWS.iter().enumerate() {
@@ -432,7 +458,7 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         .collect();
     let _ = write!(
         out,
-        "<h2 id=\"{anchor}\">{} <span class=\"{}\">{}</span></h2><p class=\"desc\">{}</p><p class=\"note\">{} events, {} requests ({}), sender {} after {}; seed {}; endpoint {}.</p>",
+        "<h2 id=\"{anchor}\">{} <span class=\"{}\">{}</span></h2><p class=\"desc\">{}</p><p class=\"note\">{} events, {} requests ({}), sender {} after {}{}; seed {}; endpoint {}.</p>",
         esc(&s.scenario),
         if s.passed { "pass" } else { "fail" },
         if s.passed { "pass" } else { "FAIL" },
@@ -442,6 +468,7 @@ fn scenario_section(out: &mut String, s: &ScenarioReport) {
         esc(&statuses(s)),
         if s.sender_exited { "exited" } else { "was killed" },
         secs(i64::try_from(s.duration_ms).unwrap_or(i64::MAX)),
+        restarts_note(&s.restarts),
         s.seed,
         esc(&s.endpoint)
     );
@@ -857,6 +884,13 @@ mod tests {
                     })
                     .collect(),
             },
+            restarts: vec![super::super::RestartReport {
+                number: 1,
+                at_ms: 20_000,
+                events_fed: 40,
+                outcome_lines: 10,
+                had_exited: false,
+            }],
         }
     }
 

@@ -17,8 +17,8 @@ mod validate;
 pub use adapter::{materialise_adapter, prepare_adapter, Adapter, ADAPTERS};
 pub use command::{resolve_scenario, SuiteCommand};
 pub use html::{check_well_formed, MAX_LANES};
-pub use process::{ProcessError, SenderSpec};
-pub use report::{ScenarioReport, SuiteReport, REPORT_SCHEMA};
+pub use process::{ProcessError, SenderSpec, RESTART_ENV, STATE_DIR_ENV};
+pub use report::{RestartReport, ScenarioReport, SuiteReport, REPORT_SCHEMA};
 pub use settings::{ConformanceSettings, Control, ControlAt};
 pub use timeline::{
     FaultWindow, FlowPoint, LanePause, LaneRequest, ThrottleLane, Timeline, TimelineRequest,
@@ -28,8 +28,9 @@ pub use validate::{prepare, Prepared};
 
 /// Version of the third-party sender contract the runner speaks (`AMPLITUDE_SENDER_CONTRACT`;
 /// `docs/sender-contract.md`). Version 2 added control lines, `held` outcome lines and
-/// `AMPLITUDE_DRAIN_DEADLINE_MS`.
-pub const CONTRACT_VERSION: u32 = 2;
+/// `AMPLITUDE_DRAIN_DEADLINE_MS`; version 3 crash-restarts, `AMPLITUDE_SENDER_STATE_DIR` and
+/// `AMPLITUDE_SENDER_RESTART`.
+pub const CONTRACT_VERSION: u32 = 3;
 
 use crate::check::check;
 use amplitude_loadgen::Scenario;
@@ -129,6 +130,7 @@ fn feed(
                 offset_us,
                 line: c.control.line().to_owned(),
                 kind,
+                seq: None,
             },
         );
         if kind == FeedKind::Exit {
@@ -260,6 +262,7 @@ pub async fn run_scenario(
         feed,
         state_dir.path(),
         settings.deadline_ms(),
+        &settings.restarts_ms(),
     )
     .await?;
     let _ = stop_tx.send(());
@@ -275,6 +278,17 @@ pub async fn run_scenario(
     obs.sender_exited = run.exited;
     obs.expect = settings.expect;
     obs.max_events_per_request = max_events_per_request;
+    obs.restarts = run
+        .restarts
+        .iter()
+        .map(|r| crate::check::Restart {
+            number: r.number,
+            at_ms: start_ms.saturating_add(i64::try_from(r.at_ms).unwrap_or(i64::MAX)),
+            at_run_ms: r.at_ms,
+            fed: r.fed.clone(),
+            had_exited: r.had_exited,
+        })
+        .collect();
     let mut verdict = check(&obs, &settings.checks);
     let timeline = Timeline::new(
         &obs,
@@ -325,6 +339,17 @@ pub async fn run_scenario(
         stderr_head: run.stderr_head,
         sender_env: settings.sender_env.clone(),
         timeline,
+        restarts: run
+            .restarts
+            .iter()
+            .map(|r| RestartReport {
+                number: r.number,
+                at_ms: r.at_ms,
+                events_fed: r.fed.len(),
+                outcome_lines: r.outcomes,
+                had_exited: r.had_exited,
+            })
+            .collect(),
     })
 }
 

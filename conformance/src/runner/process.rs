@@ -6,6 +6,7 @@ use crate::check::SenderOutcome;
 use amplitude_loadgen::GeneratedEvent;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -40,23 +41,42 @@ impl SenderSpec {
     }
 }
 
-/// What happened to the sender process.
+/// What happened to the sender process (its last one, when the scenario restarts it).
 #[derive(Debug, Clone, Default)]
 pub struct SenderRun {
-    /// It exited by itself before the deadline.
+    /// Its last process exited by itself before the deadline.
     pub exited: bool,
-    /// Its exit code, when it exited normally.
+    /// The exit code of its last process, when it exited normally.
     pub exit_code: Option<i32>,
-    /// Its outcome lines.
+    /// Its outcome lines, from every process in order (a killed process's lines count).
     pub outcomes: Vec<SenderOutcome>,
-    /// The last 4 KiB of its stderr.
+    /// The last 4 KiB of its stderr (every process's, a `[runner] restart N` line between
+    /// two).
     pub stderr_tail: String,
-    /// The first line of its stderr (at most 1 KiB): the adapters print the settings used.
+    /// The first line of its first process's stderr (at most 1 KiB): the adapters print the
+    /// settings used.
     pub stderr_head: String,
-    /// Events written to its stdin before it closed it.
+    /// Events written to its stdin (to every process together).
     pub fed: usize,
-    /// Wall time from start to exit or kill, ms.
+    /// Wall time from the first start to the last exit or kill, ms.
     pub duration_ms: u64,
+    /// Each crash-restart, in order (contract version 3; empty without restarts).
+    pub restarts: Vec<RestartRun>,
+}
+
+/// One crash-restart: the process that was SIGKILLed and what it had been given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartRun {
+    /// 1-based: the new process got `AMPLITUDE_SENDER_RESTART=number`.
+    pub number: u32,
+    /// When the old process's group was killed, ms since the first start.
+    pub at_ms: u64,
+    /// `conformance_seq` of every event written to the killed process's stdin.
+    pub fed: Vec<u64>,
+    /// Outcome lines read from the killed process.
+    pub outcomes: usize,
+    /// The killed process had already exited by itself (nothing was left to kill).
+    pub had_exited: bool,
 }
 
 /// Errors starting the sender.
@@ -81,6 +101,8 @@ pub struct FeedLine {
     pub line: String,
     /// What it is.
     pub kind: FeedKind,
+    /// An event's `conformance_seq`.
+    pub seq: Option<u64>,
 }
 
 /// The kind of a [`FeedLine`].
@@ -95,6 +117,12 @@ pub enum FeedKind {
     Exit,
 }
 
+/// The state directory every process of a run gets (contract version 3).
+pub const STATE_DIR_ENV: &str = "AMPLITUDE_SENDER_STATE_DIR";
+/// 0 for the first process of a run, `n` for the one started at the `n`th restart
+/// (contract version 3).
+pub const RESTART_ENV: &str = "AMPLITUDE_SENDER_RESTART";
+
 const STDERR_TAIL: usize = 4_096;
 const STDERR_HEAD: usize = 1_024;
 
@@ -106,20 +134,39 @@ pub fn event_feed(events: &[GeneratedEvent]) -> Vec<FeedLine> {
             offset_us: g.offset_us,
             line: g.to_json().unwrap_or_default(),
             kind: FeedKind::Event,
+            seq: Some(g.seq),
         })
         .collect()
 }
 
-/// Starts the sender, writes `feed` at its offsets (from now), then closes stdin (unless the
-/// feed ended with an `exit` control), and waits until the sender exits or `deadline_ms`
-/// after the last line, then kills it.
-pub async fn run_sender(
+/// A started sender process and the tasks reading its output.
+struct Running {
+    child: tokio::process::Child,
+    pgid: Option<u32>,
+    stdin: Option<tokio::process::ChildStdin>,
+    outcomes: tokio::task::JoinHandle<Vec<SenderOutcome>>,
+    stderr: tokio::task::JoinHandle<(String, String)>,
+}
+
+/// Where feeding one process stopped.
+struct Fed {
+    /// Index of the first line not written.
+    next: usize,
+    /// Seqs of the events written.
+    seqs: Vec<u64>,
+    /// Events written (with or without a seq).
+    events: usize,
+    /// Stdin, still open (an `exit` control was written, or a restart comes next).
+    stdin: Option<tokio::process::ChildStdin>,
+}
+
+/// Starts process number `restart` (0: the first) of the sender in its own process group.
+fn spawn(
     spec: &SenderSpec,
     env: &[(String, String)],
-    feed: Vec<FeedLine>,
     state_dir: &std::path::Path,
-    deadline_ms: u64,
-) -> Result<SenderRun, ProcessError> {
+    restart: u32,
+) -> Result<Running, ProcessError> {
     let (mut cmd, shown) = match spec {
         SenderSpec::Reference { exe, args } => {
             let mut c = Command::new(exe);
@@ -140,13 +187,14 @@ pub async fn run_sender(
         }
     };
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(STATE_DIR_ENV, state_dir)
+        .env(RESTART_ENV, restart.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     #[cfg(unix)]
     cmd.process_group(0);
-    let start = Instant::now();
     let mut child = cmd
         .spawn()
         .map_err(|source| ProcessError::Spawn { cmd: shown, source })?;
@@ -154,46 +202,7 @@ pub async fn run_sender(
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-
-    let last_offset = feed.last().map_or(0, |l| l.offset_us);
-    let feeder = tokio::spawn(async move {
-        let Some(mut stdin) = stdin else {
-            return (0, None);
-        };
-        let mut fed = 0usize;
-        let mut buf = Vec::with_capacity(64 * 1024);
-        let mut i = 0;
-        while i < feed.len() {
-            let due = start + Duration::from_micros(feed[i].offset_us);
-            tokio::time::sleep_until(due).await;
-            let now_us = start.elapsed().as_micros() as u64;
-            buf.clear();
-            let first = i;
-            let mut events = 0;
-            while i < feed.len() && feed[i].offset_us <= now_us {
-                buf.extend_from_slice(feed[i].line.as_bytes());
-                buf.push(b'\n');
-                events += usize::from(feed[i].kind == FeedKind::Event);
-                i += 1;
-                if feed[i - 1].kind != FeedKind::Event {
-                    break; // a control line goes out on its own, at its time
-                }
-            }
-            if i == first {
-                continue;
-            }
-            if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
-                break;
-            }
-            fed += events;
-            if feed[i - 1].kind == FeedKind::Exit {
-                return (fed, Some(stdin));
-            }
-        }
-        drop(stdin);
-        (fed, None)
-    });
-    let reader = tokio::spawn(async move {
+    let outcomes = tokio::spawn(async move {
         let mut outcomes = Vec::new();
         let Some(out) = stdout else { return outcomes };
         let mut lines = BufReader::new(out).lines();
@@ -204,7 +213,7 @@ pub async fn run_sender(
         }
         outcomes
     });
-    let err_reader = tokio::spawn(async move {
+    let stderr = tokio::spawn(async move {
         let mut tail: Vec<u8> = Vec::new();
         let mut head: Vec<u8> = Vec::new();
         let mut head_done = false;
@@ -234,44 +243,221 @@ pub async fn run_sender(
             String::from_utf8_lossy(&head).into_owned(),
         )
     });
-    let limit = start + Duration::from_micros(last_offset) + Duration::from_millis(deadline_ms);
-    let (exited, exit_code) = match tokio::time::timeout_at(limit, child.wait()).await {
+    Ok(Running {
+        child,
+        pgid,
+        stdin,
+        outcomes,
+        stderr,
+    })
+}
+
+/// Writes `feed[from..]` to `stdin` at the lines' offsets from `start`, stopping before the
+/// first line due at or after `until_us` (a restart) or after an `exit` control, or when a
+/// write fails (the process is gone: that line and the rest are left for the next one).
+async fn feed_lines(
+    stdin: Option<tokio::process::ChildStdin>,
+    feed: Arc<Vec<FeedLine>>,
+    from: usize,
+    start: Instant,
+    until_us: Option<u64>,
+) -> Fed {
+    let mut out = Fed {
+        next: from,
+        seqs: Vec::new(),
+        events: 0,
+        stdin: None,
+    };
+    let Some(mut stdin) = stdin else {
+        return out;
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut i = from;
+    let due_here = |l: &FeedLine| until_us.is_none_or(|u| l.offset_us < u);
+    while i < feed.len() && due_here(&feed[i]) {
+        let due = start + Duration::from_micros(feed[i].offset_us);
+        tokio::time::sleep_until(due).await;
+        let now_us = start.elapsed().as_micros() as u64;
+        buf.clear();
+        let first = i;
+        let mut seqs = Vec::new();
+        let mut events = 0;
+        while i < feed.len() && feed[i].offset_us <= now_us && due_here(&feed[i]) {
+            buf.extend_from_slice(feed[i].line.as_bytes());
+            buf.push(b'\n');
+            if feed[i].kind == FeedKind::Event {
+                events += 1;
+                seqs.extend(feed[i].seq);
+            }
+            i += 1;
+            if feed[i - 1].kind != FeedKind::Event {
+                break; // a control line goes out on its own, at its time
+            }
+        }
+        if i == first {
+            continue;
+        }
+        if stdin.write_all(&buf).await.is_err() || stdin.flush().await.is_err() {
+            return out; // `next` stays at the first line of this write
+        }
+        out.next = i;
+        out.events += events;
+        out.seqs.extend(seqs);
+        if feed[i - 1].kind == FeedKind::Exit {
+            out.stdin = Some(stdin);
+            return out;
+        }
+    }
+    if until_us.is_some() {
+        // A restart comes next: stdin stays open until the kill, even when every line was
+        // written (closing it would be end of input, which asks the sender to drain and
+        // exit: the application crashed while running, it did not shut down).
+        out.stdin = Some(stdin);
+    }
+    out
+}
+
+/// Collects what a process's reader tasks read, waiting at most a grace period after the
+/// process died (a grandchild outside the group could keep a pipe open).
+async fn collect(r: Running) -> (Vec<SenderOutcome>, (String, String)) {
+    let grace = Duration::from_secs(5);
+    let outcomes = tokio::time::timeout(grace, r.outcomes)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr = tokio::time::timeout(grace, r.stderr)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    (outcomes, stderr)
+}
+
+/// `tail` plus `more`, keeping the last [`STDERR_TAIL`] bytes (on a char boundary).
+fn append_tail(tail: &mut String, more: &str) {
+    tail.push_str(more);
+    if tail.len() > STDERR_TAIL {
+        let mut cut = tail.len() - STDERR_TAIL;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail.drain(..cut);
+    }
+}
+
+/// Starts the sender, writes `feed` at its offsets (from now), then closes stdin (unless the
+/// feed ended with an `exit` control), and waits until the sender exits or `deadline_ms`
+/// after the last line, then kills it.
+///
+/// With `restarts` (ms since the start, increasing; contract version 3): at each time the
+/// sender's whole process group is SIGKILLed (unless it already exited) and the sender is
+/// started again with the same environment, `AMPLITUDE_SENDER_RESTART` incremented, and fed
+/// the lines not yet written to the killed process. The deadline then applies to the last
+/// process, from the later of its start and the last line. Every process gets
+/// `AMPLITUDE_SENDER_STATE_DIR=state_dir`.
+///
+/// # Errors
+/// [`ProcessError::Spawn`] when a process cannot be started.
+pub async fn run_sender(
+    spec: &SenderSpec,
+    env: &[(String, String)],
+    feed: Vec<FeedLine>,
+    state_dir: &std::path::Path,
+    deadline_ms: u64,
+    restarts: &[u64],
+) -> Result<SenderRun, ProcessError> {
+    let start = Instant::now();
+    let feed = Arc::new(feed);
+    let mut run = SenderRun::default();
+    let mut next = 0usize;
+    let mut head: Option<String> = None;
+    let mut tail = String::new();
+    let mut number = 0u32;
+    for &kill_ms in restarts {
+        let mut p = spawn(spec, env, state_dir, number)?;
+        let feeder = tokio::spawn(feed_lines(
+            p.stdin.take(),
+            feed.clone(),
+            next,
+            start,
+            Some(kill_ms * 1_000),
+        ));
+        let kill_at = start + Duration::from_millis(kill_ms);
+        let had_exited = tokio::time::timeout_at(kill_at, p.child.wait())
+            .await
+            .is_ok();
+        tokio::time::sleep_until(kill_at).await;
+        kill_group(p.pgid).await;
+        let _ = p.child.kill().await;
+        // The feeder wrote nothing due at or after the kill; a write blocked on a full pipe
+        // fails now that the reader is gone.
+        let fed = feeder.await.unwrap_or(Fed {
+            next,
+            seqs: Vec::new(),
+            events: 0,
+            stdin: None,
+        });
+        drop(fed.stdin);
+        next = fed.next;
+        run.fed += fed.events;
+        let (outcomes, (t, h)) = collect(p).await;
+        number += 1;
+        run.restarts.push(RestartRun {
+            number,
+            at_ms: kill_ms,
+            fed: fed.seqs,
+            outcomes: outcomes.len(),
+            had_exited,
+        });
+        run.outcomes.extend(outcomes);
+        head.get_or_insert(h);
+        append_tail(&mut tail, &t);
+        append_tail(
+            &mut tail,
+            &format!(
+                "\n[runner] restart {number} at {:.1} s: {}; started the sender again with {RESTART_ENV}={number}\n",
+                kill_ms as f64 / 1000.0,
+                if had_exited {
+                    "the sender had already exited"
+                } else {
+                    "SIGKILLed the sender's process group"
+                }
+            ),
+        );
+    }
+    let mut p = spawn(spec, env, state_dir, number)?;
+    let last_offset = feed.last().map_or(0, |l| l.offset_us);
+    let from_us = last_offset.max(restarts.last().map_or(0, |r| r * 1_000));
+    let feeder = tokio::spawn(feed_lines(p.stdin.take(), feed.clone(), next, start, None));
+    let limit = start + Duration::from_micros(from_us) + Duration::from_millis(deadline_ms);
+    let (exited, exit_code) = match tokio::time::timeout_at(limit, p.child.wait()).await {
         Ok(Ok(status)) => (true, status.code()),
         Ok(Err(_)) => (false, None),
         Err(_) => {
-            kill_group(pgid).await;
-            let _ = child.kill().await;
+            kill_group(p.pgid).await;
+            let _ = p.child.kill().await;
             (false, None)
         }
     };
     // Whatever the sender started (e.g. `sh -c` children) goes too.
-    kill_group(pgid).await;
-    let duration_ms = start.elapsed().as_millis() as u64;
+    kill_group(p.pgid).await;
+    run.duration_ms = start.elapsed().as_millis() as u64;
     if !feeder.is_finished() {
         feeder.abort();
     }
     // An `exit` feed kept stdin open until now.
-    let (fed, _stdin) = feeder.await.unwrap_or((0, None));
-    let grace = Duration::from_secs(5);
-    let outcomes = tokio::time::timeout(grace, reader)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let (stderr_tail, stderr_head) = tokio::time::timeout(grace, err_reader)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    Ok(SenderRun {
-        exited,
-        exit_code,
-        outcomes,
-        stderr_tail,
-        stderr_head,
-        fed,
-        duration_ms,
-    })
+    if let Ok(fed) = feeder.await {
+        run.fed += fed.events;
+    }
+    let (outcomes, (t, h)) = collect(p).await;
+    run.outcomes.extend(outcomes);
+    append_tail(&mut tail, &t);
+    run.stderr_head = head.unwrap_or(h);
+    run.stderr_tail = tail;
+    run.exited = exited;
+    run.exit_code = exit_code;
+    Ok(run)
 }
 
 /// SIGKILLs the process group `pgid` (the sender and anything it started). Never signals
@@ -281,5 +467,106 @@ async fn kill_group(pgid: Option<u32>) {
     if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) {
         use nix::sys::signal::{killpg, Signal};
         let _ = killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn line(offset_ms: u64, seq: u64) -> FeedLine {
+        FeedLine {
+            offset_us: offset_ms * 1_000,
+            line: format!(r#"{{"seq":{seq},"outcome":"delivered"}}"#),
+            kind: FeedKind::Event,
+            seq: Some(seq),
+        }
+    }
+
+    /// Contract 3: at each restart time the process is killed and a new one started with
+    /// `AMPLITUDE_SENDER_RESTART` incremented and the same `AMPLITUDE_SENDER_STATE_DIR`; each
+    /// gets exactly the lines due before its kill (and after the previous one), stdin stays
+    /// open until the kill, and the killed processes' outcome lines count. The test sender
+    /// is `tee`: it appends what it reads to a file named after its restart number and echoes
+    /// it on stdout (the lines are outcome lines).
+    #[tokio::test]
+    async fn restarts_kill_the_sender_and_feed_the_next_one_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SenderSpec::Command {
+            cmd: r#"echo "start $AMPLITUDE_SENDER_RESTART"; echo "start $AMPLITUDE_SENDER_RESTART" >&2; exec tee -a "$AMPLITUDE_SENDER_STATE_DIR/got-$AMPLITUDE_SENDER_RESTART""#.to_owned(),
+            label: "tee".to_owned(),
+        };
+        let feed = vec![line(0, 0), line(50, 1), line(700, 2), line(1_300, 3)];
+        let run = run_sender(&spec, &[], feed, dir.path(), 10_000, &[500, 1_000])
+            .await
+            .unwrap();
+        let got = |n: u32| {
+            std::fs::read_to_string(dir.path().join(format!("got-{n}")))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str::<SenderOutcome>(l).unwrap().seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!((got(0), got(1), got(2)), (vec![0, 1], vec![2], vec![3]));
+        assert_eq!(
+            run.restarts,
+            vec![
+                RestartRun {
+                    number: 1,
+                    at_ms: 500,
+                    fed: vec![0, 1],
+                    outcomes: 2,
+                    had_exited: false
+                },
+                RestartRun {
+                    number: 2,
+                    at_ms: 1_000,
+                    fed: vec![2],
+                    outcomes: 1,
+                    had_exited: false
+                },
+            ]
+        );
+        let seqs: Vec<u64> = run.outcomes.iter().map(|o| o.seq).collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        assert_eq!((run.fed, run.exited, run.exit_code), (4, true, Some(0)));
+        assert_eq!(run.stderr_head, "start 0");
+        assert!(
+            run.stderr_tail.contains("start 0\n\n[runner] restart 1 at 0.5 s: SIGKILLed the sender's process group; started the sender again with AMPLITUDE_SENDER_RESTART=1\nstart 1\n"),
+            "{}",
+            run.stderr_tail
+        );
+        assert!(
+            run.stderr_tail.ends_with("start 2\n"),
+            "{}",
+            run.stderr_tail
+        );
+        assert!(run.duration_ms >= 1_300, "{}", run.duration_ms);
+    }
+
+    /// A restart after every line was written still kills a running sender (its stdin was
+    /// kept open: the application crashed, it did not shut down); the last process then gets
+    /// end of input at once.
+    #[tokio::test]
+    async fn a_restart_after_the_last_line_kills_a_sender_still_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SenderSpec::Command {
+            cmd: r#"exec tee -a "$AMPLITUDE_SENDER_STATE_DIR/got-$AMPLITUDE_SENDER_RESTART""#
+                .to_owned(),
+            label: "tee".to_owned(),
+        };
+        let run = run_sender(&spec, &[], vec![line(0, 7)], dir.path(), 10_000, &[300])
+            .await
+            .unwrap();
+        assert_eq!(run.restarts.len(), 1);
+        assert!(!run.restarts[0].had_exited);
+        assert_eq!(run.restarts[0].fed, vec![7]);
+        assert!(dir.path().join("got-1").is_file());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("got-1")).unwrap(),
+            ""
+        );
+        assert!(run.exited);
     }
 }

@@ -50,6 +50,23 @@ pub struct ScenarioReport {
     /// What the sender did over time: requests, fault windows, throttle lanes, event flow
     /// (drawn by [`SuiteReport::to_html`]).
     pub timeline: super::Timeline,
+    /// The sender's crash-restarts (`[conformance] restarts`, contract version 3), in order.
+    pub restarts: Vec<RestartReport>,
+}
+
+/// One crash-restart of the sender, as reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestartReport {
+    /// 1-based (the new process got `AMPLITUDE_SENDER_RESTART=number`).
+    pub number: u32,
+    /// When the old process group was SIGKILLed, ms since the start of the run.
+    pub at_ms: u64,
+    /// Events written to the killed process's stdin.
+    pub events_fed: usize,
+    /// Outcome lines read from the killed process (they count).
+    pub outcome_lines: usize,
+    /// The killed process had already exited by itself.
+    pub had_exited: bool,
 }
 
 /// A whole run.
@@ -267,13 +284,18 @@ impl SuiteReport {
                 .collect();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} ({} / {}) | {} | {} | {} ({}) | {} | {} | {} | {} | {:.2} | {:.1} s{} | {} |",
+                "| {} | {} | {} | {} ({} / {}{}) | {} | {} | {} ({}) | {} | {} | {} | {} | {:.2} | {:.1} s{}{} | {} |",
                 s.scenario,
                 e.attempted,
                 e.stored,
                 e.lost,
                 e.lost - e.lost_silently,
                 e.lost_silently,
+                if s.restarts.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} at a restart", e.lost_at_restart)
+                },
                 e.duplicate_stored,
                 e.duplicate_deduplicated,
                 e.expected_rejection,
@@ -284,6 +306,10 @@ impl SuiteReport {
                 statuses.join(", "),
                 s.verdict.efficiency.requests_per_event,
                 s.duration_ms as f64 / 1000.0,
+                match s.restarts.len() {
+                    0 => String::new(),
+                    n => format!(", {n} restart(s)"),
+                },
                 if s.sender_exited { "" } else { " (killed)" },
                 if s.passed { "pass" } else { "**fail**" }
             );

@@ -38,6 +38,14 @@ pub struct ConformanceSettings {
     /// `controls = [{ at = "2s", control = "flush" }, { at = "2.5s", control = "exit" }]`.
     /// Events the application would have produced after an `exit` are never produced.
     pub controls: Vec<ControlAt>,
+    /// Crash-restarts of the sender (contract version 3): at each of these times since the
+    /// start of the run, e.g. `restarts = ["1.5s", "4s"]`, the runner SIGKILLs the sender's
+    /// process group and starts it again with the same environment
+    /// (`AMPLITUDE_SENDER_RESTART` incremented) and the same `AMPLITUDE_SENDER_STATE_DIR`,
+    /// and feeds it the lines not yet written to the killed process. Strictly increasing,
+    /// each after 0, before the first `exit` control and before the scenario's duration plus
+    /// its deadline (checked by [`super::prepare`]).
+    pub restarts: Vec<DurationMs>,
 }
 
 /// One control line of the application, at a time since the start of the run.
@@ -95,6 +103,11 @@ impl ConformanceSettings {
     /// sender that honours it exits by itself before the runner kills it.
     pub fn drain_budget_ms(&self) -> u64 {
         self.deadline_ms() - self.drain_margin_ms()
+    }
+
+    /// The restart times, ms since the start of the run.
+    pub fn restarts_ms(&self) -> Vec<u64> {
+        self.restarts.iter().map(|d| d.0).collect()
     }
 
     /// The time of the first `exit` control, µs since the start of the run.

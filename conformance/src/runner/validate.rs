@@ -33,6 +33,81 @@ struct ConformanceDoc {
 }
 
 #[derive(Deserialize)]
+struct RestartSpans {
+    #[serde(default)]
+    conformance: Option<ConformanceSpans>,
+}
+
+#[derive(Deserialize)]
+struct ConformanceSpans {
+    #[serde(default)]
+    restarts: Vec<toml::Spanned<toml::Value>>,
+}
+
+/// Checks `[conformance] restarts` (contract version 3): each after 0, strictly increasing,
+/// before the first `exit` control (nothing runs after the application exits) and before the
+/// scenario's duration plus its deadline (the sender is killed for good then). Errors are
+/// `FILE:LINE: [conformance] restarts[i]: why`, one line each.
+fn check_restarts(
+    path: &Path,
+    text: &str,
+    scenario: &Scenario,
+    settings: &ConformanceSettings,
+) -> Result<(), RunnerError> {
+    let spans = toml::from_str::<RestartSpans>(text)
+        .ok()
+        .and_then(|d| d.conformance)
+        .map(|c| c.restarts)
+        .unwrap_or_default();
+    let fallback = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("restarts"))
+        .map_or(0, |i| i + 1);
+    let end_ms = scenario
+        .declared_duration_ms()
+        .saturating_add(settings.deadline_ms());
+    let exit_ms = settings.exit_at_us().map(|us| us / 1_000);
+    let mut errors = Vec::new();
+    for (i, at) in settings.restarts.iter().enumerate() {
+        let at = at.0;
+        let why = if at == 0 {
+            Some("a restart must come after the start of the run (> 0)".to_owned())
+        } else if i > 0 && settings.restarts[i - 1].0 >= at {
+            Some(format!(
+                "restarts must be in increasing time order ({} ms is not after {} ms)",
+                at,
+                settings.restarts[i - 1].0
+            ))
+        } else if exit_ms.is_some_and(|x| at >= x) {
+            Some(format!(
+                "{at} ms is not before the exit control at {} ms (nothing runs after the application exits)",
+                exit_ms.unwrap_or_default()
+            ))
+        } else if at >= end_ms {
+            Some(format!(
+                "{at} ms is not before the deadline (the scenario's duration plus `deadline`: {end_ms} ms)"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let line = spans
+                .get(i)
+                .map_or(fallback, |s| line_of(text, s.span().start));
+            errors.push(format!(
+                "{}:{line}: [conformance] restarts[{i}]: {why}",
+                path.display()
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunnerError::Invalid(errors.join("\n")))
+    }
+}
+
+#[derive(Deserialize)]
 struct FaultSpans {
     #[serde(default)]
     mock: Option<MockSpans>,
@@ -131,6 +206,7 @@ pub fn prepare(path: &Path) -> Result<Prepared, RunnerError> {
             )));
         }
     }
+    check_restarts(path, &text, &scenario, &settings)?;
     Ok(Prepared {
         scenario,
         settings,
@@ -193,6 +269,46 @@ mod tests {
                 "{}:7: [conformance] controls[0].control: unknown variant `pause`",
                 path.display()
             )),
+            "{e}"
+        );
+    }
+
+    /// Contract 3: restart times are checked like the other fields, each error with its line.
+    #[test]
+    fn restart_times_are_validated_with_their_lines() {
+        let (_d, path) = write(&format!(
+            "{HEAD}\n[conformance]\ndeadline = \"10s\"\nrestarts = [\n  \"2s\",\n  \"1s\",\n  \"0s\",\n  \"12s\",\n]\n"
+        ));
+        let e = prepare(&path).unwrap_err().to_string();
+        let p = path.display();
+        assert_eq!(
+            e,
+            format!(
+                "{p}:9: [conformance] restarts[1]: restarts must be in increasing time order (1000 ms is not after 2000 ms)\n\
+                 {p}:10: [conformance] restarts[2]: a restart must come after the start of the run (> 0)\n\
+                 {p}:11: [conformance] restarts[3]: 12000 ms is not before the deadline (the scenario's duration plus `deadline`: 11000 ms)"
+            )
+        );
+        let (_d, path) = write(&format!(
+            "{HEAD}\n[conformance]\nrestarts = [\"1s\"]\ncontrols = [{{ at = \"500ms\", control = \"exit\" }}]\n"
+        ));
+        let e = prepare(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:6: [conformance] restarts[0]: 1000 ms is not before the exit control at 500 ms (nothing runs after the application exits)",
+                path.display()
+            )
+        );
+        let (_d, path) = write(&format!(
+            "{HEAD}\n[conformance]\nrestarts = [\"300ms\", \"1.5s\"]\n"
+        ));
+        let p = prepare(&path).unwrap();
+        assert_eq!(p.settings.restarts_ms(), vec![300, 1_500]);
+        let (_d, path) = write(&format!("{HEAD}\n[conformance]\nrestarts = [\"soon\"]\n"));
+        let e = prepare(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:6: [conformance] restarts[0]", path.display())),
             "{e}"
         );
     }

@@ -8,6 +8,7 @@ mod broken_senders;
 mod default_suite;
 mod from_anywhere;
 mod html_report;
+mod restarts;
 mod sdk_adapters;
 mod sender_cli;
 mod sender_crash;

@@ -453,6 +453,7 @@ fn happy_path_check_is_not_vacuous() {
         stderr_head: String::new(),
         sender_env: Default::default(),
         timeline: Default::default(),
+        restarts: vec![],
     };
     assert!(happy(&r).is_ok());
     r.verdict.events.stored = 199;

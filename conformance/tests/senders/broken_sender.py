@@ -15,6 +15,14 @@ in one way, chosen by the first argument:
                    answer (public reports of SDKs that read `200 {}` as a failure)
   flush-early      contract v2: a `flush` control returns at once without sending, an `exit`
                    control exits at once (public reports of flush() resolving before delivery)
+  memory-queue     contract v3: a correct in-memory sender (a reader thread queues events, a
+                   sender thread retries each batch until a 2xx or a 4xx other than 429, with
+                   the same insert_id), but nothing survives a restart (the SDKs without
+                   persistence)
+  fresh-after-restart
+                   contract v3: appends every event to AMPLITUDE_SENDER_STATE_DIR/events.jsonl
+                   as it reads it, and after a restart (AMPLITUDE_SENDER_RESTART > 0) resends
+                   every event of that file with a fresh insert_id, delivered or not
 """
 import json
 import sys
@@ -79,7 +87,66 @@ def send(events):
             time.sleep(0.005)
 
 
+def threaded(persist):
+    """memory-queue / fresh-after-restart: reader thread + sender loop."""
+    import threading
+
+    state = os.environ.get("AMPLITUDE_SENDER_STATE_DIR", "")
+    restart = int(os.environ.get("AMPLITUDE_SENDER_RESTART", "0") or "0")
+    path = os.path.join(state, "events.jsonl") if state else None
+    pending = []
+    lock = threading.Lock()
+    if persist and restart > 0 and path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                e["insert_id"] = str(uuid.uuid4())
+                pending.append(e)
+    done = threading.Event()
+
+    def reader():
+        log = open(path, "a") if persist and path else None
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if "control" in obj:
+                continue
+            if log:
+                log.write(line + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+            with lock:
+                pending.append(obj)
+        done.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    while True:
+        time.sleep(0.2)
+        with lock:
+            batch = pending[:BATCH]
+            del pending[:BATCH]
+            finished = done.is_set() and not batch
+        if finished:
+            return
+        while batch:
+            status = post(batch)
+            if 200 <= status < 300 or (400 <= status < 500 and status != 429):
+                break
+            time.sleep(0.3)
+
+
 def main():
+    if MODE in ("memory-queue", "fresh-after-restart"):
+        threaded(MODE == "fresh-after-restart")
+        return
     pending = []
     last = time.monotonic()
     for line in sys.stdin:

@@ -80,6 +80,11 @@ enum Command {
         /// identity; `merge` combines the N reports (docs/scale-out.md).
         #[arg(long, value_name = "K/N")]
         segment: Option<Segment>,
+        /// Start the schedule at this wall-clock time, ms since the Unix epoch (e.g.
+        /// `$(( ($(date +%s) + 60) * 1000 ))`), so that segments started at different
+        /// moments send together; a time already past starts now.
+        #[arg(long, value_name = "UNIX_MS")]
+        start_at: Option<i64>,
     },
     /// Write the scenario's event stream as JSON Lines (one Amplitude event per line).
     Generate {
@@ -278,6 +283,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             threads,
             rate_tolerance,
             segment,
+            start_at,
         } => {
             let mut sc = Scenario::from_path(scenario_file(&scenario)?)?;
             if let Some(t) = rate_tolerance {
@@ -294,6 +300,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 max_in_flight,
                 progress: progress_display(progress),
                 segment,
+                start_at_ms: start_at,
             };
             let threads = match threads {
                 Some(n) => usize::from(n),

@@ -11,9 +11,11 @@
 //! - Rates: offered = all offered events / scheduled duration; achieved = all sent events /
 //!   the longest sending window.
 //! - The thresholds the segments carry (the scenario's) are evaluated on the merged report.
+//! - `scenario.max_in_flight` is the segments' sum (requests that could be in flight at
+//!   once); `target` lists the distinct targets, space-separated.
 //!
-//! Refused: reports that are not segments, or of another scenario, seed, N, report version
-//! or threshold set, a segment given twice, or a segment missing.
+//! Refused: reports that are not segments, or of another scenario, seed, N, report version,
+//! loadgen version or threshold set, a segment given twice, or a segment missing.
 
 use crate::error::MergeError;
 use crate::histogram::{decode, encode};
@@ -32,8 +34,8 @@ use std::collections::BTreeMap;
 ///
 /// # Errors
 /// [`MergeError`]: no input, an input that is not a segment report, a mismatch (scenario
-/// name, seed, endpoint, region, schedule, batch size, thresholds, N, report version), a
-/// duplicate or missing segment, or a missing or unreadable histogram.
+/// name, seed, endpoint, region, schedule, batch size, thresholds, N, report or loadgen
+/// version), a duplicate or missing segment, or a missing or unreadable histogram.
 pub fn merge(inputs: &[(String, Report)]) -> Result<Report, MergeError> {
     let (first_name, first) = inputs.first().ok_or(MergeError::Empty)?;
     let count = first
@@ -90,6 +92,9 @@ pub fn merge(inputs: &[(String, Report)]) -> Result<Report, MergeError> {
             first.schema_version.to_string(),
             r.schema_version.to_string(),
         )?;
+        // Another version may generate or partition differently: its part is not a part
+        // of this run.
+        differs("loadgen version", first.tool.clone(), r.tool.clone())?;
         differs("thresholds", criteria(first), criteria(r))?;
         if let Some(prev) = owners.insert(seg.index(), name) {
             return Err(MergeError::DuplicateSegment {

@@ -93,6 +93,10 @@ pub struct RunOptions {
     /// Send only this segment's events (`--segment K/N`; `None`: all of them). The report
     /// names the segment and its offered rate is the segment's share.
     pub segment: Option<Segment>,
+    /// Wall-clock start of the schedule, ms since the Unix epoch (`--start-at`): the run
+    /// waits until then, so segments started at different moments send together. `None`
+    /// or a time already past: start now.
+    pub start_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -104,6 +108,7 @@ impl std::fmt::Debug for RunOptions {
             .field("progress", &self.progress.as_ref().map(|_| "Fn(&Progress)"))
             .field("max_in_flight", &self.max_in_flight)
             .field("segment", &self.segment)
+            .field("start_at_ms", &self.start_at_ms)
             .finish()
     }
 }
@@ -212,9 +217,20 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let (msg_tx, msg_rx) = mpsc::unbounded_channel::<Msg>();
     let live = Arc::new(Live::default());
     let collector = tokio::spawn(collect(msg_rx, Arc::clone(&live), Aggregate::new()?));
-    let started_at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    // A common wall-clock start for the segments of one run (the generator thread fills
+    // the plan channel meanwhile). A time already past starts now.
+    if let Some(at) = opts.start_at_ms {
+        let wait = at.saturating_sub(wall_ms());
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    }
+    let started_at_ms = wall_ms();
     let start = Instant::now();
     let progress = spawn_progress(opts.progress.clone(), start, duration_ms, Arc::clone(&live));
 

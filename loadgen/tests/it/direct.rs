@@ -93,6 +93,7 @@ fn opts(url: &str) -> RunOptions {
         progress: None,
         max_in_flight: None,
         segment: None,
+        start_at_ms: None,
     }
 }
 

@@ -87,6 +87,9 @@ fn the_indexed_job_runs_segment_k_of_n_in_pod_k_and_the_merge_job_reads_their_re
         assert_eq!(args[0], "run");
         assert_eq!(args[1], vars["SCENARIO"]);
         assert_eq!(after(&args, "--target"), vars["TARGET"]);
+        // One wall-clock start for all pods, a number `run --start-at` takes.
+        let start_at: i64 = after(&args, "--start-at").parse().unwrap();
+        assert_eq!(start_at.to_string(), vars["START_AT"]);
         // The segment flag is wired to the completion index: pod K runs K/N.
         let seg = after(&args, "--segment");
         assert_eq!(seg, format!("$(JOB_COMPLETION_INDEX)/{n}"));

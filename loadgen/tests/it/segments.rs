@@ -288,6 +288,14 @@ fn mismatched_reports_are_refused_with_the_reason() {
     whole.segment = None;
     let e = err(vec![("w", whole)]);
     assert!(matches!(e, MergeError::NotASegment { .. }), "{e}");
+    let mut newer = r("1/2", 1);
+    newer.tool = "amplitude-loadgen 9.9.9".into();
+    let e = err(vec![("a", r("0/2", 1)), ("b", newer)]);
+    assert!(
+        e.to_string()
+            .contains("loadgen version is amplitude-loadgen 9.9.9"),
+        "{e}"
+    );
     let mut old = r("1/2", 1);
     old.latency_histograms = None;
     let e = err(vec![("a", r("0/2", 1)), ("old", old)]);
@@ -360,6 +368,12 @@ async fn two_segment_processes_store_exactly_the_unsharded_events_and_merge_to_i
         dir.path().to_owned(),
         scenario.to_str().unwrap().to_owned(),
     );
+    // Both wait for one wall-clock start (`--start-at`), as pods started apart would.
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 1_500;
     let outs = tokio::task::spawn_blocking(move || {
         let children: Vec<_> = (0..2)
             .map(|k| {
@@ -367,6 +381,7 @@ async fn two_segment_processes_store_exactly_the_unsharded_events_and_merge_to_i
                     .args(["run", &file, "--target", &target, "--api-key", "KEY"])
                     .args(["--progress", "off", "--threads", "1"])
                     .args(["--segment", &format!("{k}/2")])
+                    .args(["--start-at", &start_at.to_string()])
                     .args(["--report-json", &format!("r{k}.json")])
                     .current_dir(&cwd)
                     .stdout(std::process::Stdio::piped())
@@ -402,6 +417,7 @@ async fn two_segment_processes_store_exactly_the_unsharded_events_and_merge_to_i
         assert!(!r.passed);
         assert!(text(&out.stdout).contains("decided by `amplitude-loadgen merge`"));
         assert_eq!(r.segment, Some(Segment::new(k as u32, 2).unwrap()));
+        assert!(r.started_at_ms >= start_at, "segment {k} started early");
         assert!(
             r.sent.events > 40 && r.sent.events < 150,
             "{}",

@@ -76,10 +76,11 @@ pub struct ScannedEvent<'a> {
 /// Scans one event. Errors when `raw` is not a JSON object.
 ///
 /// The longest string is measured only when one could exceed the limit: an event whose
-/// whole text is at most [`MAX_STRING_LENGTH`](amplitude_wire::limits::MAX_STRING_LENGTH)
-/// + 2 bytes holds no string over the limit, so its other fields and property objects are
-/// skipped, not walked (`max_string_chars` then counts the picked fields only; the check of
-/// spec §3.4 reads it only above the limit). Most events are far below it.
+/// whole text is at most two bytes longer than
+/// [`MAX_STRING_LENGTH`](amplitude_wire::limits::MAX_STRING_LENGTH) holds no string over the
+/// limit, so its other fields and property objects are skipped, not walked
+/// (`max_string_chars` then counts the picked fields only; the check of spec §3.4 reads it
+/// only above the limit). Most events are far below it.
 pub fn scan_event(raw: &RawValue) -> Result<ScannedEvent<'_>, serde_json::Error> {
     let walk = raw.get().len() > amplitude_wire::limits::MAX_STRING_LENGTH + 2;
     let mut de = serde_json::Deserializer::from_str(raw.get());

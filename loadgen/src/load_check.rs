@@ -69,7 +69,8 @@ pub struct LoadCheck {
     /// Arrivals dropped because their request could not start on time although a
     /// connection was free, or was already too late when planned (the generator's lag).
     pub dropped_for_schedule_lag: Volume,
-    /// Arrivals dropped because every connection was busy until `run.max_lag` had passed.
+    /// Arrivals dropped because every connection was busy until `run.max_lag` had passed,
+    /// or because the scheduler was still held waiting for a connection when they were due.
     pub dropped_at_in_flight_limit: Volume,
     /// Largest schedule lag of a sent request, ms.
     pub max_schedule_lag_ms: f64,

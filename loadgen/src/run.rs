@@ -130,8 +130,9 @@ enum Msg {
     Dropped {
         intended_us: u64,
         events: u64,
-        /// Already later than `max_lag` when its turn came (the generator's lag), rather
-        /// than waiting for a connection (the target's in-flight limit).
+        /// Dropped for the generator's lag (nothing waited for a connection when it was
+        /// due), rather than for the target's in-flight limit (every connection was busy
+        /// when it was due, or the scheduler was held waiting for one).
         schedule_lag: bool,
     },
     Sent {
@@ -239,6 +240,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let timeout = Duration::from_millis(settings.request_timeout.ms());
     let mut offered = Volume::default();
     let mut offered_series: BTreeMap<u64, u64> = BTreeMap::new();
+    // Until when the scheduler was held waiting for a free connection: a request due before
+    // then was delayed by the target's in-flight limit, not by the generator.
+    let mut held_for_connection_until: Option<Instant> = None;
     while let Some(batch) = plan_rx.recv().await {
         for p in batch {
             let events = p.event_offsets_us.len() as u64;
@@ -249,26 +253,32 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
             }
             let due = start + Duration::from_micros(p.intended_us);
             tokio::time::sleep_until(due).await;
-            let late_when_due = Instant::now().saturating_duration_since(due) > max_lag;
+            let mut waited_for_connection = false;
             let permit = match Arc::clone(&sem).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
+                    waited_for_connection = true;
                     let budget =
                         max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
-                    match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned()).await {
+                    let got = match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned())
+                        .await
+                    {
                         Ok(Ok(permit)) => Some(permit),
                         _ => None,
-                    }
+                    };
+                    held_for_connection_until = Some(Instant::now());
+                    got
                 }
             };
             let now = Instant::now();
             let lag = now.saturating_duration_since(due);
-            let had_permit = permit.is_some();
             let Some(permit) = permit.filter(|_| lag <= max_lag) else {
+                let target_held_it =
+                    waited_for_connection || held_for_connection_until.is_some_and(|t| due <= t);
                 let _ = msg_tx.send(Msg::Dropped {
                     intended_us: p.intended_us,
                     events,
-                    schedule_lag: late_when_due || had_permit,
+                    schedule_lag: !target_held_it,
                 });
                 continue;
             };

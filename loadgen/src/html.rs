@@ -231,7 +231,12 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
         let _ = write!(
             h,
             "<div class=\"underload\" role=\"alert\"><b>Target not loaded as asked.</b> {}</div>",
-            escape(&report.load.message)
+            escape(
+                report
+                    .load
+                    .message
+                    .trim_start_matches("TARGET NOT LOADED AS ASKED: ")
+            )
         );
     }
     let l = &report.latency_ms;
@@ -250,7 +255,7 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
         ),
         (
             format!("{}", report.dropped.events),
-            "events dropped (generator behind)".to_owned(),
+            "events dropped (could not start in time)".to_owned(),
         ),
         (
             format!("{}", report.events_2xx),

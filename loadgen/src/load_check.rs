@@ -145,7 +145,7 @@ impl LoadCheck {
                 );
                 if dropped > 0 {
                     m.push_str(&format!(
-                        "; {dropped} arrivals' events dropped in {dropped_requests} requests \
+                        "; dropped {dropped} events in {dropped_requests} requests \
                          ({} for schedule lag, {} at the in-flight limit)",
                         dropped_for_schedule_lag.events, dropped_at_in_flight_limit.events
                     ));

@@ -214,7 +214,8 @@ mod tests {
         assert_eq!(c.bottleneck, Some(Bottleneck::Generator));
         assert!(c.message.starts_with("TARGET NOT LOADED AS ASKED: offered 100000.0 events/s, achieved 10000.0 events/s (10.0% of offered)"), "{}", c.message);
         assert!(
-            c.message.contains("8800000 arrivals' events dropped"),
+            c.message
+                .contains("dropped 8800000 events in 88000 requests"),
             "{}",
             c.message
         );

@@ -307,6 +307,11 @@ fn canonical(ev: &mut Event) {
         .into_iter()
         .flatten()
     {
+        // Already in order (serde_json without `preserve_order` keeps maps sorted): nothing
+        // to rebuild, the common case on the generation hot path.
+        if m.keys().zip(m.keys().skip(1)).all(|(a, b)| a <= b) {
+            continue;
+        }
         let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         *m = entries.into_iter().collect();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// (never an installed `.venv/` or `node_modules/`).
 #[derive(Debug, Clone, Copy)]
 pub struct Adapter {
-    /// `python-sdk` or `node-sdk`.
+    /// `legacy-node-sdk`, `node-sdk` or `python-sdk`.
     pub name: &'static str,
     /// Its files, paths relative to the adapter's directory.
     pub files: &'static [EmbeddedFile],
@@ -33,6 +33,7 @@ macro_rules! adapter {
 
 /// Every adapter the binary carries, sorted by name.
 pub static ADAPTERS: &[Adapter] = &[
+    adapter!("legacy-node-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json", "run.sh"),
     adapter!("node-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json", "run.sh"),
     adapter!("python-sdk": "adapter.py", "install.sh", "requirements.txt", "run.sh"),
 ];
@@ -136,7 +137,7 @@ mod tests {
         let err = materialise_adapter("ruby-sdk", root.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no adapter `ruby-sdk`; the adapters are: node-sdk, python-sdk"
+            "no adapter `ruby-sdk`; the adapters are: legacy-node-sdk, node-sdk, python-sdk"
         );
     }
 

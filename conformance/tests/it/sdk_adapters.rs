@@ -229,6 +229,20 @@ fn restarts_took_events(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
+/// Both kills happened and every loss is the restarts' (events the killed process held, no
+/// outcome line): the SDK keeps its queue in memory only and loses nothing else.
+fn all_losses_at_restarts(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if r.restarts.len() == 2 && e.lost > 0 && e.lost_at_restart == e.lost {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected every loss at a restart: {} restarts, {e:?}",
+            r.restarts.len()
+        ))
+    }
+}
+
 /// Runs `x`'s scenario once: the ways its verdict differs from the pin (empty: it matches).
 async fn observe(x: &Expect, opts: &RunnerOptions) -> Vec<String> {
     let r = match run_scenario(&scenario(x.scenario), opts).await {
@@ -380,6 +394,24 @@ async fn python_sdk_verdicts_match_the_published_table() {
                 varies: &["per_device_order"],
                 extra: split_and_delivered,
             },
+            // Crash-restarts (contract 3): nothing is persisted, so what the killed process
+            // held is lost, silently; nothing else is.
+            Expect {
+                scenario: "sdk-restart-mid-outage",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
+            Expect {
+                scenario: "sdk-restart-batch-in-flight",
+                failing: &[
+                    "no_lost_events",
+                    "non_throttled_resent_promptly",
+                    "scenario_thresholds",
+                ],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
         ],
     )
     .await;
@@ -459,6 +491,24 @@ async fn node_sdk_verdicts_match_the_published_table() {
                 failing: &["request_limits_respected"],
                 varies: &["per_device_order"],
                 extra: split_and_delivered,
+            },
+            // Crash-restarts (contract 3): nothing is persisted, so what the killed process
+            // held is lost, silently; nothing else is.
+            Expect {
+                scenario: "sdk-restart-mid-outage",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
+            Expect {
+                scenario: "sdk-restart-batch-in-flight",
+                failing: &[
+                    "no_lost_events",
+                    "non_throttled_resent_promptly",
+                    "scenario_thresholds",
+                ],
+                varies: &[],
+                extra: all_losses_at_restarts,
             },
         ],
     )

@@ -41,7 +41,8 @@ struct SuiteArgs {
     /// Judge a third-party sender: a shell command speaking the sender contract (README).
     #[arg(long, value_name = "CMD", conflicts_with = "adapter")]
     sender_cmd: Option<String>,
-    /// Judge an official SDK through its adapter: python-sdk or node-sdk (written out to the
+    /// Judge an official SDK through its adapter: python-sdk, node-sdk, browser-sdk or
+    /// amplitude-js (the browser ones in headless Chromium; written out to the
     /// kit's cache directory and installed there first; AMPLITUDE_KIT_CACHE_DIR overrides
     /// the cache directory).
     #[arg(long, value_name = "NAME")]

@@ -44,6 +44,10 @@ macro_rules! embed {
 
 /// Every file of the built-in set, sorted by path.
 static FILES: &[EmbeddedFile] = embed![
+    "browser-offline-window.toml",
+    "browser-page-hide.toml",
+    "browser-restart-stored-events.toml",
+    "browser-throttled-device.toml",
     "committed-500.toml",
     "dirty-data.toml",
     "eu-project.toml",

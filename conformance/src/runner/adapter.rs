@@ -13,26 +13,33 @@ use std::path::{Path, PathBuf};
 /// (never an installed `.venv/` or `node_modules/`).
 #[derive(Debug, Clone, Copy)]
 pub struct Adapter {
-    /// `legacy-node-sdk`, `node-sdk` or `python-sdk`.
+    /// `amplitude-js`, `browser-sdk`, `legacy-node-sdk`, `node-sdk` or `python-sdk`.
     pub name: &'static str,
     /// Its files, paths relative to the adapter's directory.
     pub files: &'static [EmbeddedFile],
+    /// Adapters whose directories it uses (written out beside it, e.g. `amplitude-js` runs
+    /// the browser harness of `browser-sdk`).
+    pub uses: &'static [&'static str],
 }
 
 macro_rules! adapter {
-    ($name:literal: $($file:literal),* $(,)?) => {
+    ($name:literal $(uses $($dep:literal),+)?: $($file:literal),* $(,)?) => {
         Adapter {
             name: $name,
             files: &[$(EmbeddedFile {
                 path: $file,
                 contents: include_str!(concat!("../../adapters/", $name, "/", $file)),
             }),*],
+            uses: &[$($($dep),+)?],
         }
     };
 }
 
 /// Every adapter the binary carries, sorted by name.
 pub static ADAPTERS: &[Adapter] = &[
+    adapter!("amplitude-js" uses "browser-sdk": "install.sh", "run.sh"),
+    adapter!("browser-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json",
+        "page-amplitude-js.js", "page-browser-sdk.js", "run.sh"),
     adapter!("legacy-node-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json", "run.sh"),
     adapter!("node-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json", "run.sh"),
     adapter!("python-sdk": "adapter.py", "install.sh", "requirements.txt", "run.sh"),
@@ -53,17 +60,18 @@ pub(crate) fn adapter(name: &str) -> anyhow::Result<&'static Adapter> {
 }
 
 /// Writes adapter `name`'s files into `<cache_root>/<this crate's version>/adapters/<name>/`
-/// (only the files that differ; installed dependencies there are kept) and returns that
-/// directory.
+/// (only the files that differ; installed dependencies there are kept), and those of the
+/// adapters it uses beside it, and returns that directory.
 ///
 /// # Errors
 /// An unknown adapter, or a file that cannot be written.
 pub fn materialise_adapter(name: &str, cache_root: &Path) -> anyhow::Result<PathBuf> {
     let a = adapter(name)?;
-    let dir = cache_root
-        .join(env!("CARGO_PKG_VERSION"))
-        .join("adapters")
-        .join(a.name);
+    let base = cache_root.join(env!("CARGO_PKG_VERSION")).join("adapters");
+    for dep in a.uses {
+        materialise(adapter(dep)?.files, &base.join(dep))?;
+    }
+    let dir = base.join(a.name);
     materialise(a.files, &dir)?;
     Ok(dir)
 }
@@ -128,6 +136,17 @@ mod tests {
                     .mode();
                 assert_eq!(mode & 0o111, 0o111, "run.sh is executable");
             }
+            // The adapters it uses are written out beside it.
+            for dep in a.uses {
+                let used = adapter(dep).unwrap();
+                for f in used.files {
+                    assert!(
+                        dir.join("..").join(dep).join(f.path).is_file(),
+                        "{dep}/{}",
+                        f.path
+                    );
+                }
+            }
             // A second run keeps what install.sh put there.
             std::fs::create_dir_all(dir.join(".venv")).unwrap();
             std::fs::write(dir.join(".venv/stamp"), "installed").unwrap();
@@ -137,7 +156,7 @@ mod tests {
         let err = materialise_adapter("ruby-sdk", root.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no adapter `ruby-sdk`; the adapters are: legacy-node-sdk, node-sdk, python-sdk"
+            "no adapter `ruby-sdk`; the adapters are: amplitude-js, browser-sdk, legacy-node-sdk, node-sdk, python-sdk"
         );
     }
 

@@ -17,7 +17,7 @@ pub struct SuiteCommand {
     pub scenarios_dir: Option<PathBuf>,
     /// A third-party sender: a shell command speaking the sender contract.
     pub sender_cmd: Option<String>,
-    /// An official-SDK adapter (`python-sdk`, `node-sdk`): written out to the kit's cache
+    /// An official-SDK adapter (`python-sdk`, `node-sdk`, `browser-sdk`, `amplitude-js`): written out to the kit's cache
     /// directory, installed there, then run as the sender.
     pub adapter: Option<String>,
     /// Overrides every scenario's seed.

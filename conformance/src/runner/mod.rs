@@ -377,7 +377,7 @@ pub fn default_suite(dir: &Path) -> Result<Vec<PathBuf>, RunnerError> {
 pub enum SuiteProgress<'a> {
     /// An SDK adapter's dependencies are being installed (before any scenario runs).
     InstallingAdapter {
-        /// The adapter (`python-sdk`, `node-sdk`).
+        /// The adapter (`python-sdk`, `node-sdk`, `browser-sdk`, `amplitude-js`).
         name: &'a str,
     },
     /// Scenario `number` of `total` (1-based) starts.

@@ -7,7 +7,8 @@
 //!
 //! Only behaviours seen identically over 3 repeated runs are pinned; counts that vary with
 //! timing are asserted as pass/fail only. Needs python3 (venv, pip) and node/npm, and network
-//! to PyPI and npm the first time (install.sh is idempotent).
+//! to PyPI and npm the first time (install.sh is idempotent); the browser adapters also need
+//! Debian's chromium (their install.sh runs `apt-get install -y chromium` when it is missing).
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
@@ -189,7 +190,7 @@ fn dedup_saved_it(r: &ScenarioReport) -> Result<(), String> {
 
 /// Every event stored exactly once, yet some reported `dropped` (the SDK's first-attempt
 /// result), and the retried copies deduplicated.
-fn stored_but_reported_dropped(r: &ScenarioReport) -> Result<(), String> {
+fn stored_reported_dropped_deduplicated(r: &ScenarioReport) -> Result<(), String> {
     let e = &r.verdict.events;
     if e.stored == e.attempted
         && e.lost == 0
@@ -240,6 +241,55 @@ fn all_losses_at_restarts(r: &ScenarioReport) -> Result<(), String> {
             "expected every loss at a restart: {} restarts, {e:?}",
             r.restarts.len()
         ))
+    }
+}
+
+/// Every event stored exactly once and nothing lost (failures along the way allowed).
+fn all_stored_once(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.attempted > 0 && e.stored == e.attempted && e.lost == 0 && e.duplicate_stored == 0 {
+        Ok(())
+    } else {
+        Err(format!("expected every event stored once: {e:?}"))
+    }
+}
+
+/// Every event still queued at exit and reported `held` (browsers: in localStorage when the
+/// tab closed), none stored, none lost.
+fn all_held(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.attempted > 0 && e.held_at_exit == e.attempted && e.stored == 0 && e.lost == 0 {
+        Ok(())
+    } else {
+        Err(format!("expected every event held at exit: {e:?}"))
+    }
+}
+
+/// Every event delivered once, and some reported `dropped` anyway (false drop reports).
+fn stored_but_reported_dropped(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.stored == e.attempted && e.lost == 0 && e.false_drop_reports > 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected all stored and some falsely reported dropped: {e:?}"
+        ))
+    }
+}
+
+/// Some events lost, every loss silent and explained by a restart (in the sender's memory, or
+/// not yet on disk, when it was killed); nothing stored twice.
+fn only_restart_losses(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.lost > 0
+        && e.lost_at_restart == e.lost
+        && e.lost_silently == e.lost
+        && e.duplicate_stored == 0
+        && e.stored + e.lost == e.attempted
+    {
+        Ok(())
+    } else {
+        Err(format!("expected only silent losses at the restart: {e:?}"))
     }
 }
 
@@ -534,14 +584,14 @@ async fn legacy_node_sdk_verdicts_match_the_published_table() {
                 scenario: "committed-500",
                 failing: &["no_false_drop_reports"],
                 varies: &[],
-                extra: stored_but_reported_dropped,
+                extra: stored_reported_dropped_deduplicated,
             },
             // `200 {}` has no `code`: status `unknown`, reported as a failure and retried.
             Expect {
                 scenario: "sdk-empty-200-body",
                 failing: &["no_false_drop_reports"],
                 varies: &[],
-                extra: stored_but_reported_dropped,
+                extra: stored_reported_dropped_deduplicated,
             },
             // Events with neither id are skipped before sending, with a `skipped` result.
             Expect {
@@ -597,6 +647,73 @@ async fn legacy_node_sdk_verdicts_match_the_published_table() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sdk_verdicts_match_the_published_table() {
+    // @amplitude/analytics-browser 2.48.1 in Debian's headless Chromium
+    judge(
+        "browser-sdk",
+        &[
+            Expect {
+                scenario: "steady-trickle",
+                failing: &[],
+                varies: &[],
+                extra: happy,
+            },
+            Expect {
+                scenario: "committed-500",
+                failing: &[],
+                varies: &[],
+                extra: dedup_saved_it,
+            },
+            // Unlike the Node SDK, a refused connection (a network error in the page) is
+            // retried with backoff: everything delivered.
+            Expect {
+                scenario: "sdk-connection-refused",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            Expect {
+                scenario: "browser-offline-window",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            // The SDK has no page-hide handler: a closed tab leaves every queued event in
+            // localStorage, for a next visit (reported held).
+            Expect {
+                scenario: "browser-page-hide",
+                failing: &["drained_before_deadline"],
+                varies: &[],
+                extra: all_held,
+            },
+            // A browser crash loses what Chromium had not yet written to disk
+            // (localStorage is committed lazily); the rest is resent after the restart with
+            // its insert_id.
+            Expect {
+                scenario: "browser-restart-stored-events",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &[],
+                extra: only_restart_losses,
+            },
+            // A 200 without a JSON body is read as a failure: reported dropped, yet stored.
+            Expect {
+                scenario: "sdk-empty-200-body",
+                failing: &["no_false_drop_reports"],
+                varies: &[],
+                extra: stored_but_reported_dropped,
+            },
+            Expect {
+                scenario: "sdk-invalid-api-key",
+                failing: &[],
+                varies: &[],
+                extra: all_refused_reported,
+            },
+        ],
+    )
+    .await;
+}
+
 #[test]
 fn happy_path_check_is_not_vacuous() {
     // The happy-path assertion must reject a run that lost, duplicated or reordered anything.
@@ -637,4 +754,86 @@ fn happy_path_check_is_not_vacuous() {
     r.verdict.events.lost = 0;
     r.verdict.events.reordered = 3;
     assert!(happy(&r).is_err());
+}
+
+#[test]
+fn browser_pin_checks_are_not_vacuous() {
+    use amplitude_conformance::check::EventCounts;
+    let report = |events: EventCounts| ScenarioReport {
+        scenario: "x".into(),
+        description: String::new(),
+        file: String::new(),
+        sender: "t".into(),
+        seed: 0,
+        endpoint: "/2/httpapi".into(),
+        passed: true,
+        sender_exited: true,
+        sender_exit_code: Some(0),
+        events_fed: 200,
+        duration_ms: 1,
+        requests: 1,
+        requests_by_status: [("200".to_owned(), 1)].into_iter().collect(),
+        verdict: amplitude_conformance::check::Verdict {
+            events,
+            checks: vec![],
+            efficiency: Default::default(),
+        },
+        stderr_tail: String::new(),
+        stderr_head: String::new(),
+        sender_env: Default::default(),
+        timeline: Default::default(),
+        restarts: vec![],
+    };
+    let held = EventCounts {
+        attempted: 40,
+        held_at_exit: 40,
+        ..Default::default()
+    };
+    assert!(all_held(&report(held.clone())).is_ok());
+    assert!(all_held(&report(EventCounts {
+        held_at_exit: 39,
+        lost: 1,
+        ..held
+    }))
+    .is_err());
+    let restart = EventCounts {
+        attempted: 60,
+        stored: 57,
+        lost: 3,
+        lost_silently: 3,
+        lost_at_restart: 3,
+        ..Default::default()
+    };
+    assert!(only_restart_losses(&report(restart.clone())).is_ok());
+    assert!(only_restart_losses(&report(EventCounts {
+        lost_at_restart: 2,
+        ..restart.clone()
+    }))
+    .is_err());
+    assert!(only_restart_losses(&report(EventCounts {
+        stored: 60,
+        lost: 0,
+        lost_silently: 0,
+        lost_at_restart: 0,
+        ..restart
+    }))
+    .is_err());
+    let once = EventCounts {
+        attempted: 10,
+        stored: 10,
+        ..Default::default()
+    };
+    assert!(all_stored_once(&report(once.clone())).is_ok());
+    assert!(stored_but_reported_dropped(&report(once.clone())).is_err());
+    assert!(stored_but_reported_dropped(&report(EventCounts {
+        false_drop_reports: 2,
+        ..once.clone()
+    }))
+    .is_ok());
+    assert!(all_stored_once(&report(EventCounts {
+        stored: 9,
+        lost: 1,
+        ..once
+    }))
+    .is_err());
 }

@@ -97,6 +97,10 @@ fn the_user_facing_crates_package_with_what_they_need_and_nothing_else() {
                 for f in [
                     "adapters/python-sdk/adapter.py",
                     "adapters/node-sdk/adapter.mjs",
+                    "adapters/browser-sdk/adapter.mjs",
+                    "adapters/browser-sdk/page-browser-sdk.js",
+                    "adapters/browser-sdk/page-amplitude-js.js",
+                    "adapters/amplitude-js/run.sh",
                 ] {
                     assert!(list.iter().any(|l| l == f), "amplitude-conformance: no {f}");
                 }

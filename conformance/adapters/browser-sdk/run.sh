@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The sender command for the conformance runner (`--sender-cmd`): @amplitude/analytics-browser
+# in headless Chromium. Run install.sh first.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ ! -d "$here/node_modules/@amplitude/analytics-browser" ]]; then
+    echo "browser-sdk adapter: not installed; run $here/install.sh" >&2
+    exit 127
+fi
+exec node "$here/adapter.mjs" --sdk browser-sdk "$@"

@@ -5,7 +5,8 @@
 # suite, and writes the generated table and the HTML report of the same run beside it
 # (<sdk>-<version>.html, linked from the table).
 # Usage: conformance/adapters/conformance-tables.sh [ADAPTER...]
-#   no argument: every adapter; else only those named (python-sdk node-sdk browser-sdk amplitude-js)
+#   no argument: every adapter; else only those named (python-sdk node-sdk legacy-node-sdk
+#   browser-sdk amplitude-js)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -q -p amplitude-conformance
@@ -14,15 +15,18 @@ S="steady-trickle heavy-hitter committed-500 outage-recovery dirty-data sdk-outa
    sdk-400-names-nothing sdk-empty-200-body sdk-invalid-api-key sdk-wrong-region-key sdk-events-without-ids
    sdk-flush-meets-503 sdk-flush-then-exit sdk-413-batch-recovery sdk-connection-refused sdk-server-starts-late
    sdk-one-user-failing sdk-throttled-device sdk-long-outage sdk-daily-quota-backlog"
+# The crash-restart scenarios (sender contract 3), run for the server SDKs (the browser tables
+# have their own restart scenario in B).
+R="sdk-restart-mid-outage sdk-restart-batch-in-flight"
 # The browser scenarios, run for the browser adapters only (a page to hide, a profile to keep).
 B="browser-page-hide browser-offline-window browser-throttled-device browser-restart-stored-events sdk-restart-mid-outage"
 # Each adapter and the SDK version its lock file pins.
-ALL="python-sdk:1.3.0 node-sdk:1.5.73 browser-sdk:2.48.1 amplitude-js:8.21.10"
+ALL="python-sdk:1.3.0 node-sdk:1.5.73 legacy-node-sdk:1.10.2 browser-sdk:2.48.1 amplitude-js:8.21.10"
 want=("$@")
 for a in $ALL; do
   name=${a%%:*}; version=${a##*:}
   if [[ ${#want[@]} -gt 0 && " ${want[*]} " != *" $name "* ]]; then continue; fi
-  list="$S"
+  list="$S $R"
   case "$name" in browser-sdk|amplitude-js) list="$S $B" ;; esac
   args=()
   for s in $list; do args+=(--scenario "$s"); done

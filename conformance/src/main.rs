@@ -96,7 +96,8 @@ Environment:
   AMPLITUDE_BATCH_URL          URL of the Batch endpoint (default: the --region's)
   AMPLITUDE_USE_BATCH          1: send to the Batch endpoint (as --endpoint batch)
   AMPLITUDE_DRAIN_DEADLINE_MS  drain deadline, ms (--drain-deadline-ms wins; default 30000)
-  AMPLITUDE_SENDER_CONTRACT    contract version of the runner (1 or 2)
+  AMPLITUDE_SENDER_CONTRACT    contract version of the runner (1 to 3)
+  AMPLITUDE_SENDER_STATE_DIR   state directory when --state-dir is not given (contract 3)
   RUST_LOG                     log filter of the messages on stderr (default: warn)";
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -307,14 +308,14 @@ fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
 }
 
 /// Contract versions this sender speaks (AMPLITUDE_SENDER_CONTRACT).
-const CONTRACT_VERSIONS: [&str; 2] = ["1", "2"];
+const CONTRACT_VERSIONS: [&str; 3] = ["1", "2", "3"];
 
 fn run_sender(a: SenderArgs) -> anyhow::Result<()> {
     let api_key = std::env::var("AMPLITUDE_API_KEY").context("AMPLITUDE_API_KEY is not set")?;
     if let Ok(v) = std::env::var("AMPLITUDE_SENDER_CONTRACT") {
         if !CONTRACT_VERSIONS.contains(&v.trim()) {
             eprintln!(
-                "unsupported sender contract version: AMPLITUDE_SENDER_CONTRACT={v} (this sender speaks 1 and 2); going on with 2"
+                "unsupported sender contract version: AMPLITUDE_SENDER_CONTRACT={v} (this sender speaks 1 to 3); going on with 3"
             );
         }
     }

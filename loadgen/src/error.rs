@@ -93,3 +93,69 @@ pub enum RunError {
     #[error("internal: {0}")]
     Internal(String),
 }
+
+/// Why segment reports cannot be merged (`amplitude-loadgen merge`). Each variant names the
+/// report (its file, as given) it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// No report was given.
+    #[error("nothing to merge: give the N reports of a run with --segment K/N")]
+    Empty,
+    /// A report was not made with `--segment K/N` (a whole run, or already a merge).
+    #[error("{name}: not a segment report (run each part with --segment K/N, then merge them)")]
+    NotASegment {
+        /// The report.
+        name: String,
+    },
+    /// A report belongs to another run: another scenario, seed, number of segments or
+    /// report version.
+    #[error("{name}: {what} is {found}, but {first} has {expected}: these reports are not segments of one run")]
+    Mismatch {
+        /// The report that differs.
+        name: String,
+        /// The first report, against which the others are compared.
+        first: String,
+        /// What differs, e.g. `seed`, `scenario name`, `segment count N`.
+        what: String,
+        /// The first report's value.
+        expected: String,
+        /// This report's value.
+        found: String,
+    },
+    /// Two reports are of the same segment.
+    #[error("segment {segment} is given twice: {first} and {second}")]
+    DuplicateSegment {
+        /// The segment, `K/N`.
+        segment: String,
+        /// The first report of it.
+        first: String,
+        /// The second report of it.
+        second: String,
+    },
+    /// Some segments of `0..N` have no report.
+    #[error("segment(s) {} of {count} missing: give one report for each of 0..{count}", join(.missing))]
+    MissingSegments {
+        /// The missing indices K.
+        missing: Vec<u32>,
+        /// N.
+        count: u32,
+    },
+    /// A report has no latency histograms (made before reports carried them).
+    #[error("{name}: no latency histograms (a report of an older loadgen?): percentiles cannot be merged exactly")]
+    NoHistograms {
+        /// The report.
+        name: String,
+    },
+    /// A report's histogram cannot be decoded, or a threshold criterion cannot be read.
+    #[error("{name}: {message}")]
+    Invalid {
+        /// The report.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn join(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}

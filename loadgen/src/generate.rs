@@ -11,8 +11,9 @@ use crate::dirty::{apply, Defect, Draw};
 use crate::error::ScenarioError;
 use crate::mix::TypePicker;
 use crate::population::IdentitySampler;
-use crate::random::{filler, stream_rng, unit, uuid_v4};
+use crate::random::{filler, skip_filler, stream_rng, unit, uuid_v4};
 use crate::scenario::Scenario;
+use crate::segment::{partition_key, Segment};
 use crate::trace::load_trace;
 use amplitude_wire::Event;
 use rand::RngCore;
@@ -83,7 +84,10 @@ pub struct EventStream {
     rng_uuid: ChaCha8Rng,
     index: u64,
     next_seq: u64,
-    recent: VecDeque<(u64, u64, Event)>,
+    /// Recent events that a re-send may repeat: (index, seq, event, partition key).
+    recent: VecDeque<(u64, u64, Event, u64)>,
+    /// The segment whose events this stream yields (`0/1`: all).
+    segment: Segment,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -92,6 +96,7 @@ impl std::fmt::Debug for EventStream {
             .field("scenario", &self.scenario.name)
             .field("phase", &self.current)
             .field("index", &self.index)
+            .field("segment", &self.segment)
             .finish_non_exhaustive()
     }
 }
@@ -183,7 +188,23 @@ impl EventStream {
             index: 0,
             next_seq: 0,
             recent: VecDeque::new(),
+            segment: Segment::WHOLE,
         })
+    }
+
+    /// Restricts the stream to the events of `segment` (see [`Segment`]): the same events,
+    /// with the same `index`, `seq`, `offset_us` and bytes, as the whole stream yields for
+    /// the identities the segment owns; the N segments' streams together are the whole
+    /// stream. The whole stream is still generated (ADR 011), only this segment's share is
+    /// returned.
+    pub fn segment(mut self, segment: Segment) -> Self {
+        self.segment = segment;
+        self
+    }
+
+    /// The segment this stream yields (`0/1` unless [`EventStream::segment`] was called).
+    pub fn current_segment(&self) -> Segment {
+        self.segment
     }
 
     /// `(start, end)` of each phase, ms after the start of the run.
@@ -201,11 +222,14 @@ impl EventStream {
             .map_or(0, |p| (p.start_us + p.duration_us) / 1_000)
     }
 
-    fn synthesize(&mut self, offset_us: u64) -> (Event, Option<Defect>) {
+    /// One synthesized event, its defect and its partition key (from the population
+    /// identity, before a defect rewrites the ids).
+    fn synthesize(&mut self, offset_us: u64) -> (Event, Option<Defect>, u64) {
         let mix = &self.scenario.mix;
         let epoch_ms = self.scenario.start_time_ms + (offset_us / 1_000) as i64;
         let seq = self.next_seq;
         let id = self.sampler.sample(&mut self.rng_id);
+        let key = partition_key(id.user_id.as_deref(), Some(&id.device_id), seq);
         // Always four draws from the mix stream, whatever the outcome.
         let (u_identify, u_type, u_props, u_insert) = (
             unit(&mut self.rng_mix),
@@ -229,10 +253,16 @@ impl EventStream {
         props.insert(SEQ_PROPERTY.into(), Value::from(seq));
         let size = mix.payload_bytes.sample(&mut self.rng_payload);
         if size > 0 {
-            props.insert(
-                "payload".into(),
-                Value::String(filler(&mut self.rng_payload, size)),
-            );
+            if self.segment.owns(key) {
+                props.insert(
+                    "payload".into(),
+                    Value::String(filler(&mut self.rng_payload, size)),
+                );
+            } else {
+                // Another segment's event, never yielded (nor its re-sends, which share
+                // its key): keep the stream in step without building the payload.
+                skip_filler(&mut self.rng_payload, size);
+            }
         }
         ev.event_properties = Some(props);
         if identify || u_props < mix.user_properties_share {
@@ -266,7 +296,7 @@ impl EventStream {
             Draw::Clean => None,
         };
         canonical(&mut ev);
-        (ev, defect)
+        (ev, defect, key)
     }
 }
 
@@ -277,6 +307,11 @@ fn canonical(ev: &mut Event) {
         .into_iter()
         .flatten()
     {
+        // Already in order (serde_json without `preserve_order` keeps maps sorted): nothing
+        // to rebuild, the common case on the generation hot path.
+        if m.keys().zip(m.keys().skip(1)).all(|(a, b)| a <= b) {
+            continue;
+        }
         let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         *m = entries.into_iter().collect();
@@ -287,6 +322,18 @@ impl Iterator for EventStream {
     type Item = GeneratedEvent;
 
     fn next(&mut self) -> Option<GeneratedEvent> {
+        loop {
+            let (ev, key) = self.next_any()?;
+            if self.segment.owns(key) {
+                return Some(ev);
+            }
+        }
+    }
+}
+
+impl EventStream {
+    /// The next event of the whole stream, whatever its segment, and its partition key.
+    fn next_any(&mut self) -> Option<(GeneratedEvent, u64)> {
         loop {
             let phase_index = self.current;
             let phase = self.phases.get_mut(phase_index)?;
@@ -308,28 +355,35 @@ impl Iterator for EventStream {
                     ev.time = Some(self.scenario.start_time_ms + (offset_us / 1_000) as i64);
                 }
                 canonical(&mut ev);
-                return Some(GeneratedEvent {
-                    index,
-                    seq,
-                    offset_us,
-                    phase: phase_index,
-                    event: ev,
-                    defect: None,
-                });
+                let key = partition_key(ev.user_id.as_deref(), ev.device_id.as_deref(), seq);
+                return Some((
+                    GeneratedEvent {
+                        index,
+                        seq,
+                        offset_us,
+                        phase: phase_index,
+                        event: ev,
+                        defect: None,
+                    },
+                    key,
+                ));
             }
-            let (event, defect) = self.synthesize(offset_us);
+            let (event, defect, key) = self.synthesize(offset_us);
             if let Some(Defect::Resend { .. }) = defect {
                 if !self.recent.is_empty() {
                     let pick = (self.rng_dirty.next_u64() % self.recent.len() as u64) as usize;
-                    if let Some((of_index, seq, original)) = self.recent.get(pick).cloned() {
-                        return Some(GeneratedEvent {
-                            index,
-                            seq,
-                            offset_us,
-                            phase: phase_index,
-                            event: original,
-                            defect: Some(Defect::Resend { of_index }),
-                        });
+                    if let Some((of_index, seq, original, key)) = self.recent.get(pick).cloned() {
+                        return Some((
+                            GeneratedEvent {
+                                index,
+                                seq,
+                                offset_us,
+                                phase: phase_index,
+                                event: original,
+                                defect: Some(Defect::Resend { of_index }),
+                            },
+                            key,
+                        ));
                     }
                 }
             }
@@ -341,16 +395,19 @@ impl Iterator for EventStream {
                 if self.recent.len() == RESEND_WINDOW {
                     self.recent.pop_front();
                 }
-                self.recent.push_back((index, seq, event.clone()));
+                self.recent.push_back((index, seq, event.clone(), key));
             }
-            return Some(GeneratedEvent {
-                index,
-                seq,
-                offset_us,
-                phase: phase_index,
-                event,
-                defect,
-            });
+            return Some((
+                GeneratedEvent {
+                    index,
+                    seq,
+                    offset_us,
+                    phase: phase_index,
+                    event,
+                    defect,
+                },
+                key,
+            ));
         }
     }
 }

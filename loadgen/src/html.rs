@@ -188,7 +188,7 @@ pub fn render_html(report: &Report) -> Result<String, RunError> {
     .map_err(RunError::Render)?;
 
     let mut h = String::new();
-    let verdict = if report.passed {
+    let verdict = if report.passed && !report.load.fails_run() {
         ("PASS", "pass")
     } else {
         ("FAIL", "fail")
@@ -206,13 +206,19 @@ h1{{font-size:22px;margin-bottom:4px}} .sub{{color:#666;margin-top:0}}
 .card b{{display:block;font-size:20px}} .card span{{color:#666;font-size:12px}}
 table{{border-collapse:collapse;margin:12px 0}} td,th{{border-bottom:1px solid #eee;padding:4px 10px;text-align:right}}
 th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
+.underload{{border:2px solid #d62728;background:#fdecea;border-radius:6px;padding:10px 14px;margin:12px 0}}
 </style></head><body>
 <h1>{name} <span class="badge {vclass}">{vtext}</span></h1>
-<p class="sub">seed {seed} · {endpoint} · {region} · target {target} · {dur:.1} s scheduled, {elapsed:.1} s elapsed · {tool}</p>
+<p class="sub">{part}seed {seed} · {endpoint} · {region} · target {target} · {dur:.1} s scheduled, {elapsed:.1} s elapsed · {tool}</p>
 "#,
         name = escape(&report.scenario.name),
         vclass = verdict.1,
         vtext = verdict.0,
+        part = match (report.segment, report.merged_segments) {
+            (Some(seg), _) => format!("segment {seg} · "),
+            (None, Some(n)) => format!("merged from {n} segments · "),
+            (None, None) => String::new(),
+        },
         seed = report.scenario.seed,
         endpoint = escape(&report.scenario.endpoint),
         region = escape(&report.scenario.region),
@@ -221,6 +227,18 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
         elapsed = report.elapsed_ms / 1_000.0,
         tool = escape(&report.tool),
     );
+    if !report.load.loaded_as_asked && !report.load.message.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"underload\" role=\"alert\"><b>Target not loaded as asked.</b> {}</div>",
+            escape(
+                report
+                    .load
+                    .message
+                    .trim_start_matches("TARGET NOT LOADED AS ASKED: ")
+            )
+        );
+    }
     let l = &report.latency_ms;
     let cards = [
         (
@@ -237,7 +255,7 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
         ),
         (
             format!("{}", report.dropped.events),
-            "events dropped (generator behind)".to_owned(),
+            "events dropped (could not start in time)".to_owned(),
         ),
         (
             format!("{}", report.events_2xx),

@@ -25,21 +25,25 @@
 
 #![warn(unnameable_types)]
 
-// Layers, top to bottom (docs/architecture.md): run, html > generate, report > scenario >
-// arrival, dirty, mix, population, trace > builtin, error, random, thresholds, units. A
-// module imports only from layers below its own.
+// Layers, top to bottom (docs/architecture.md): run, html, merge > generate, report >
+// scenario > arrival, dirty, mix, population, trace > builtin, error, histogram, random,
+// segment, thresholds, units. A module imports only from layers below its own.
 mod arrival;
 pub mod builtin;
 mod dirty;
 mod error;
 mod generate;
+mod histogram;
 mod html;
+mod load_check;
+mod merge;
 mod mix;
 mod population;
 mod random;
 mod report;
 mod run;
 mod scenario;
+mod segment;
 mod thresholds;
 mod trace;
 mod units;
@@ -49,14 +53,19 @@ pub use dirty::Defect;
 pub use error::ScenarioError;
 pub use generate::{EventStream, GeneratedEvent, SEQ_PROPERTY};
 pub use scenario::{Endpoint, Region, Scenario};
+pub use segment::{Segment, SegmentError, MAX_SEGMENTS};
 pub use units::DurationMs;
 
 // Direct mode and its report.
-pub use error::RunError;
+pub use error::{MergeError, RunError};
 pub use html::render_html;
+pub use load_check::{
+    Bottleneck, LoadCheck, DEFAULT_RATE_TOLERANCE, EXIT_NOT_LOADED_AS_ASKED, LOAD_METRICS,
+};
+pub use merge::merge;
 pub use report::{
-    Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, ThresholdResult,
-    Throttled, Volume, METRICS, REPORT_SCHEMA,
+    Latencies, LatencyHistograms, LatencySummary, PhaseInfo, Report, ScenarioInfo,
+    SeriesHistograms, SeriesPoint, ThresholdResult, Throttled, Volume, METRICS, REPORT_SCHEMA,
 };
 pub use run::{run, Progress, ProgressFn, RunOptions};
 pub use thresholds::{CmpOp, Threshold, Thresholds};

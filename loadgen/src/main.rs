@@ -1,9 +1,14 @@
 //! `amplitude-loadgen`: generate or send a scenario's traffic.
 //!
-//! Exit codes: 0 success, 1 error (bad scenario, unreachable generator, I/O), 2 usage error,
-//! 99 a threshold of the scenario failed.
+//! Exit codes: 0 success, 1 error (bad scenario, unreachable generator, I/O, reports that
+//! do not merge), 2 usage error, 98 the target was not loaded as asked (and no threshold names
+//! a load metric), 99 a threshold of the scenario failed (for `run`, unless it ran one
+//! segment of several: then `merge` gives both verdicts).
 
-use amplitude_loadgen::{builtin, render_html, run, Progress, ProgressFn, RunOptions, Scenario};
+use amplitude_loadgen::{
+    builtin, merge, render_html, run, Progress, ProgressFn, Report, RunOptions, Scenario, Segment,
+    EXIT_NOT_LOADED_AS_ASKED,
+};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -65,6 +70,21 @@ enum Command {
         /// machine's available parallelism).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Largest accepted shortfall of the achieved rate below the offered one, as a
+        /// ratio (overrides the scenario's `run.rate_tolerance`, default 0.05). Beyond it,
+        /// or with any dropped arrival, the run exits 98 (target not loaded as asked)
+        /// unless the scenario's thresholds name a load metric.
+        #[arg(long, value_name = "RATIO")]
+        rate_tolerance: Option<f64>,
+        /// Send only the Kth of N disjoint parts of the scenario (0 <= K < N), split by
+        /// identity; `merge` combines the N reports (docs/scale-out.md).
+        #[arg(long, value_name = "K/N")]
+        segment: Option<Segment>,
+        /// Start the schedule at this wall-clock time, ms since the Unix epoch (e.g.
+        /// `$(( ($(date +%s) + 60) * 1000 ))`), so that segments started at different
+        /// moments send together; a time already past starts now.
+        #[arg(long, value_name = "UNIX_MS")]
+        start_at: Option<i64>,
     },
     /// Write the scenario's event stream as JSON Lines (one Amplitude event per line).
     Generate {
@@ -80,6 +100,24 @@ enum Command {
         /// Wrap each event: {"offset_ms":..,"seq":..,"defect":..,"event":{..}}.
         #[arg(long)]
         with_timing: bool,
+        /// Write only the Kth of N disjoint parts of the stream (0 <= K < N), split by
+        /// identity; the N parts together are the whole stream.
+        #[arg(long, value_name = "K/N")]
+        segment: Option<Segment>,
+    },
+    /// Merge the JSON reports of the N segments of one run (`run --segment K/N`) into one:
+    /// percentiles from the summed histograms, counts summed, thresholds evaluated on the
+    /// merged result (exit 99 when one fails).
+    Merge {
+        /// The segment reports (JSON), one per segment 0..N, in any order.
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+        /// Write the merged JSON report here.
+        #[arg(long)]
+        report_json: Option<PathBuf>,
+        /// Write the merged HTML report here.
+        #[arg(long)]
+        report_html: Option<PathBuf>,
     },
     /// Validate scenario files and print a one-line summary of each.
     Check {
@@ -135,9 +173,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
             seed,
             output,
             with_timing,
+            segment,
         } => {
             let sc = Scenario::from_path(scenario_file(&scenario)?)?;
-            let stream = sc.events(seed.unwrap_or(sc.seed))?;
+            let stream = sc
+                .events(seed.unwrap_or(sc.seed))?
+                .segment(segment.unwrap_or(Segment::WHOLE));
             let out: Box<dyn Write> = match &output {
                 Some(p) => Box::new(
                     std::fs::File::create(p)
@@ -164,6 +205,22 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Merge {
+            reports,
+            report_json,
+            report_html,
+        } => {
+            let mut inputs = Vec::with_capacity(reports.len());
+            for p in &reports {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                let report: Report = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not a loadgen JSON report", p.display()))?;
+                inputs.push((p.display().to_string(), report));
+            }
+            let report = merge(&inputs)?;
+            write_reports(&report, report_json.as_deref(), report_html.as_deref())
         }
         Command::List => {
             list_builtins();
@@ -224,14 +281,26 @@ fn real_main() -> anyhow::Result<ExitCode> {
             max_in_flight,
             progress,
             threads,
+            rate_tolerance,
+            segment,
+            start_at,
         } => {
-            let sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            let mut sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            if let Some(t) = rate_tolerance {
+                anyhow::ensure!(
+                    (0.0..=1.0).contains(&t),
+                    "--rate-tolerance must be between 0 and 1, got {t}"
+                );
+                sc.run.rate_tolerance = t;
+            }
             let opts = RunOptions {
                 target,
                 api_key,
                 seed,
                 max_in_flight,
                 progress: progress_display(progress),
+                segment,
+                start_at_ms: start_at,
             };
             let threads = match threads {
                 Some(n) => usize::from(n),
@@ -243,24 +312,42 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 .build()
                 .context("cannot start the tokio runtime")?;
             let report = rt.block_on(run(&sc, &opts))?;
-            print!("{}", report.to_terminal());
-            if let Some(p) = report_json {
-                let json = serde_json::to_vec_pretty(&report)?;
-                std::fs::write(&p, json)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-            }
-            if let Some(p) = report_html {
-                let html = render_html(&report)?;
-                std::fs::write(&p, html)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-            }
-            Ok(if report.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_THRESHOLDS_FAILED)
-            })
+            write_reports(&report, report_json.as_deref(), report_html.as_deref())
         }
     }
+}
+
+/// Prints the terminal summary, writes the JSON and HTML reports asked for, and returns the
+/// exit code of the verdict (0 passed, 98 not loaded as asked, 99 a threshold failed).
+fn write_reports(
+    report: &Report,
+    json: Option<&Path>,
+    html: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    print!("{}", report.to_terminal());
+    // One segment of several sends only its identities' share: its threshold verdict is
+    // not the run's (counts and rates are partial), so it exits 0 and `merge` decides.
+    let deferred = report.segment.is_some_and(|s| s.count() > 1);
+    if deferred && (!report.passed || report.load.fails_run()) {
+        println!("(segment run: exit 0; the thresholds are decided by `amplitude-loadgen merge`)");
+    }
+    if let Some(p) = json {
+        let bytes = serde_json::to_vec_pretty(report)?;
+        std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = html {
+        let page = render_html(report)?;
+        std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(if deferred {
+        ExitCode::SUCCESS
+    } else if report.load.fails_run() {
+        ExitCode::from(EXIT_NOT_LOADED_AS_ASKED)
+    } else if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_THRESHOLDS_FAILED)
+    })
 }
 
 /// The progress display on stderr the library reports to: an indicatif bar, one line per

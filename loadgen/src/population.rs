@@ -105,18 +105,45 @@ impl Population {
 
     /// `user_id` of user `index`, e.g. `user-000042`.
     pub fn user_id(&self, index: u64) -> String {
-        format!("{}user-{index:06}", self.id_prefix)
+        let mut s = self.id_start("user-", 12);
+        push_padded6(&mut s, index);
+        s
     }
 
     /// `device_id` of device `device` of user `index`, e.g. `device-000042-0`.
     pub fn user_device_id(&self, index: u64, device: u32) -> String {
-        format!("{}device-{index:06}-{device}", self.id_prefix)
+        let mut s = self.id_start("device-", 18);
+        push_padded6(&mut s, index);
+        s.push('-');
+        s.push_str(itoa::Buffer::new().format(device));
+        s
     }
 
     /// `device_id` of anonymous device `index`, e.g. `anon-000007`.
     pub fn anonymous_device_id(&self, index: u64) -> String {
-        format!("{}anon-{index:06}", self.id_prefix)
+        let mut s = self.id_start("anon-", 12);
+        push_padded6(&mut s, index);
+        s
     }
+
+    /// The prefix and `kind` of an id, with room for `rest` more bytes (ids are made for
+    /// every generated event: no `format!` machinery on that path).
+    fn id_start(&self, kind: &str, rest: usize) -> String {
+        let mut s = String::with_capacity(self.id_prefix.len() + kind.len() + rest);
+        s.push_str(&self.id_prefix);
+        s.push_str(kind);
+        s
+    }
+}
+
+/// Appends `n` in decimal, zero-padded to at least 6 digits (as `format!("{n:06}")`).
+fn push_padded6(s: &mut String, n: u64) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n);
+    for _ in digits.len()..6 {
+        s.push('0');
+    }
+    s.push_str(digits);
 }
 
 /// The identity of one event.
@@ -263,5 +290,23 @@ mod tests {
         }
         assert!((4_700..5_300).contains(&anon), "{anon}");
         assert_eq!(pop.devices(), 40);
+    }
+
+    #[test]
+    fn ids_are_written_as_format_would() {
+        let mut pop = Population::default();
+        for prefix in ["", "seg-"] {
+            pop.id_prefix = prefix.to_owned();
+            for n in [0u64, 7, 42, 99_999, 999_999, 1_000_000, 123_456_789] {
+                assert_eq!(pop.user_id(n), format!("{prefix}user-{n:06}"));
+                assert_eq!(pop.anonymous_device_id(n), format!("{prefix}anon-{n:06}"));
+                for d in [0u32, 3, 12] {
+                    assert_eq!(
+                        pop.user_device_id(n, d),
+                        format!("{prefix}device-{n:06}-{d}")
+                    );
+                }
+            }
+        }
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! Its JSON shape is `loadgen/schema/report.schema.json` (checked in the tests).
 
+use crate::load_check::LoadCheck;
+use crate::segment::Segment;
 use crate::thresholds::Thresholds;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,32 @@ impl LatencySummary {
             max: ms(h.max()),
         }
     }
+}
+
+/// The run's latency distributions in full, losslessly: each field is the base64 (standard
+/// alphabet, padded) of the HdrHistogram V2 serialization of a histogram of µs values with
+/// 3 significant figures. `amplitude-loadgen merge` adds them, so merged percentiles are
+/// exact to that precision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyHistograms {
+    /// Of [`Latencies::corrected`].
+    pub corrected: String,
+    /// Of [`Latencies::uncorrected`].
+    pub uncorrected: String,
+    /// Of [`Latencies::delivery`].
+    pub delivery: String,
+    /// Of [`Latencies::schedule_lag`].
+    pub schedule_lag: String,
+}
+
+/// One second's latency distributions in full: base64 HdrHistogram V2 of µs values, 2
+/// significant figures (as the series' percentiles).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesHistograms {
+    /// Corrected latency of the requests intended in this second.
+    pub corrected: String,
+    /// Uncorrected latency of the requests intended in this second.
+    pub uncorrected: String,
 }
 
 /// Requests and the events they carry.
@@ -153,6 +181,10 @@ pub struct SeriesPoint {
     pub latency_p99_ms: Option<f64>,
     /// Uncorrected latency p99 of requests intended in this second, ms.
     pub latency_p99_uncorrected_ms: Option<f64>,
+    /// This second's latency histograms in full (absent when no request was intended in
+    /// it, and in reports of loadgen versions before segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_histograms: Option<SeriesHistograms>,
 }
 
 /// The verdict on one threshold.
@@ -177,6 +209,12 @@ pub struct Report {
     pub tool: String,
     /// The scenario.
     pub scenario: ScenarioInfo,
+    /// The segment this run sent (`--segment K/N`); absent for a whole run and for a merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<Segment>,
+    /// For a report made by `amplitude-loadgen merge`: the number of segments merged (N).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_segments: Option<u32>,
     /// Full URL requests went to.
     pub target: String,
     /// Wall-clock start, ms since the Unix epoch.
@@ -194,6 +232,10 @@ pub struct Report {
     pub offered_rate_eps: f64,
     /// Sent events per second of the sending window (at least the scheduled duration).
     pub achieved_rate_eps: f64,
+    /// The sending window, ms: the scheduled duration plus how late the last request went
+    /// out (0 in reports of loadgen versions before segments).
+    #[serde(default)]
+    pub sending_window_ms: f64,
     /// `|achieved - offered| / offered` (0 when nothing was offered).
     pub achieved_rate_error: f64,
     /// Responses by HTTP status (requests).
@@ -206,12 +248,20 @@ pub struct Report {
     pub throttled: Throttled,
     /// Latency distributions.
     pub latency_ms: Latencies,
+    /// The same distributions in full, for an exact merge (absent in reports of loadgen
+    /// versions before segments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_histograms: Option<LatencyHistograms>,
     /// Per-second time series.
     pub series: Vec<SeriesPoint>,
     /// Threshold verdicts, in metric-name order.
     pub thresholds: Vec<ThresholdResult>,
     /// False when any evaluated threshold failed.
     pub passed: bool,
+    /// Whether the target was loaded as asked (offered vs achieved rate, drops by cause,
+    /// the bottleneck); see [`crate::LoadCheck`].
+    #[serde(default)]
+    pub load: LoadCheck,
 }
 
 /// Metric names [`Report::metric`] knows (thresholds on other names are left to the
@@ -303,6 +353,9 @@ impl Report {
     /// A human summary for the terminal.
     pub fn to_terminal(&self) -> String {
         let mut s = String::new();
+        if !self.load.loaded_as_asked && !self.load.message.is_empty() {
+            let _ = writeln!(s, "{}\n", self.load.message);
+        }
         let sc = &self.scenario;
         let _ = writeln!(
             s,
@@ -313,6 +366,16 @@ impl Report {
             sc.region,
             sc.duration_ms as f64 / 1e3
         );
+        if let Some(seg) = self.segment {
+            let _ = writeln!(
+                s,
+                "segment   {seg} (the identities of this part only; `merge` the {} reports)",
+                seg.count()
+            );
+        }
+        if let Some(n) = self.merged_segments {
+            let _ = writeln!(s, "merged    {n} segment reports");
+        }
         let _ = writeln!(s, "target    {}", self.target);
         let _ = writeln!(
             s,
@@ -408,7 +471,14 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(s, "result    {}", if self.passed { "PASS" } else { "FAIL" });
+        let result = if self.load.fails_run() {
+            "FAIL (target not loaded as asked; exit 98)"
+        } else if self.passed {
+            "PASS"
+        } else {
+            "FAIL"
+        };
+        let _ = writeln!(s, "result    {result}");
         s
     }
 }

@@ -15,11 +15,14 @@
 
 use crate::error::RunError;
 use crate::generate::EventStream;
+use crate::histogram::encode;
+use crate::load_check::{LoadCheck, LOAD_METRICS};
 use crate::report::{
-    Latencies, LatencySummary, PhaseInfo, Report, ScenarioInfo, SeriesPoint, Throttled, Volume,
-    REPORT_SCHEMA_VERSION,
+    Latencies, LatencyHistograms, LatencySummary, PhaseInfo, Report, ScenarioInfo,
+    SeriesHistograms, SeriesPoint, Throttled, Volume, REPORT_SCHEMA_VERSION,
 };
 use crate::scenario::{Region, Scenario};
+use crate::segment::Segment;
 use amplitude_wire::ResponseBody;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -87,6 +90,13 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Overrides `run.max_in_flight`.
     pub max_in_flight: Option<usize>,
+    /// Send only this segment's events (`--segment K/N`; `None`: all of them). The report
+    /// names the segment and its offered rate is the segment's share.
+    pub segment: Option<Segment>,
+    /// Wall-clock start of the schedule, ms since the Unix epoch (`--start-at`): the run
+    /// waits until then, so segments started at different moments send together. `None`
+    /// or a time already past: start now.
+    pub start_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -97,11 +107,18 @@ impl std::fmt::Debug for RunOptions {
             .field("seed", &self.seed)
             .field("progress", &self.progress.as_ref().map(|_| "Fn(&Progress)"))
             .field("max_in_flight", &self.max_in_flight)
+            .field("segment", &self.segment)
+            .field("start_at_ms", &self.start_at_ms)
             .finish()
     }
 }
 
 /// One request, ready to send.
+/// Planned requests per hand-off from the generator thread to the scheduler.
+const PLAN_BATCH: usize = 64;
+/// Hand-offs the channel holds (64 x 64 = 4,096 requests planned ahead at most).
+const PLAN_QUEUE_BATCHES: usize = 64;
+
 struct Planned {
     intended_us: u64,
     body: Bytes,
@@ -113,13 +130,18 @@ enum Msg {
     Dropped {
         intended_us: u64,
         events: u64,
+        /// Dropped for the generator's lag (nothing waited for a connection when it was
+        /// due), rather than for the target's in-flight limit (every connection was busy
+        /// when it was due, or the scheduler was held waiting for one).
+        schedule_lag: bool,
     },
     Sent {
         sent_us: u64,
         events: u64,
         lag_us: u64,
     },
-    Done(Box<Done>),
+    /// A finished request (by value: no allocation per request for the bookkeeping).
+    Done(Done),
 }
 
 struct Done {
@@ -151,7 +173,9 @@ struct Live {
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunError> {
     let seed = opts.seed.unwrap_or(scenario.seed);
     let url = target_url(&opts.target, scenario.endpoint.path())?;
-    let stream = scenario.events(seed)?;
+    let stream = scenario
+        .events(seed)?
+        .segment(opts.segment.unwrap_or(Segment::WHOLE));
     let duration_ms = stream.total_duration_ms();
     let phases: Vec<PhaseInfo> = stream
         .phase_bounds_ms()
@@ -171,7 +195,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let max_in_flight = opts.max_in_flight.unwrap_or(settings.max_in_flight).max(1);
 
     // Generator thread: events -> request bodies, ahead of time.
-    let (plan_tx, mut plan_rx) = mpsc::channel::<Planned>(4_096);
+    let (plan_tx, mut plan_rx) = mpsc::channel::<Vec<Planned>>(PLAN_QUEUE_BATCHES);
     let api_key = opts.api_key.clone();
     let max_body = scenario.endpoint.max_body_bytes();
     let batch_size = settings.batch_size;
@@ -194,9 +218,20 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let (msg_tx, msg_rx) = mpsc::unbounded_channel::<Msg>();
     let live = Arc::new(Live::default());
     let collector = tokio::spawn(collect(msg_rx, Arc::clone(&live), Aggregate::new()?));
-    let started_at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    // A common wall-clock start for the segments of one run (the generator thread fills
+    // the plan channel meanwhile). A time already past starts now.
+    if let Some(at) = opts.start_at_ms {
+        let wait = at.saturating_sub(wall_ms());
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    }
+    let started_at_ms = wall_ms();
     let start = Instant::now();
     let progress = spawn_progress(opts.progress.clone(), start, duration_ms, Arc::clone(&live));
 
@@ -205,58 +240,73 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let timeout = Duration::from_millis(settings.request_timeout.ms());
     let mut offered = Volume::default();
     let mut offered_series: BTreeMap<u64, u64> = BTreeMap::new();
-    while let Some(p) = plan_rx.recv().await {
-        let events = p.event_offsets_us.len() as u64;
-        offered.requests += 1;
-        offered.events += events;
-        for o in &p.event_offsets_us {
-            *offered_series.entry(o / 1_000_000).or_default() += 1;
-        }
-        let due = start + Duration::from_micros(p.intended_us);
-        tokio::time::sleep_until(due).await;
-        let permit = match Arc::clone(&sem).try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                let budget = max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
-                match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned()).await {
-                    Ok(Ok(permit)) => Some(permit),
-                    _ => None,
-                }
+    // Until when the scheduler was held waiting for a free connection: a request due before
+    // then was delayed by the target's in-flight limit, not by the generator.
+    let mut held_for_connection_until: Option<Instant> = None;
+    while let Some(batch) = plan_rx.recv().await {
+        for p in batch {
+            let events = p.event_offsets_us.len() as u64;
+            offered.requests += 1;
+            offered.events += events;
+            for o in &p.event_offsets_us {
+                *offered_series.entry(o / 1_000_000).or_default() += 1;
             }
-        };
-        let now = Instant::now();
-        let lag = now.saturating_duration_since(due);
-        let Some(permit) = permit.filter(|_| lag <= max_lag) else {
-            let _ = msg_tx.send(Msg::Dropped {
-                intended_us: p.intended_us,
-                events,
-            });
-            continue;
-        };
-        let sent_us = micros(now, start);
-        let _ = msg_tx.send(Msg::Sent {
-            sent_us,
-            events,
-            lag_us: lag.as_micros() as u64,
-        });
-        let request = build_request(&url, host_header, p.body.clone());
-        let client = client.clone();
-        let tx = msg_tx.clone();
-        tokio::spawn(async move {
-            let outcome = match request {
-                Ok(req) => send(&client, req, timeout).await,
-                Err(()) => Err("io"),
+            let due = start + Duration::from_micros(p.intended_us);
+            tokio::time::sleep_until(due).await;
+            let mut waited_for_connection = false;
+            let permit = match Arc::clone(&sem).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    waited_for_connection = true;
+                    let budget =
+                        max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
+                    let got = match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned())
+                        .await
+                    {
+                        Ok(Ok(permit)) => Some(permit),
+                        _ => None,
+                    };
+                    held_for_connection_until = Some(Instant::now());
+                    got
+                }
             };
-            let done_us = micros(Instant::now(), start);
-            let _ = tx.send(Msg::Done(Box::new(Done {
-                intended_us: p.intended_us,
+            let now = Instant::now();
+            let lag = now.saturating_duration_since(due);
+            let Some(permit) = permit.filter(|_| lag <= max_lag) else {
+                let target_held_it =
+                    waited_for_connection || held_for_connection_until.is_some_and(|t| due <= t);
+                let _ = msg_tx.send(Msg::Dropped {
+                    intended_us: p.intended_us,
+                    events,
+                    schedule_lag: !target_held_it,
+                });
+                continue;
+            };
+            let sent_us = micros(now, start);
+            let _ = msg_tx.send(Msg::Sent {
                 sent_us,
-                done_us,
-                event_offsets_us: p.event_offsets_us,
-                outcome,
-            })));
-            drop(permit);
-        });
+                events,
+                lag_us: lag.as_micros() as u64,
+            });
+            let request = build_request(&url, host_header, p.body.clone());
+            let client = client.clone();
+            let tx = msg_tx.clone();
+            tokio::spawn(async move {
+                let outcome = match request {
+                    Ok(req) => send(&client, req, timeout).await,
+                    Err(()) => Err("io"),
+                };
+                let done_us = micros(Instant::now(), start);
+                let _ = tx.send(Msg::Done(Done {
+                    intended_us: p.intended_us,
+                    sent_us,
+                    done_us,
+                    event_offsets_us: p.event_offsets_us,
+                    outcome,
+                }));
+                drop(permit);
+            });
+        }
     }
     // Wait for every in-flight request.
     let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
@@ -297,7 +347,13 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     for (s, n) in offered_series {
         agg.bucket(s).offered_events += n;
     }
-    let series = agg.series();
+    let series = agg.series()?;
+    let latency_histograms = LatencyHistograms {
+        corrected: encode(&agg.corrected).map_err(RunError::Render)?,
+        uncorrected: encode(&agg.uncorrected).map_err(RunError::Render)?,
+        delivery: encode(&agg.delivery).map_err(RunError::Render)?,
+        schedule_lag: encode(&agg.lag).map_err(RunError::Render)?,
+    };
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
         tool: format!("amplitude-loadgen {}", env!("CARGO_PKG_VERSION")),
@@ -312,6 +368,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
             batch_size: batch_size as u64,
             max_in_flight: max_in_flight as u64,
         },
+        segment: opts.segment,
+        merged_segments: None,
         target: url,
         started_at_ms,
         elapsed_ms,
@@ -320,6 +378,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         dropped: agg.dropped,
         offered_rate_eps: offered_rate,
         achieved_rate_eps: achieved_rate,
+        sending_window_ms: window_s * 1_000.0,
         achieved_rate_error,
         status_counts: agg
             .status
@@ -339,11 +398,25 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
             delivery: LatencySummary::from_us(&agg.delivery),
             schedule_lag: LatencySummary::from_us(&agg.lag),
         },
+        latency_histograms: Some(latency_histograms),
         series,
         thresholds: Vec::new(),
         passed: true,
+        load: LoadCheck::default(),
     };
     report.evaluate(&scenario.thresholds);
+    report.load = LoadCheck::assess(
+        report.offered_rate_eps,
+        report.achieved_rate_eps,
+        agg.dropped_for_lag,
+        agg.dropped_in_flight,
+        report.latency_ms.schedule_lag.max,
+        settings.rate_tolerance,
+        scenario
+            .thresholds
+            .iter()
+            .any(|(name, _)| LOAD_METRICS.contains(&name.as_str())),
+    );
     Ok(report)
 }
 
@@ -418,29 +491,46 @@ fn plan_requests(
     batch_size: usize,
     wait_us: u64,
     max_body: usize,
-    tx: &mpsc::Sender<Planned>,
+    tx: &mpsc::Sender<Vec<Planned>>,
 ) -> Result<(), RunError> {
     let prefix = format!(
         "{{\"api_key\":{},\"events\":[",
         serde_json::to_string(api_key).map_err(|e| RunError::Internal(e.to_string()))?
     );
     let suffix = "]}";
+    // One body buffer and one event buffer for the whole run: each request's body is copied
+    // out once, at its final size (no growth reallocations, no per-event Vec).
     let mut body = Vec::<u8>::with_capacity(64 * 1024);
+    let mut json = Vec::<u8>::with_capacity(1024);
     let mut offsets: Vec<u64> = Vec::new();
-    let flush = |body: &mut Vec<u8>, offsets: &mut Vec<u64>, intended_us: u64| -> bool {
+    // Planned requests go to the scheduler PLAN_BATCH at a time (one channel hand-off per
+    // batch, not per request); the generator runs ahead of the schedule, so this delays
+    // nothing that is due.
+    let mut batch: Vec<Planned> = Vec::with_capacity(PLAN_BATCH);
+    let mut flush = |body: &mut Vec<u8>, offsets: &mut Vec<u64>, intended_us: u64| -> bool {
         if offsets.is_empty() {
             return true;
         }
         body.extend_from_slice(suffix.as_bytes());
-        let planned = Planned {
+        batch.push(Planned {
             intended_us,
-            body: Bytes::from(std::mem::take(body)),
-            event_offsets_us: std::mem::take(offsets),
-        };
-        tx.blocking_send(planned).is_ok()
+            body: Bytes::copy_from_slice(body),
+            event_offsets_us: std::mem::replace(offsets, Vec::with_capacity(batch_size.min(64))),
+        });
+        body.clear();
+        if batch.len() < PLAN_BATCH {
+            return true;
+        }
+        tx.blocking_send(std::mem::replace(
+            &mut batch,
+            Vec::with_capacity(PLAN_BATCH),
+        ))
+        .is_ok()
     };
     for ev in stream {
-        let json = serde_json::to_vec(&ev.event).map_err(|e| RunError::Internal(e.to_string()))?;
+        json.clear();
+        serde_json::to_writer(&mut json, &ev.event)
+            .map_err(|e| RunError::Internal(e.to_string()))?;
         if let Some(first) = offsets.first().copied() {
             if ev.offset_us > first + wait_us {
                 if !flush(&mut body, &mut offsets, first + wait_us) {
@@ -467,6 +557,9 @@ fn plan_requests(
     if let Some(first) = offsets.first().copied() {
         let _ = flush(&mut body, &mut offsets, first + wait_us);
     }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
     Ok(())
 }
 
@@ -485,6 +578,8 @@ struct Bucket {
 struct Aggregate {
     sent: Volume,
     dropped: Volume,
+    dropped_for_lag: Volume,
+    dropped_in_flight: Volume,
     last_sent_us: u64,
     last_lag_us: u64,
     status: BTreeMap<u16, u64>,
@@ -527,6 +622,8 @@ impl Aggregate {
         Ok(Self {
             sent: Volume::default(),
             dropped: Volume::default(),
+            dropped_for_lag: Volume::default(),
+            dropped_in_flight: Volume::default(),
             last_sent_us: 0,
             last_lag_us: 0,
             status: BTreeMap::new(),
@@ -549,7 +646,7 @@ impl Aggregate {
         &mut self.buckets[i]
     }
 
-    fn series(&self) -> Vec<SeriesPoint> {
+    fn series(&self) -> Result<Vec<SeriesPoint>, RunError> {
         let q = |h: &Option<Histogram<u64>>, p: f64| {
             h.as_ref()
                 .filter(|h| !h.is_empty())
@@ -558,21 +655,31 @@ impl Aggregate {
         self.buckets
             .iter()
             .enumerate()
-            .map(|(i, b)| SeriesPoint {
-                t_s: i as u64,
-                offered_events: b.offered_events,
-                sent_events: b.sent_events,
-                dropped_events: b.dropped_events,
-                ok_events: b.ok_events,
-                responses: b
-                    .responses
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect(),
-                transport_errors: b.errors,
-                latency_p50_ms: q(&b.corrected, 0.5),
-                latency_p99_ms: q(&b.corrected, 0.99),
-                latency_p99_uncorrected_ms: q(&b.uncorrected, 0.99),
+            .map(|(i, b)| {
+                let latency_histograms = match (&b.corrected, &b.uncorrected) {
+                    (Some(c), Some(u)) => Some(SeriesHistograms {
+                        corrected: encode(c).map_err(RunError::Render)?,
+                        uncorrected: encode(u).map_err(RunError::Render)?,
+                    }),
+                    _ => None,
+                };
+                Ok(SeriesPoint {
+                    t_s: i as u64,
+                    offered_events: b.offered_events,
+                    sent_events: b.sent_events,
+                    dropped_events: b.dropped_events,
+                    ok_events: b.ok_events,
+                    responses: b
+                        .responses
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect(),
+                    transport_errors: b.errors,
+                    latency_p50_ms: q(&b.corrected, 0.5),
+                    latency_p99_ms: q(&b.corrected, 0.99),
+                    latency_p99_uncorrected_ms: q(&b.uncorrected, 0.99),
+                    latency_histograms,
+                })
             })
             .collect()
     }
@@ -633,9 +740,17 @@ async fn collect(
             Msg::Dropped {
                 intended_us,
                 events,
+                schedule_lag,
             } => {
                 agg.dropped.requests += 1;
                 agg.dropped.events += events;
+                let cause = if schedule_lag {
+                    &mut agg.dropped_for_lag
+                } else {
+                    &mut agg.dropped_in_flight
+                };
+                cause.requests += 1;
+                cause.events += events;
                 agg.bucket(intended_us / 1_000_000).dropped_events += events;
                 live.dropped_events.fetch_add(events, Ordering::Relaxed);
             }
@@ -667,7 +782,7 @@ async fn collect(
                         live.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                agg.done(*d);
+                agg.done(d);
             }
         }
     }
@@ -722,13 +837,15 @@ mod tests {
         .unwrap();
         drop(tx);
         let mut out = Vec::new();
-        while let Ok(p) = rx.try_recv() {
-            let req: amplitude_wire::UploadRequest = serde_json::from_slice(&p.body).unwrap();
-            out.push((
-                p.intended_us / 1_000,
-                p.event_offsets_us.iter().map(|o| o / 1_000).collect(),
-                req,
-            ));
+        while let Ok(batch) = rx.try_recv() {
+            for p in batch {
+                let req: amplitude_wire::UploadRequest = serde_json::from_slice(&p.body).unwrap();
+                out.push((
+                    p.intended_us / 1_000,
+                    p.event_offsets_us.iter().map(|o| o / 1_000).collect(),
+                    req,
+                ));
+            }
         }
         out
     }

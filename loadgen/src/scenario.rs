@@ -56,6 +56,11 @@ pub struct RunSettings {
     pub max_lag: DurationMs,
     /// Timeout of one request, from send to full response body (default `"30s"`).
     pub request_timeout: DurationMs,
+    /// Largest accepted shortfall of the achieved rate below the offered one, as a ratio
+    /// (default 0.05): beyond it, or with any dropped arrival, the target was not loaded as
+    /// asked and the run fails with exit code 98 unless `[thresholds]` name a load metric
+    /// (`crate::LoadCheck`).
+    pub rate_tolerance: f64,
 }
 
 impl Default for RunSettings {
@@ -66,6 +71,7 @@ impl Default for RunSettings {
             max_in_flight: 128,
             max_lag: DurationMs(5_000),
             request_timeout: DurationMs(30_000),
+            rate_tolerance: crate::load_check::DEFAULT_RATE_TOLERANCE,
         }
     }
 }
@@ -253,6 +259,9 @@ impl Scenario {
         }
         if r.request_timeout.ms() == 0 {
             return Err(self.invalid("run.request_timeout", "must be > 0"));
+        }
+        if !(0.0..=1.0).contains(&r.rate_tolerance) {
+            return Err(self.invalid("run.rate_tolerance", "must be between 0 and 1"));
         }
         Ok(())
     }

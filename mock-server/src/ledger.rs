@@ -9,7 +9,9 @@ use amplitude_wire::Api;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -291,18 +293,19 @@ pub struct JournalEntry {
     pub id: u64,
     /// ms since the epoch (mock clock) when the request was handled.
     pub at_ms: i64,
-    /// HTTP method.
-    pub method: String,
-    /// Path, without the query string.
-    pub path: String,
-    /// Client address.
-    pub remote: String,
+    /// HTTP method (JSON: its name, e.g. `"POST"`).
+    #[serde(serialize_with = "serialize_method")]
+    pub method: http::Method,
+    /// Path, without the query string (the route's static name for Amplitude's paths).
+    pub path: Cow<'static, str>,
+    /// Client address (JSON: `"ip:port"`).
+    pub remote: SocketAddr,
     /// Redacted API key, when one was sent.
     pub api_key: Option<String>,
     /// HTTP status answered (0 when the connection was cut without a response).
     pub status: u16,
     /// `stored`, a reject reason, or a fault kind.
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
     /// Events in the request (0 when not parsed).
     pub events: usize,
     /// Events stored from it.
@@ -311,8 +314,10 @@ pub struct JournalEntry {
     pub deduplicated: usize,
     /// Raw body length, bytes.
     pub body_bytes: usize,
-    /// The response body (API key redacted).
-    pub response: String,
+    /// The response body as sent (API key redacted; JSON: a string). Shares the answer's
+    /// buffer: journaling it copies nothing.
+    #[serde(serialize_with = "serialize_text")]
+    pub response: bytes::Bytes,
     /// The request's `events` array, when `journal_bodies` is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_json: Option<Box<RawValue>>,
@@ -336,7 +341,20 @@ pub struct JournalEntry {
     pub body: Option<bytes::Bytes>,
 }
 
+fn serialize_method<S: serde::Serializer>(m: &http::Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
+
+fn serialize_text<S: serde::Serializer>(b: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
+}
+
 impl JournalEntry {
+    /// The response body as text (lossy UTF-8).
+    pub fn response_text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.response)
+    }
+
     /// Bytes of request bodies this entry holds (counted against
     /// [`LedgerConfig::journal_max_body_bytes`]).
     fn held_bytes(&self) -> usize {

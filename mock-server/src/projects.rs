@@ -103,14 +103,30 @@ impl Projects {
 /// Redacts an API key for logs and the journal: the first 4 characters then `…`.
 pub fn redact_key(key: &str) -> String {
     // Short keys show nothing: four characters of a five-character key would give it away.
-    let shown = if key.chars().count() >= 12 { 4 } else { 0 };
-    let head: String = key.chars().take(shown).collect();
-    format!("{head}…")
+    // One allocation, and no full character count of a long key (the hot path, per request).
+    let head = match key.char_indices().nth(11) {
+        Some(_) => key.char_indices().nth(4).map_or(key, |(i, _)| &key[..i]),
+        None => "",
+    };
+    let mut out = String::with_capacity(head.len() + '…'.len_utf8());
+    out.push_str(head);
+    out.push('…');
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_keys_show_four_characters_of_twelve_or_more() {
+        assert_eq!(redact_key("bench0123456789abcdef0123456789ab"), "benc…");
+        assert_eq!(redact_key("abcdefghijkl"), "abcd…");
+        assert_eq!(redact_key("abcdefghijk"), "…");
+        assert_eq!(redact_key(""), "…");
+        assert_eq!(redact_key("ééééééééééééé"), "éééé…");
+        assert_eq!(redact_key("éééééééééé"), "…");
+    }
 
     #[test]
     fn wrong_region_is_unknown() {

@@ -44,13 +44,13 @@ impl From<JournalEntry> for ReceivedRequest {
         Self {
             id: e.id,
             at_ms: e.at_ms,
-            method: e.method,
-            path: e.path,
+            method: e.method.as_str().to_owned(),
+            path: e.path.into_owned(),
             headers: e.headers,
             raw_body: e.raw_body.unwrap_or_default(),
             body: e.body.unwrap_or_default(),
             status: e.status,
-            response: e.response,
+            response: String::from_utf8_lossy(&e.response).into_owned(),
         }
     }
 }

@@ -74,9 +74,17 @@ pub struct ScannedEvent<'a> {
 }
 
 /// Scans one event. Errors when `raw` is not a JSON object.
+///
+/// The longest string is measured only when one could exceed the limit: an event whose
+/// whole text is at most two bytes longer than
+/// [`MAX_STRING_LENGTH`](amplitude_wire::limits::MAX_STRING_LENGTH) holds no string over the
+/// limit, so its other fields and property objects are skipped, not walked
+/// (`max_string_chars` then counts the picked fields only; the check of spec §3.4 reads it
+/// only above the limit). Most events are far below it.
 pub fn scan_event(raw: &RawValue) -> Result<ScannedEvent<'_>, serde_json::Error> {
+    let walk = raw.get().len() > amplitude_wire::limits::MAX_STRING_LENGTH + 2;
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    de.deserialize_map(EventVisitor)
+    de.deserialize_map(EventVisitor { walk })
 }
 
 /// Characters in `s` when it may exceed the 1,024 limit; else its byte length (an upper
@@ -89,7 +97,10 @@ fn chars(s: &str) -> usize {
     }
 }
 
-struct EventVisitor;
+/// `walk`: measure the longest string in every field (see [`scan_event`]).
+struct EventVisitor {
+    walk: bool,
+}
 
 impl<'de> Visitor<'de> for EventVisitor {
     type Value = ScannedEvent<'de>;
@@ -100,7 +111,7 @@ impl<'de> Visitor<'de> for EventVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut ev = ScannedEvent::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             let (slot, longest) = match key.as_ref() {
                 "user_id" => (Some(&mut ev.user_id), 0),
                 "device_id" => (Some(&mut ev.device_id), 0),
@@ -116,7 +127,11 @@ impl<'de> Visitor<'de> for EventVisitor {
                 }
                 "user_properties" | "event_properties" | "groups" | "group_properties" => {
                     let raw: &'de RawValue = map.next_value()?;
-                    let longest = walk_raw(raw).map_err(de::Error::custom)?;
+                    let longest = if self.walk {
+                        walk_raw(raw).map_err(de::Error::custom)?
+                    } else {
+                        0
+                    };
                     let raw = (raw.get() != "null").then_some(raw);
                     match key.as_ref() {
                         "user_properties" => ev.user_properties = raw,
@@ -126,7 +141,11 @@ impl<'de> Visitor<'de> for EventVisitor {
                     }
                     (None, longest)
                 }
-                _ => (None, map.next_value_seed(Walk)?),
+                _ if self.walk => (None, map.next_value_seed(Walk)?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    (None, 0)
+                }
             };
             let longest = match slot {
                 Some(slot) => {
@@ -147,6 +166,35 @@ impl<'de> Visitor<'de> for EventVisitor {
             }
         }
         Ok(ev)
+    }
+}
+
+/// An object key, borrowed from the input when it has no escape (serde's own `Cow<str>`
+/// always allocates: one `String` per key per event, docs/benchmarks.md).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(s))
     }
 }
 
@@ -285,11 +333,63 @@ mod tests {
     }
 
     #[test]
+    fn short_events_skip_the_walk_and_long_ones_are_measured() {
+        // 1,024 characters in a nested property: the event is longer than the limit, so the
+        // walk runs and finds exactly the limit (not over it)
+        let s = "y".repeat(1_024);
+        let r1 = raw(&format!(r#"{{"p":{{"k":["{s}"]}}}}"#));
+        let e = scan_event(&r1).unwrap();
+        assert_eq!(e.max_string_chars, 1_024);
+        // one more: over the limit, named by its top-level field
+        let s = "y".repeat(1_025);
+        let r2 = raw(&format!(r#"{{"a":1,"p":{{"k":["{s}"]}}}}"#));
+        let e = scan_event(&r2).unwrap();
+        assert_eq!(
+            (e.max_string_chars, e.longest_field.as_deref()),
+            (1_025, Some("p"))
+        );
+        // a short event: nothing in it can be over the limit; its fields are still picked
+        let r3 = raw(r#"{"user_id":"u-1","x":{"k":"v"},"event_properties":{"b":"c"}}"#);
+        let e = scan_event(&r3).unwrap();
+        assert_eq!(e.user_id.as_str(), Some("u-1"));
+        assert!(e.event_properties.is_some());
+        assert!(e.max_string_chars <= amplitude_wire::limits::MAX_STRING_LENGTH);
+        // invalid JSON inside a skipped field is still an error
+        assert!(serde_json::from_str::<&RawValue>(r#"{"x":[1,}"#).is_err());
+    }
+
+    #[test]
     fn counts_characters_not_bytes() {
         // spec §3.4: the limit is 1,024 characters
         let s = "é".repeat(1_024);
         let r = raw(&format!(r#"{{"event_type":"{s}"}}"#));
         assert_eq!(scan_event(&r).unwrap().max_string_chars, 1_024);
+    }
+
+    #[test]
+    fn keys_are_borrowed_unless_escaped() {
+        let r = raw(r#"{"user_id":"u","x\u0041":"long enough"}"#);
+        let mut de = serde_json::Deserializer::from_str(r.get());
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = Vec<(bool, String)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key_seed(KeySeed)? {
+                    m.next_value::<IgnoredAny>()?;
+                    out.push((matches!(k, Cow::Borrowed(_)), k.into_owned()));
+                }
+                Ok(out)
+            }
+        }
+        let keys = de.deserialize_map(Keys).unwrap();
+        assert_eq!(
+            keys,
+            vec![(true, "user_id".to_owned()), (false, "xA".to_owned())]
+        );
     }
 
     #[test]

@@ -472,6 +472,7 @@ fn body_limit(state: &MockState, route: RouteKind) -> usize {
 }
 
 /// A request whose body may already have been read (to match a fault's scope).
+#[allow(clippy::large_enum_variant)] // one per request, on the stack; boxing either variant only moves the gap
 enum Input {
     Request(Request<Incoming>),
     Received(Received),
@@ -599,8 +600,8 @@ fn invalid_path(state: &MockState, remote: SocketAddr, req: &Request<Incoming>) 
     let mut entry = new_entry(
         state,
         id,
-        req.method().to_string(),
-        req.uri().path().to_owned(),
+        req.method().clone(),
+        crate::routes::exchange::journal_path(req.uri().path()),
         remote,
     );
     entry.headers = crate::routes::exchange::journal_headers(req);
@@ -676,7 +677,7 @@ fn uncommitted(state: &MockState, route: RouteKind, received: Received) -> Handl
     }
     entry.api_key = api_key.as_deref().map(redact_key);
     entry.events = events;
-    entry.outcome = RejectReason::Fault.as_str().to_owned();
+    entry.outcome = std::borrow::Cow::Borrowed(RejectReason::Fault.as_str());
     Handled {
         status: 0,
         body: Bytes::new(),
@@ -761,7 +762,7 @@ async fn fault(
             .body
             .unwrap_or_else(|| Bytes::from(amplitude_response(&canned_body(s.status, &canned)).1));
         h.content_type = s.content_type;
-        entry.response = String::from_utf8_lossy(&h.body).into_owned();
+        entry.response = h.body.clone();
     }
     entry.fault = Some(kind.to_owned());
     tracing::info!(

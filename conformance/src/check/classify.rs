@@ -298,14 +298,10 @@ fn explain_duplicate(obs: &Observation, idx: &Index<'_>, seq: u64, copies: &[&St
         .first()
         .and_then(|s| idx.request_pos.get(&s.request_id))
         .and_then(|p| obs.requests.get(*p));
-    let at = |s: &Stored| {
-        idx.request_pos
-            .get(&s.request_id)
-            .and_then(|p| obs.requests.get(*p))
-            .map_or(s.at_ms, |r| r.at_ms)
-    };
-    let first_at = copies.first().copied().map(at);
-    let last_at = copies.last().copied().map(at);
+    // When each copy was stored (a delayed answer can come after a kill; the storage does
+    // not).
+    let first_at = copies.first().map(|s| s.at_ms);
+    let last_at = copies.last().map(|s| s.at_ms);
     let across = obs
         .restarts
         .iter()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// (never an installed `.venv/` or `node_modules/`).
 #[derive(Debug, Clone, Copy)]
 pub struct Adapter {
-    /// `amplitude-js`, `browser-sdk`, `node-sdk` or `python-sdk`.
+    /// `amplitude-js`, `browser-sdk`, `legacy-node-sdk`, `node-sdk` or `python-sdk`.
     pub name: &'static str,
     /// Its files, paths relative to the adapter's directory.
     pub files: &'static [EmbeddedFile],
@@ -40,6 +40,7 @@ pub static ADAPTERS: &[Adapter] = &[
     adapter!("amplitude-js" uses "browser-sdk": "install.sh", "run.sh"),
     adapter!("browser-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json",
         "page-amplitude-js.js", "page-browser-sdk.js", "run.sh"),
+    adapter!("legacy-node-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json", "run.sh"),
     adapter!("node-sdk": "adapter.mjs", "install.sh", "package-lock.json", "package.json", "run.sh"),
     adapter!("python-sdk": "adapter.py", "install.sh", "requirements.txt", "run.sh"),
 ];
@@ -155,7 +156,7 @@ mod tests {
         let err = materialise_adapter("ruby-sdk", root.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no adapter `ruby-sdk`; the adapters are: amplitude-js, browser-sdk, node-sdk, python-sdk"
+            "no adapter `ruby-sdk`; the adapters are: amplitude-js, browser-sdk, legacy-node-sdk, node-sdk, python-sdk"
         );
     }
 

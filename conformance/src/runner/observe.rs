@@ -68,13 +68,13 @@ fn request(j: &JournalEntry) -> Request {
     Request {
         id: j.id,
         at_ms: j.at_ms,
-        path: j.path.clone(),
+        path: j.path.clone().into_owned(),
         status: j.status,
         fault: j.fault.clone(),
         committed: j.fault.is_some() && j.stored > 0,
         body_bytes: j.body_bytes,
         events,
-        response: serde_json::from_str::<ResponseBody>(&j.response).ok(),
+        response: serde_json::from_slice::<ResponseBody>(&j.response).ok(),
     }
 }
 

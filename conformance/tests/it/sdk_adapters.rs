@@ -188,6 +188,62 @@ fn dedup_saved_it(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
+/// Every event stored exactly once, yet some reported `dropped` (the SDK's first-attempt
+/// result), and the retried copies deduplicated.
+fn stored_reported_dropped_deduplicated(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.stored == e.attempted
+        && e.lost == 0
+        && e.duplicate_stored == 0
+        && e.false_drop_reports > 0
+        && e.duplicate_deduplicated > 0
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected all stored once, some reported dropped, retries deduplicated: {e:?}"
+        ))
+    }
+}
+
+/// The two events without ids were refused and reported; the other 18 stored.
+fn idless_refused_reported(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if (e.stored, e.expected_rejection, e.refused_silently, e.lost) == (18, 2, 0, 0) {
+        Ok(())
+    } else {
+        Err(format!("expected 18 stored, 2 refused and reported: {e:?}"))
+    }
+}
+
+/// Both kills happened, and some losses are the restarts' (events the killed process held,
+/// no outcome line): the SDK keeps its queue in memory only.
+fn restarts_took_events(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if r.restarts.len() == 2 && e.lost_at_restart > 0 && e.lost >= e.lost_at_restart {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected losses at the restarts: {} restarts, {e:?}",
+            r.restarts.len()
+        ))
+    }
+}
+
+/// Both kills happened and every loss is the restarts' (events the killed process held, no
+/// outcome line): the SDK keeps its queue in memory only and loses nothing else.
+fn all_losses_at_restarts(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if r.restarts.len() == 2 && e.lost > 0 && e.lost_at_restart == e.lost {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected every loss at a restart: {} restarts, {e:?}",
+            r.restarts.len()
+        ))
+    }
+}
+
 /// Every event stored exactly once and nothing lost (failures along the way allowed).
 fn all_stored_once(r: &ScenarioReport) -> Result<(), String> {
     let e = &r.verdict.events;
@@ -391,6 +447,24 @@ async fn python_sdk_verdicts_match_the_published_table() {
                 varies: &["per_device_order"],
                 extra: split_and_delivered,
             },
+            // Crash-restarts (contract 3): nothing is persisted, so what the killed process
+            // held is lost, silently; nothing else is.
+            Expect {
+                scenario: "sdk-restart-mid-outage",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
+            Expect {
+                scenario: "sdk-restart-batch-in-flight",
+                failing: &[
+                    "no_lost_events",
+                    "non_throttled_resent_promptly",
+                    "scenario_thresholds",
+                ],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
         ],
     )
     .await;
@@ -470,6 +544,106 @@ async fn node_sdk_verdicts_match_the_published_table() {
                 failing: &["request_limits_respected"],
                 varies: &["per_device_order"],
                 extra: split_and_delivered,
+            },
+            // Crash-restarts (contract 3): nothing is persisted, so what the killed process
+            // held is lost, silently; nothing else is.
+            Expect {
+                scenario: "sdk-restart-mid-outage",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
+            Expect {
+                scenario: "sdk-restart-batch-in-flight",
+                failing: &[
+                    "no_lost_events",
+                    "non_throttled_resent_promptly",
+                    "scenario_thresholds",
+                ],
+                varies: &[],
+                extra: all_losses_at_restarts,
+            },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_node_sdk_verdicts_match_the_published_table() {
+    // @amplitude/node 1.10.2 (deprecated): logEvent() resolves with the first attempt's
+    // result, later retries report nothing, nothing is persisted.
+    judge(
+        "legacy-node-sdk",
+        &[
+            Expect {
+                scenario: "steady-trickle",
+                failing: &[],
+                varies: &[],
+                extra: happy,
+            },
+            // A committed 500: the first attempt's 500 is the result (dropped), the retry with
+            // the same insert_id is deduplicated.
+            Expect {
+                scenario: "committed-500",
+                failing: &["no_false_drop_reports"],
+                varies: &[],
+                extra: stored_reported_dropped_deduplicated,
+            },
+            // `200 {}` has no `code`: status `unknown`, reported as a failure and retried.
+            Expect {
+                scenario: "sdk-empty-200-body",
+                failing: &["no_false_drop_reports"],
+                varies: &[],
+                extra: stored_reported_dropped_deduplicated,
+            },
+            // Events with neither id are skipped before sending, with a `skipped` result.
+            Expect {
+                scenario: "sdk-events-without-ids",
+                failing: &[],
+                varies: &[],
+                extra: idless_refused_reported,
+            },
+            // flush() then exit: the events of a timer flush in flight are lost, silently.
+            Expect {
+                scenario: "sdk-flush-then-exit",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_silent,
+            },
+            // A refused connection ends the retry loop at the first failed retry: dropped,
+            // reported (0 SystemError).
+            Expect {
+                scenario: "sdk-connection-refused",
+                failing: &["no_lost_events"],
+                varies: &[],
+                extra: all_losses_reported,
+            },
+            // An invalid key: every event reported dropped, but the batch is resent on the
+            // retry table (100 ms to 3.2 s) all the same.
+            Expect {
+                scenario: "sdk-invalid-api-key",
+                failing: &["invalid_key_not_retried", "no_hot_loop"],
+                varies: &[],
+                extra: all_refused_reported,
+            },
+            // Killed mid-outage: what the process held in memory is gone (no persistence);
+            // the rest was reported dropped after the first 503. (Whether a retry delivered
+            // some of those after the outage, making false drop reports, varied: 0 and 6.)
+            Expect {
+                scenario: "sdk-restart-mid-outage",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &["no_hot_loop", "no_false_drop_reports"],
+                extra: restarts_took_events,
+            },
+            Expect {
+                scenario: "sdk-restart-batch-in-flight",
+                failing: &[
+                    "no_lost_events",
+                    "non_throttled_resent_promptly",
+                    "scenario_thresholds",
+                ],
+                varies: &[],
+                extra: restarts_took_events,
             },
         ],
     )

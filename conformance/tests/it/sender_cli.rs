@@ -392,7 +392,7 @@ async fn unsupported_control_lines_and_contract_versions_are_reported_on_stderr(
     // contract 2: never silently ignored; the sender goes on
     let mock = MockServer::builder().api_key("KEY").start().await;
     let d = dir();
-    let mut child = spawn_v2(&mock, &d, &SLOW, &[("AMPLITUDE_SENDER_CONTRACT", "3")]);
+    let mut child = spawn_v2(&mock, &d, &SLOW, &[("AMPLITUDE_SENDER_CONTRACT", "4")]);
     let mut stdin = child.stdin.take().unwrap();
     let input = [
         line(0),
@@ -417,7 +417,7 @@ async fn unsupported_control_lines_and_contract_versions_are_reported_on_stderr(
     assert_eq!(
         lines,
         vec![
-            "unsupported sender contract version: AMPLITUDE_SENDER_CONTRACT=3 (this sender speaks 1 and 2); going on with 2",
+            "unsupported sender contract version: AMPLITUDE_SENDER_CONTRACT=4 (this sender speaks 1 to 3); going on with 3",
             "unsupported control line: {\"control\":\"pause\"}",
             "unsupported control line: {\"control\":7}",
             "unsupported control line: {\"control\":\"flush\",\"timeout_ms\":5} (fields other than \"control\" ignored)",

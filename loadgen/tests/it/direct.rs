@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use amplitude_loadgen::{render_html, run, Report, RunOptions, Scenario, REPORT_SCHEMA};
+use amplitude_loadgen::{
+    render_html, run, Bottleneck, Report, RunOptions, Scenario, REPORT_SCHEMA,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
@@ -90,6 +92,8 @@ fn opts(url: &str) -> RunOptions {
         seed: None,
         progress: None,
         max_in_flight: None,
+        segment: None,
+        start_at_ms: None,
     }
 }
 
@@ -186,6 +190,89 @@ dropped_events = 0
         (t.metric.as_str(), t.actual, t.passed),
         ("dropped_events", Some(18.0), Some(false))
     );
+    // Not loaded as asked, the target's fault; the scenario's `dropped_events` threshold
+    // decides the result (exit 99, not 98).
+    let load = &report.load;
+    assert!(!load.loaded_as_asked);
+    assert!(load.thresholds_decide && !load.fails_run());
+    assert_eq!(load.bottleneck, Some(Bottleneck::Target));
+    assert_eq!(load.dropped_at_in_flight_limit.events, 18);
+    assert_eq!(load.dropped_for_schedule_lag.events, 0);
+}
+
+/// Issue 16, item 5: a run that could not load the target as asked says so first, in words,
+/// and fails on its own unless thresholds decide; both bottlenecks are told apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_did_not_load_the_target_says_so_first_and_fails() {
+    // The target holds each answer 1.5 s and one connection is allowed: the target is the
+    // bottleneck.
+    let server = start_server(Arc::new(|_, _| {
+        (200, ok_body(), Duration::from_millis(1_500))
+    }))
+    .await;
+    let sc = Scenario::from_toml_str(
+        r#"
+duration = "1s"
+arrival = { kind = "constant", rate = 20.0 }
+[run]
+batch_size = 1
+max_batch_wait = "0ms"
+max_in_flight = 1
+max_lag = "100ms"
+"#,
+        "slow-target.toml",
+    )
+    .unwrap();
+    let report = run(&sc, &opts(&server.url)).await.unwrap();
+    assert!(report.passed, "no threshold failed");
+    let load = &report.load;
+    assert!(!load.loaded_as_asked && load.fails_run(), "{load:?}");
+    assert_eq!(load.bottleneck, Some(Bottleneck::Target));
+    assert_eq!(load.dropped_at_in_flight_limit.events, 19, "{load:?}");
+    assert_eq!(report.sent.events, 1);
+    let text = report.to_terminal();
+    assert!(
+        text.starts_with("TARGET NOT LOADED AS ASKED: offered 20.0 events/s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bottleneck: the target's in-flight limit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("result    FAIL (target not loaded as asked; exit 98)"),
+        "{text}"
+    );
+    let html = render_html(&report).unwrap();
+    assert!(html.contains("Target not loaded as asked."));
+    assert!(html.contains(r#"<span class="badge fail">FAIL</span>"#));
+    let schema: serde_json::Value = serde_json::from_str(REPORT_SCHEMA).unwrap();
+    let errors = validate(&schema, &serde_json::to_value(&report).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // max_lag 0: every request is already late when its turn comes, with a connection free:
+    // the generator's schedule lag is the bottleneck.
+    let fast = start_server(Arc::new(|_, _| (200, ok_body(), Duration::ZERO))).await;
+    let sc = Scenario::from_toml_str(
+        r#"
+duration = "500ms"
+arrival = { kind = "constant", rate = 20.0 }
+[run]
+batch_size = 1
+max_batch_wait = "0ms"
+max_lag = "0ms"
+"#,
+        "late-generator.toml",
+    )
+    .unwrap();
+    let report = run(&sc, &opts(&fast.url)).await.unwrap();
+    let load = &report.load;
+    assert!(load.dropped_for_schedule_lag.events > 0, "{load:?}");
+    assert_eq!(load.dropped_at_in_flight_limit.events, 0, "{load:?}");
+    assert_eq!(load.bottleneck, Some(Bottleneck::Generator));
+    assert!(report
+        .to_terminal()
+        .contains("bottleneck: the generator's schedule lag"));
 }
 
 fn validate(schema: &serde_json::Value, instance: &serde_json::Value) -> Vec<String> {
@@ -337,6 +424,13 @@ async fn binary_exit_codes_distinguish_threshold_failure_from_error() {
         p
     };
     let pass = write("pass.toml", "transport_errors = 0");
+    // every request starts late (max_lag 0): not loaded as asked, no load threshold
+    let under = dir.path().join("under.toml");
+    std::fs::write(
+        &under,
+        "duration = \"500ms\"\narrival = { kind = \"constant\", rate = 20.0 }\n[run]\nbatch_size = 1\nmax_batch_wait = \"0ms\"\nmax_lag = \"0ms\"\n",
+    )
+    .unwrap();
     let fail = write("fail.toml", "status_5xx = 0");
     let bad = dir.path().join("bad.toml");
     std::fs::write(
@@ -375,11 +469,21 @@ async fn binary_exit_codes_distinguish_threshold_failure_from_error() {
         );
         let pass_run = go(&pass, &[]);
         let bad_run = go(&bad, &[]);
-        (fail_run, pass_run, bad_run)
+        let under_run = go(&under, &[]);
+        let under_tolerated = go(&under, &["--rate-tolerance".as_ref(), "1".as_ref()]);
+        (fail_run, pass_run, bad_run, under_run, under_tolerated)
     })
     .await
     .unwrap();
-    let (fail_run, pass_run, bad_run) = codes;
+    let (fail_run, pass_run, bad_run, under_run, under_tolerated) = codes;
+    assert_eq!(under_run.0, Some(98), "{under_run:?}");
+    assert!(
+        under_run.1.starts_with("TARGET NOT LOADED AS ASKED"),
+        "{}",
+        under_run.1
+    );
+    // a tolerance of 1 accepts any rate shortfall, but never a dropped arrival
+    assert_eq!(under_tolerated.0, Some(98), "{under_tolerated:?}");
     assert_eq!(fail_run.0, Some(99), "{fail_run:?}");
     assert!(fail_run.1.contains("FAIL status_5xx"), "{}", fail_run.1);
     assert_eq!(pass_run.0, Some(0), "{pass_run:?}");

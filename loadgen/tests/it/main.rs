@@ -5,3 +5,5 @@ mod common;
 mod direct;
 mod from_anywhere;
 mod generation;
+mod kubernetes;
+mod segments;

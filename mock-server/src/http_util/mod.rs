@@ -56,7 +56,29 @@ pub(crate) fn json_error(status: u16, message: &str) -> Response<ResponseBodyTyp
 }
 
 /// The status and serialized bytes of an Amplitude response body (its `code` is the status).
+/// The 200 of an upload (spec §4: `code`, `events_ingested`, `payload_size_bytes`,
+/// `server_upload_time`) is written from a template, byte for byte what serde_json writes,
+/// without serializing the 20-field [`ResponseBody`] (docs/benchmarks.md).
 pub(crate) fn amplitude_response(body: &ResponseBody) -> (u16, Vec<u8>) {
+    if let (200, Some(n), Some(size), Some(at)) = (
+        body.code,
+        body.events_ingested,
+        body.payload_size_bytes,
+        body.server_upload_time,
+    ) {
+        if *body == ResponseBody::success(n, size, at) {
+            let mut buf = itoa::Buffer::new();
+            let mut out = Vec::with_capacity(128);
+            out.extend_from_slice(br#"{"code":200,"events_ingested":"#);
+            out.extend_from_slice(buf.format(n).as_bytes());
+            out.extend_from_slice(br#","payload_size_bytes":"#);
+            out.extend_from_slice(buf.format(size).as_bytes());
+            out.extend_from_slice(br#","server_upload_time":"#);
+            out.extend_from_slice(buf.format(at).as_bytes());
+            out.push(b'}');
+            return (200, out);
+        }
+    }
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| br#"{"code":500}"#.to_vec());
     (body.code, bytes)
 }
@@ -116,4 +138,31 @@ pub(crate) async fn read_json_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, String> {
     let bytes = read_small_body(body).await?;
     serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    #[test]
+    fn the_200_template_writes_what_serde_json_writes() {
+        for (n, size, at) in [
+            (1, 330, 1_700_000_000_000),
+            (0, 0, 0),
+            (2_000, 20_000_000, -1),
+            (u64::MAX, u64::MAX, i64::MIN),
+        ] {
+            let body = ResponseBody::success(n, size, at);
+            let (status, bytes) = amplitude_response(&body);
+            assert_eq!(status, 200);
+            assert_eq!(bytes, serde_json::to_vec(&body).unwrap(), "{n} {size} {at}");
+        }
+        // any other 200-coded body is serialized whole
+        let mut odd = ResponseBody::success(1, 2, 3);
+        odd.error = Some("x".into());
+        assert_eq!(
+            amplitude_response(&odd).1,
+            serde_json::to_vec(&odd).unwrap()
+        );
+    }
 }

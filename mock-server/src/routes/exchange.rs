@@ -13,6 +13,7 @@ use amplitude_wire::ResponseBody;
 use bytes::Bytes;
 use http::{header, Request};
 use hyper::body::Incoming;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,8 +62,8 @@ pub(crate) async fn receive(
     let mut entry = new_entry(
         state,
         id,
-        req.method().to_string(),
-        req.uri().path().to_owned(),
+        req.method().clone(),
+        journal_path(req.uri().path()),
         at.remote,
     );
     entry.headers = journal_headers(&req);
@@ -133,14 +134,19 @@ impl Handled {
 
     /// An Amplitude JSON answer for the request begun as `entry`: its status and body are
     /// journaled, `outcome` names what happened.
-    pub(crate) fn amplitude(mut entry: JournalEntry, body: &ResponseBody, outcome: &str) -> Self {
+    pub(crate) fn amplitude(
+        mut entry: JournalEntry,
+        body: &ResponseBody,
+        outcome: &'static str,
+    ) -> Self {
         let (status, bytes) = amplitude_response(body);
+        let bytes = Bytes::from(bytes);
         entry.status = status;
-        entry.outcome = outcome.to_owned();
-        entry.response = String::from_utf8_lossy(&bytes).into_owned();
+        entry.outcome = Cow::Borrowed(outcome);
+        entry.response = bytes.clone();
         Self {
             status,
-            body: Bytes::from(bytes),
+            body: bytes,
             content_type: "application/json",
             entry: Some(entry),
             committed: false,
@@ -168,12 +174,21 @@ pub(crate) fn journal_headers<B>(req: &Request<B>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The journal's copy of a request path: the route's static name for Amplitude's own paths
+/// (no allocation on the hot path), else the path as sent.
+pub(crate) fn journal_path(path: &str) -> Cow<'static, str> {
+    match Api::from_path(path) {
+        Some(api) => Cow::Borrowed(api.path()),
+        None => Cow::Owned(path.to_owned()),
+    }
+}
+
 /// The journal entry of a request, before its outcome is known.
 pub(crate) fn new_entry(
     state: &MockState,
     id: u64,
-    method: String,
-    path: String,
+    method: http::Method,
+    path: Cow<'static, str>,
     remote: SocketAddr,
 ) -> JournalEntry {
     JournalEntry {
@@ -181,15 +196,15 @@ pub(crate) fn new_entry(
         at_ms: state.clock.now_ms(),
         method,
         path,
-        remote: remote.to_string(),
+        remote,
         api_key: None,
         status: 0,
-        outcome: String::new(),
+        outcome: Cow::Borrowed(""),
         events: 0,
         stored: 0,
         deduplicated: 0,
         body_bytes: 0,
-        response: String::new(),
+        response: Bytes::new(),
         events_json: None,
         fault: None,
         headers: Vec::new(),

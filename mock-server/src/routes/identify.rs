@@ -297,13 +297,11 @@ pub(crate) fn answer(state: &MockState, endpoint: Api, received: Received) -> Ha
     }
     entry.api_key = api_key.map(redact_key);
     entry.status = outcome.status;
-    entry.outcome = outcome
-        .reason
-        .map_or("stored", RejectReason::as_str)
-        .to_owned();
+    entry.outcome =
+        std::borrow::Cow::Borrowed(outcome.reason.map_or("stored", RejectReason::as_str));
     entry.events = outcome.items;
     entry.body_bytes = raw_len;
-    entry.response = response;
+    entry.response = Bytes::from(response.into_bytes());
     Handled {
         status: outcome.status,
         body: Bytes::from(outcome.body.into_bytes()),

@@ -140,7 +140,7 @@ async fn committed_500_stores_then_answers_500() {
     assert_eq!(fault_count(&mock, "status"), (1, 1));
     let e = &mock.requests()[0];
     assert_eq!(
-        (e.status, e.outcome.as_str(), e.stored, e.fault.as_deref()),
+        (e.status, e.outcome.as_ref(), e.stored, e.fault.as_deref()),
         (500, "stored", 3, Some("status"))
     );
     // The sender retries with the same insert_ids: deduplicated (spec §9).

@@ -510,6 +510,13 @@ async function main() {
       `${skipped} skipped); flushing (budget ${budgetMs} ms)`);
   const started = Date.now();
   const deadline = started + Math.max(0, budgetMs);
+  // Whatever hangs (a browser that does not close), the process is gone before the runner's
+  // kill: the drain budget already keeps a margin of at least 2 s below it.
+  setTimeout(() => {
+    log(`still running ${budgetMs + 1000} ms after end of stdin: killing the browser, exiting 1`);
+    chromiumChild?.kill('SIGKILL');
+    process.exit(1);
+  }, Math.max(0, budgetMs) + 1000).unref();
   const left = () => deadline - Date.now();
   const withDeadline = (p) => {
     let timer;

@@ -13,6 +13,7 @@
   'use strict';
   var amp = window.amplitude;
   var client = null;
+  var failedAttempts = {};
   window.__driver = {
     init: function (o) {
       var options = {
@@ -61,8 +62,13 @@
           report(status, body);
         },
         function (status, body) {
-          console.warn('amplitude-js error callback for seq ' + seq + ' (event stays queued): ' + status + ' ' +
-            String(body).slice(0, 120));
+          // Logged once per event: a stuck queue fires it for every queued event on every
+          // attempt, and thousands of console messages would hold up the DevTools connection.
+          failedAttempts[seq] = (failedAttempts[seq] || 0) + 1;
+          if (failedAttempts[seq] === 1) {
+            console.warn('amplitude-js error callback for seq ' + seq + ' (event stays queued; later ones not ' +
+              'logged): ' + status + ' ' + String(body).slice(0, 120));
+          }
         }
       );
     },
@@ -79,6 +85,12 @@
       });
     },
     /** Events in the SDK's memory queues (mirrored to localStorage when saveEvents is on). */
+    /** How many failed attempts the error callbacks reported, over all events. */
+    failedAttempts: function () {
+      return Object.keys(failedAttempts).reduce(function (n, k) {
+        return n + failedAttempts[k];
+      }, 0);
+    },
     unsent: function () {
       return (client._unsentEvents ? client._unsentEvents.length : 0) +
         (client._unsentIdentifys ? client._unsentIdentifys.length : 0);

@@ -265,18 +265,6 @@ fn all_held(r: &ScenarioReport) -> Result<(), String> {
     }
 }
 
-/// Every event delivered once, and some reported `dropped` anyway (false drop reports).
-fn stored_but_reported_dropped(r: &ScenarioReport) -> Result<(), String> {
-    let e = &r.verdict.events;
-    if e.stored == e.attempted && e.lost == 0 && e.false_drop_reports > 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected all stored and some falsely reported dropped: {e:?}"
-        ))
-    }
-}
-
 /// Some events lost, every loss silent and explained by a restart (in the sender's memory, or
 /// not yet on disk, when it was killed); nothing stored twice.
 fn only_restart_losses(r: &ScenarioReport) -> Result<(), String> {
@@ -290,6 +278,21 @@ fn only_restart_losses(r: &ScenarioReport) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("expected only silent losses at the restart: {e:?}"))
+    }
+}
+
+/// Some events lost at the restart, every loss silent, nothing stored twice (amplitude-js: a
+/// loss can also follow the restart, see its pin).
+fn restart_losses_silent(r: &ScenarioReport) -> Result<(), String> {
+    let e = &r.verdict.events;
+    if e.lost_at_restart > 0
+        && e.lost_silently == e.lost
+        && e.duplicate_stored == 0
+        && e.stored + e.lost == e.attempted
+    {
+        Ok(())
+    } else {
+        Err(format!("expected silent losses at the restart: {e:?}"))
     }
 }
 
@@ -670,13 +673,13 @@ async fn browser_sdk_verdicts_match_the_published_table() {
             Expect {
                 scenario: "sdk-connection-refused",
                 failing: &[],
-                varies: &[],
+                varies: &["per_device_order"],
                 extra: all_stored_once,
             },
             Expect {
                 scenario: "browser-offline-window",
                 failing: &[],
-                varies: &[],
+                varies: &["per_device_order"],
                 extra: all_stored_once,
             },
             // The SDK has no page-hide handler: a closed tab leaves every queued event in
@@ -696,18 +699,91 @@ async fn browser_sdk_verdicts_match_the_published_table() {
                 varies: &[],
                 extra: only_restart_losses,
             },
-            // A 200 without a JSON body is read as a failure: reported dropped, yet stored.
+            // Events without ids get the browser's own device_id: all stored, none refused.
+            // (sdk-empty-200-body is not pinned: a 200 `{}` is status "unknown" to the SDK,
+            // resent by its timer path but dropped and reported by flush(), depending on
+            // which one meets it: 60 false drop reports in one run, none in the next.)
             Expect {
-                scenario: "sdk-empty-200-body",
-                failing: &["no_false_drop_reports"],
+                scenario: "sdk-events-without-ids",
+                failing: &[],
                 varies: &[],
-                extra: stored_but_reported_dropped,
+                extra: all_stored_once,
             },
             Expect {
                 scenario: "sdk-invalid-api-key",
                 failing: &[],
                 varies: &[],
                 extra: all_refused_reported,
+            },
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amplitude_js_verdicts_match_the_published_table() {
+    // amplitude-js 8.21.10 in Debian's headless Chromium, through the legacy API stand-in
+    judge(
+        "amplitude-js",
+        &[
+            Expect {
+                scenario: "steady-trickle",
+                failing: &[],
+                varies: &[],
+                extra: happy,
+            },
+            Expect {
+                scenario: "committed-500",
+                failing: &[],
+                varies: &[],
+                extra: dedup_saved_it,
+            },
+            // Success is HTTP 200 alone: an empty 200 body is no failure to it.
+            Expect {
+                scenario: "sdk-empty-200-body",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            // Events without ids get the SDK's own device_id: all stored. (sdk-flush-then-exit
+            // is not pinned: when the flush meets a request in flight, the events queued behind
+            // it stay in localStorage at exit, held; in other runs all were delivered.)
+            Expect {
+                scenario: "sdk-events-without-ids",
+                failing: &[],
+                varies: &[],
+                extra: all_stored_once,
+            },
+            Expect {
+                scenario: "browser-offline-window",
+                failing: &[],
+                varies: &["per_device_order"],
+                extra: all_stored_once,
+            },
+            // No page-exit handler by default: a closed tab keeps the queue in localStorage.
+            Expect {
+                scenario: "browser-page-hide",
+                failing: &["drained_before_deadline"],
+                varies: &[],
+                extra: all_held,
+            },
+            // An invalid key is not a reason to stop: the queue is resent on every new
+            // event and kept (held) at the end.
+            Expect {
+                scenario: "sdk-invalid-api-key",
+                failing: &["invalid_key_not_retried", "drained_before_deadline"],
+                varies: &["no_hot_loop"],
+                extra: all_held,
+            },
+            // The stored queue is resent after the crash, but what Chromium had not
+            // written to disk is lost. Sometimes (1 run in 3) one event more is lost and
+            // reported delivered (likely: the restored queue's event ids overlap the new
+            // ones, and a 200 removes a queued event that was never sent).
+            Expect {
+                scenario: "browser-restart-stored-events",
+                failing: &["no_lost_events", "scenario_thresholds"],
+                varies: &["sender_reports_truthful"],
+                extra: restart_losses_silent,
             },
         ],
     )
@@ -805,6 +881,12 @@ fn browser_pin_checks_are_not_vacuous() {
         ..Default::default()
     };
     assert!(only_restart_losses(&report(restart.clone())).is_ok());
+    assert!(restart_losses_silent(&report(restart.clone())).is_ok());
+    assert!(restart_losses_silent(&report(EventCounts {
+        lost_silently: 2,
+        ..restart.clone()
+    }))
+    .is_err());
     assert!(only_restart_losses(&report(EventCounts {
         lost_at_restart: 2,
         ..restart.clone()
@@ -824,12 +906,6 @@ fn browser_pin_checks_are_not_vacuous() {
         ..Default::default()
     };
     assert!(all_stored_once(&report(once.clone())).is_ok());
-    assert!(stored_but_reported_dropped(&report(once.clone())).is_err());
-    assert!(stored_but_reported_dropped(&report(EventCounts {
-        false_drop_reports: 2,
-        ..once.clone()
-    }))
-    .is_ok());
     assert!(all_stored_once(&report(EventCounts {
         stored: 9,
         lost: 1,

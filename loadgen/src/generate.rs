@@ -309,7 +309,7 @@ fn canonical(ev: &mut Event) {
     {
         // Already in order (serde_json without `preserve_order` keeps maps sorted): nothing
         // to rebuild, the common case on the generation hot path.
-        if m.keys().zip(m.keys().skip(1)).all(|(a, b)| a <= b) {
+        if m.keys().is_sorted() {
             continue;
         }
         let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();

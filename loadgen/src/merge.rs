@@ -21,7 +21,7 @@ use crate::error::MergeError;
 use crate::histogram::{decode, encode};
 use crate::load_check::{LoadCheck, LOAD_METRICS};
 use crate::report::{
-    Latencies, LatencyHistograms, LatencySummary, Report, SeriesHistograms, SeriesPoint,
+    Latencies, LatencyHistograms, LatencySummary, Report, SeriesHistograms, SeriesPoint, Volume,
 };
 use crate::thresholds::{Threshold, Thresholds};
 use hdrhistogram::Histogram;
@@ -218,10 +218,7 @@ pub fn merge(inputs: &[(String, Report)]) -> Result<Report, MergeError> {
     out.evaluate(&thresholds);
     // Whether the whole run loaded the target as asked: the merged rates, the segments'
     // drops by cause summed, the tolerance they ran with (issue 16, item 5).
-    let (mut for_lag, mut in_flight) = (
-        crate::report::Volume::default(),
-        crate::report::Volume::default(),
-    );
+    let (mut for_lag, mut in_flight) = (Volume::default(), Volume::default());
     for (_, r) in inputs {
         for (sum, part) in [
             (&mut for_lag, r.load.dropped_for_schedule_lag),

@@ -354,8 +354,6 @@ mod tests {
         assert_eq!(e.user_id.as_str(), Some("u-1"));
         assert!(e.event_properties.is_some());
         assert!(e.max_string_chars <= amplitude_wire::limits::MAX_STRING_LENGTH);
-        // invalid JSON inside a skipped field is still an error
-        assert!(serde_json::from_str::<&RawValue>(r#"{"x":[1,}"#).is_err());
     }
 
     #[test]

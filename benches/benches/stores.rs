@@ -140,6 +140,21 @@ fn limiter(c: &mut Criterion) {
                 black_box(u)
             })
         });
+        // The same update as the ingest path does it now: one locked step (`Limiter::judge`),
+        // on a fresh limiter warmed the same way.
+        let judged = Limiter::new();
+        for &k in &keys {
+            judged.record(k, 1, T0_MS, &cfg);
+        }
+        let mut j = 0u64;
+        g.bench_function(BenchmarkId::new("judge", active), |b| {
+            b.iter(|| {
+                j += 1;
+                let key = keys[(j.wrapping_mul(2_654_435_761) % active) as usize];
+                let now = T0_MS + (j / 1_000) as i64;
+                black_box(judged.judge(&[(key, 1)], now, &cfg, |u| (true, u[0])))
+            })
+        });
         println!(
             "limiter: {} active identities held",
             limiter.active_identities()

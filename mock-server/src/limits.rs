@@ -369,6 +369,25 @@ impl Shard {
         }
     }
 
+    /// Counts `events` (0 does nothing) for identity `key` (mixed: `h`) at `now` in both rings.
+    fn record(&mut self, key: u64, h: u64, events: u64, now: i64, geo: &Geometry) {
+        if events == 0 {
+            return;
+        }
+        let events = u32::try_from(events).unwrap_or(u32::MAX);
+        let entry = match self.table.find_mut(h, |e| e.key == key) {
+            Some(e) => e,
+            None => self
+                .table
+                .insert_unique(h, Entry::new(key), |e| mix(e.key))
+                .into_mut(),
+        };
+        entry.record(events, now, geo);
+        let idle_at = entry.idle_at;
+        self.earliest_idle = self.earliest_idle.min(idle_at);
+        self.tick(now);
+    }
+
     /// Removes the entries idle at `now`; returns how many. O(entries).
     fn sweep(&mut self, now: i64) -> usize {
         let before = self.table.len();
@@ -430,7 +449,13 @@ impl Limiter {
     /// the top 7 for its tag).
     #[inline]
     fn shard(&self, h: u64) -> &Mutex<Shard> {
-        &self.shards[((h >> 40) as usize) & (SHARDS - 1)].0
+        &self.shards[Self::shard_index(h)].0
+    }
+
+    /// Index of the shard of mixed key `h`.
+    #[inline]
+    fn shard_index(h: u64) -> usize {
+        ((h >> 40) as usize) & (SHARDS - 1)
     }
 
     /// Counts of identity `key` at `now_ms` (ms since the epoch) under `cfg`'s window
@@ -457,21 +482,74 @@ impl Limiter {
         if events == 0 {
             return;
         }
-        let events = u32::try_from(events).unwrap_or(u32::MAX);
         let geo = Geometry::of(cfg);
         let h = mix(key);
-        let mut shard = self.shard(h).lock();
-        let entry = match shard.table.find_mut(h, |e| e.key == key) {
-            Some(e) => e,
-            None => shard
-                .table
-                .insert_unique(h, Entry::new(key), |e| mix(e.key))
-                .into_mut(),
-        };
-        entry.record(events, now_ms, &geo);
-        let idle_at = entry.idle_at;
-        shard.earliest_idle = shard.earliest_idle.min(idle_at);
-        shard.tick(now_ms);
+        self.shard(h).lock().record(key, h, events, now_ms, &geo);
+    }
+
+    /// Judges and records one request's identities in a single locked step (spec §8.1-§8.3):
+    /// `identities` are `(key, events)` pairs, distinct keys, `events` the request's items
+    /// naming each. Every shard they fall in is locked once, in ascending shard order (so two
+    /// requests never deadlock and no other request's counts move in between), `decide` gets
+    /// their [`Usage`] at `now_ms` in the same order, and when it answers `(true, _)` each
+    /// identity's `events` are recorded before the locks are released. Returns `decide`'s
+    /// second value. Equivalent to [`Limiter::usage`] for each identity, then
+    /// [`Limiter::record`] for each when recording, but atomic: two concurrent requests of
+    /// one identity are judged one after the other, never both on the counts before either.
+    pub fn judge<R>(
+        &self,
+        identities: &[(u64, u64)],
+        now_ms: i64,
+        cfg: &LimitConfig,
+        decide: impl FnOnce(&[Usage]) -> (bool, R),
+    ) -> R {
+        let geo = Geometry::of(cfg);
+        let mut hashes = Vec::with_capacity(identities.len());
+        let mut mask = 0u64;
+        for &(key, _) in identities {
+            let h = mix(key);
+            mask |= 1u64 << Self::shard_index(h);
+            hashes.push(h);
+        }
+        let mut guards: [Option<parking_lot::MutexGuard<'_, Shard>>; SHARDS] =
+            std::array::from_fn(|_| None);
+        let mut rest = mask;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let (Some(slot), Some(shard)) = (guards.get_mut(i), self.shards.get(i)) {
+                *slot = Some(shard.0.lock());
+            }
+        }
+        let mut usages = Vec::with_capacity(identities.len());
+        for (&(key, _), &h) in identities.iter().zip(&hashes) {
+            let usage = guards
+                .get_mut(Self::shard_index(h))
+                .and_then(Option::as_mut)
+                .map(|shard| {
+                    let u = shard
+                        .table
+                        .find(h, |e| e.key == key)
+                        .map(|e| e.usage(now_ms, &geo))
+                        .unwrap_or_default();
+                    shard.tick(now_ms);
+                    u
+                })
+                .unwrap_or_default();
+            usages.push(usage);
+        }
+        let (record, answer) = decide(&usages);
+        if record {
+            for (&(key, events), &h) in identities.iter().zip(&hashes) {
+                if let Some(shard) = guards
+                    .get_mut(Self::shard_index(h))
+                    .and_then(Option::as_mut)
+                {
+                    shard.record(key, h, events, now_ms, &geo);
+                }
+            }
+        }
+        answer
     }
 
     /// Removes every identity idle at `now_ms` (both windows drained, as of the geometry it
@@ -867,6 +945,39 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_judges_of_one_identity_never_both_pass_on_the_same_counts() {
+        // spec §8.3: a request is judged on the counts including every request judged
+        // before it. With `judge`, 2 threads x 200 requests of 10 events each for one device
+        // under a 900-event window: exactly 90 requests pass, whatever the interleaving
+        // (usage-then-record in two steps let two requests pass on the same counts).
+        let cfg = LimitConfig::http_v2();
+        let limiter = Limiter::new();
+        let passed = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        let ok = limiter.judge(&[(7, 10), (8, 10)], T0, &cfg, |u| {
+                            let after = Usage {
+                                window_events: u[0].window_events + 10,
+                                ..u[0]
+                            };
+                            let ok = !after.throttled(&cfg);
+                            (ok, ok)
+                        });
+                        if ok {
+                            passed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(passed.into_inner(), 90);
+        assert_eq!(limiter.usage(7, T0, &cfg).window_events, 900);
+        assert_eq!(limiter.usage(8, T0, &cfg).window_events, 900);
+    }
+
+    #[test]
     fn concurrent_records_all_count() {
         // spec §8.3: counters shared by all request handlers
         let cfg = LimitConfig::batch();
@@ -927,6 +1038,8 @@ mod tests {
     enum Op {
         Record(u64, u64),
         Usage(u64),
+        /// `judge` of (key, events) pairs (distinct keys), recording when `record`.
+        Judge(Vec<(u64, u64)>, bool),
         Advance(i64),
         Purge,
     }
@@ -935,6 +1048,8 @@ mod tests {
         prop_oneof![
             5 => ((0u64..5), (1u64..1_500)).prop_map(|(k, n)| Op::Record(k, n)),
             4 => (0u64..5).prop_map(Op::Usage),
+            3 => (proptest::collection::btree_map(0u64..5, 0u64..1_500, 1..4), any::<bool>())
+                .prop_map(|(m, record)| Op::Judge(m.into_iter().collect(), record)),
             4 => prop_oneof![
                 0i64..1_500,
                 0i64..40_000,
@@ -995,6 +1110,18 @@ mod tests {
                             want.window_events as f64 * 1000.0
                                 > f64::from(cfg.eps_threshold) * cfg.window_ms as f64);
                         prop_assert_eq!(got.over_daily_quota(&cfg), want.daily_events >= cfg.daily_quota);
+                    }
+                    Op::Judge(pairs, record) => {
+                        // the usages `judge` shows are the reference's before recording
+                        let seen = limiter.judge(&pairs, now, &cfg, |u| (record, u.to_vec()));
+                        let want: Vec<Usage> =
+                            pairs.iter().map(|(k, _)| reference.usage(*k, now, &cfg)).collect();
+                        prop_assert_eq!(seen, want);
+                        if record {
+                            for (k, n) in pairs.iter().filter(|(_, n)| *n > 0) {
+                                reference.records.entry(*k).or_default().push((now, *n));
+                            }
+                        }
                     }
                     Op::Purge => {
                         limiter.purge_idle(now);

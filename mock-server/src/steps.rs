@@ -8,7 +8,7 @@
 
 use crate::dedup::fingerprint;
 use crate::ledger::RejectReason;
-use crate::limits::{limited_body, LimitConfig, Usage};
+use crate::limits::{limited_body, LimitConfig};
 use crate::profile::Limits;
 use crate::projects::Project;
 use crate::properties::{PropertyConfig, PropertyOutcome};
@@ -70,7 +70,6 @@ struct Identity<'a> {
     id: &'a str,
     /// Items (events, identifications) of the request naming it.
     events: u64,
-    usage: Usage,
 }
 
 /// A request the throttling step refused: the 429 body and why.
@@ -119,7 +118,6 @@ pub(crate) fn throttle(
                     device,
                     id,
                     events: 0,
-                    usage: Usage::default(),
                 });
                 identities.len() - 1
             });
@@ -132,45 +130,49 @@ pub(crate) fn throttle(
         }
         item_slots.push(pair);
     }
-    let mut flagged = vec![false; identities.len()];
     let threshold = u64::from(cfg.eps_threshold);
-    let mut rates: [RateMap; 2] = Default::default();
-    let mut quotas: [RateMap; 2] = Default::default();
-    for (ident, flag) in identities.iter_mut().zip(flagged.iter_mut()) {
-        ident.usage = state.limiter.usage(ident.key, now, &cfg);
-        if profile.eps_count_request_events {
-            // profile `eps_count_request_events`: judged as if this request's items were
-            // already in the window (docs/fidelity.md)
-            ident.usage.window_events = ident.usage.window_events.saturating_add(ident.events);
-        }
-        let side = usize::from(!ident.device);
-        if quota_applies && ident.usage.over_daily_quota(&cfg) {
-            *flag = true;
-            if let Some(m) = quotas.get_mut(side) {
-                m.insert(ident.id.to_owned(), ident.usage.daily_events);
+    let keys: Vec<(u64, u64)> = identities.iter().map(|i| (i.key, i.events)).collect();
+    // One locked step (limits.rs `Limiter::judge`): the verdict and the recording are atomic
+    // per request, so a concurrent request of the same identity is judged after this one.
+    let flagged = state.limiter.judge(&keys, now, &cfg, |usages| {
+        let mut flagged = vec![false; identities.len()];
+        let mut rates: [RateMap; 2] = Default::default();
+        let mut quotas: [RateMap; 2] = Default::default();
+        for ((ident, flag), usage) in identities.iter().zip(flagged.iter_mut()).zip(usages) {
+            let mut usage = *usage;
+            if profile.eps_count_request_events {
+                // profile `eps_count_request_events`: judged as if this request's items were
+                // already in the window (docs/fidelity.md)
+                usage.window_events = usage.window_events.saturating_add(ident.events);
             }
-        } else if ident.usage.throttled(&cfg) || forced.covers(ident.device, ident.id) {
-            *flag = true;
-            // A forced (`throttle` fault) identity reports at least threshold + 1: a
-            // throttled identity is over the threshold by definition.
-            let mut rate = ident.usage.current_rate(&cfg);
-            if !ident.usage.throttled(&cfg) {
-                rate = rate.max(threshold.saturating_add(1));
-            }
-            if let Some(m) = rates.get_mut(side) {
-                m.insert(ident.id.to_owned(), rate);
+            let side = usize::from(!ident.device);
+            if quota_applies && usage.over_daily_quota(&cfg) {
+                *flag = true;
+                if let Some(m) = quotas.get_mut(side) {
+                    m.insert(ident.id.to_owned(), usage.daily_events);
+                }
+            } else if usage.throttled(&cfg) || forced.covers(ident.device, ident.id) {
+                *flag = true;
+                // A forced (`throttle` fault) identity reports at least threshold + 1: a
+                // throttled identity is over the threshold by definition.
+                let mut rate = usage.current_rate(&cfg);
+                if !usage.throttled(&cfg) {
+                    rate = rate.max(threshold.saturating_add(1));
+                }
+                if let Some(m) = rates.get_mut(side) {
+                    m.insert(ident.id.to_owned(), rate);
+                }
             }
         }
-    }
-    let record = || {
-        for ident in &identities {
-            state.limiter.record(ident.key, ident.events, now, &cfg);
+        if !flagged.iter().any(|f| *f) {
+            return (true, None);
         }
-    };
-    if !flagged.iter().any(|f| *f) {
-        record();
-        return None;
-    }
+        (
+            profile.count_rejected_toward_eps,
+            Some((flagged, rates, quotas)),
+        )
+    });
+    let (flagged, rates, quotas) = flagged?;
     let throttled_events: Vec<usize> = item_slots
         .iter()
         .enumerate()
@@ -181,9 +183,6 @@ pub(crate) fn throttle(
         })
         .map(|(i, _)| i)
         .collect();
-    if profile.count_rejected_toward_eps {
-        record();
-    }
     let reason = if rates.iter().all(RateMap::is_empty) {
         RejectReason::DailyQuota
     } else {

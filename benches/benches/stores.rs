@@ -114,6 +114,7 @@ fn dedup(c: &mut Criterion) {
 fn limiter(c: &mut Criterion) {
     let cfg = LimitConfig::http_v2();
     let mut g = c.benchmark_group("limiter");
+    // One element = one 1-event request (two identities).
     g.throughput(Throughput::Elements(1));
     g.sample_size(30);
     g.measurement_time(Duration::from_secs(3));
@@ -128,15 +129,21 @@ fn limiter(c: &mut Criterion) {
             limiter.record(k, 1, T0_MS, &cfg);
         }
         let mut i = 0u64;
-        // One identity update as the ingest path does it: read usage, then record.
+        // A 1-event request's two identities (its device and its user) as the ingest path
+        // did it before `judge`: read both usages, then record both.
+        let pick = |i: u64| keys[(i.wrapping_mul(2_654_435_761) % active) as usize];
         g.bench_function(BenchmarkId::new("usage_and_record", active), |b| {
             b.iter(|| {
                 i += 1;
-                let key = keys[(i.wrapping_mul(2_654_435_761) % active) as usize];
+                let (device, user) = (pick(i), pick(i + 7));
                 // 1 ms of virtual time per 1,000 updates: windows roll as they would live.
                 let now = T0_MS + (i / 1_000) as i64;
-                let u = limiter.usage(key, now, &cfg);
-                limiter.record(key, 1, now, &cfg);
+                let u = [
+                    limiter.usage(device, now, &cfg),
+                    limiter.usage(user, now, &cfg),
+                ];
+                limiter.record(device, 1, now, &cfg);
+                limiter.record(user, 1, now, &cfg);
                 black_box(u)
             })
         });
@@ -150,9 +157,11 @@ fn limiter(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("judge", active), |b| {
             b.iter(|| {
                 j += 1;
-                let key = keys[(j.wrapping_mul(2_654_435_761) % active) as usize];
+                let (device, user) = (pick(j), pick(j + 7));
                 let now = T0_MS + (j / 1_000) as i64;
-                black_box(judged.judge(&[(key, 1)], now, &cfg, |u| (true, u[0])))
+                black_box(judged.judge(&[(device, 1), (user, 1)], now, &cfg, |u| {
+                    (true, [u[0], u[1]])
+                }))
             })
         });
         println!(

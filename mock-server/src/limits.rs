@@ -410,6 +410,16 @@ impl Shard {
     }
 }
 
+/// The shard of mixed key `h` among `guards` (locked shards, ascending by index).
+fn guard_of<'a>(
+    guards: &'a mut [(usize, parking_lot::MutexGuard<'_, Shard>)],
+    h: u64,
+) -> Option<&'a mut Shard> {
+    let i = Limiter::shard_index(h);
+    let at = guards.binary_search_by_key(&i, |g| g.0).ok()?;
+    guards.get_mut(at).map(|g| &mut *g.1)
+}
+
 /// A shard padded to two cache lines so neighbouring locks do not false-share.
 #[derive(Default)]
 #[repr(align(128))]
@@ -504,47 +514,44 @@ impl Limiter {
         decide: impl FnOnce(&[Usage]) -> (bool, R),
     ) -> R {
         let geo = Geometry::of(cfg);
-        let mut hashes = Vec::with_capacity(identities.len());
         let mut mask = 0u64;
         for &(key, _) in identities {
-            let h = mix(key);
-            mask |= 1u64 << Self::shard_index(h);
-            hashes.push(h);
+            mask |= 1u64 << Self::shard_index(mix(key));
         }
-        let mut guards: [Option<parking_lot::MutexGuard<'_, Shard>>; SHARDS] =
-            std::array::from_fn(|_| None);
+        // The touched shards' guards, ascending by shard index (the lock order).
+        let mut guards = Vec::with_capacity(mask.count_ones() as usize);
         let mut rest = mask;
         while rest != 0 {
             let i = rest.trailing_zeros() as usize;
             rest &= rest - 1;
-            if let (Some(slot), Some(shard)) = (guards.get_mut(i), self.shards.get(i)) {
-                *slot = Some(shard.0.lock());
+            if let Some(shard) = self.shards.get(i) {
+                guards.push((i, shard.0.lock()));
             }
         }
-        let mut usages = Vec::with_capacity(identities.len());
-        for (&(key, _), &h) in identities.iter().zip(&hashes) {
-            let usage = guards
-                .get_mut(Self::shard_index(h))
-                .and_then(Option::as_mut)
-                .map(|shard| {
-                    let u = shard
-                        .table
-                        .find(h, |e| e.key == key)
-                        .map(|e| e.usage(now_ms, &geo))
-                        .unwrap_or_default();
-                    shard.tick(now_ms);
-                    u
-                })
-                .unwrap_or_default();
-            usages.push(usage);
+        // Most requests name 1 to 4 identities: their usages stay on the stack.
+        let mut few = [Usage::default(); 4];
+        let mut many = Vec::new();
+        let usages: &mut [Usage] = match few.get_mut(..identities.len()) {
+            Some(few) => few,
+            None => {
+                many.resize(identities.len(), Usage::default());
+                &mut many
+            }
+        };
+        for (&(key, _), usage) in identities.iter().zip(usages.iter_mut()) {
+            let h = mix(key);
+            if let Some(shard) = guard_of(&mut guards, h) {
+                if let Some(e) = shard.table.find(h, |e| e.key == key) {
+                    *usage = e.usage(now_ms, &geo);
+                }
+                shard.tick(now_ms);
+            }
         }
-        let (record, answer) = decide(&usages);
+        let (record, answer) = decide(usages);
         if record {
-            for (&(key, events), &h) in identities.iter().zip(&hashes) {
-                if let Some(shard) = guards
-                    .get_mut(Self::shard_index(h))
-                    .and_then(Option::as_mut)
-                {
+            for &(key, events) in identities {
+                let h = mix(key);
+                if let Some(shard) = guard_of(&mut guards, h) {
                     shard.record(key, h, events, now_ms, &geo);
                 }
             }

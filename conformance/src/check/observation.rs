@@ -140,9 +140,12 @@ pub struct Observation {
 pub struct Restart {
     /// 1-based.
     pub number: u32,
-    /// When the old process was killed, ms on the mock clock.
+    /// When the old process was killed and reaped, ms on the mock clock: the line between
+    /// its requests and the next process's (at or after the due time, later on a busy
+    /// machine).
     pub at_ms: i64,
-    /// The same, ms since the start of the run (what explanations quote: "killed at 1.5 s").
+    /// When the restart was due, ms since the start of the run (what explanations quote:
+    /// "killed at 1.5 s").
     pub at_run_ms: u64,
     /// `conformance_seq` of every event written to the killed process's stdin.
     pub fed: Vec<u64>,

@@ -283,7 +283,7 @@ pub async fn run_scenario(
         .iter()
         .map(|r| crate::check::Restart {
             number: r.number,
-            at_ms: start_ms.saturating_add(i64::try_from(r.at_ms).unwrap_or(i64::MAX)),
+            at_ms: start_ms.saturating_add(i64::try_from(r.killed_ms).unwrap_or(i64::MAX)),
             at_run_ms: r.at_ms,
             fed: r.fed.clone(),
             had_exited: r.had_exited,

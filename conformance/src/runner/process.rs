@@ -69,8 +69,13 @@ pub struct SenderRun {
 pub struct RestartRun {
     /// 1-based: the new process got `AMPLITUDE_SENDER_RESTART=number`.
     pub number: u32,
-    /// When the old process's group was killed, ms since the first start.
+    /// When the restart was due (the scenario's `restarts` entry), ms since the first start.
     pub at_ms: u64,
+    /// When the killed process group was gone (its pipes closed) and the next process was
+    /// about to start, ms since the first start: at or after `at_ms`, later on a busy
+    /// machine. No later process sent anything before this instant, so the checker draws
+    /// the line between the old process's requests and the new one's here, not at `at_ms`.
+    pub killed_ms: u64,
     /// `conformance_seq` of every event written to the killed process's stdin.
     pub fed: Vec<u64>,
     /// Outcome lines read from the killed process.
@@ -402,10 +407,14 @@ pub async fn run_sender(
         next = fed.next;
         run.fed += fed.events;
         let (outcomes, (t, h)) = collect(p).await;
+        // Its pipes are closed: every process of its group is gone, and the next one is
+        // started right after this instant.
+        let killed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         number += 1;
         run.restarts.push(RestartRun {
             number,
             at_ms: kill_ms,
+            killed_ms,
             fed: fed.seqs,
             outcomes: outcomes.len(),
             had_exited,
@@ -509,12 +518,27 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!((got(0), got(1), got(2)), (vec![0, 1], vec![2], vec![3]));
+        // Each kill is measured after it was due (the process is reaped then), not before.
+        assert!(
+            run.restarts.iter().all(|r| r.killed_ms >= r.at_ms),
+            "{:?}",
+            run.restarts
+        );
+        let restarts: Vec<RestartRun> = run
+            .restarts
+            .iter()
+            .map(|r| RestartRun {
+                killed_ms: 0,
+                ..r.clone()
+            })
+            .collect();
         assert_eq!(
-            run.restarts,
+            restarts,
             vec![
                 RestartRun {
                     number: 1,
                     at_ms: 500,
+                    killed_ms: 0,
                     fed: vec![0, 1],
                     outcomes: 2,
                     had_exited: false
@@ -522,6 +546,7 @@ mod tests {
                 RestartRun {
                     number: 2,
                     at_ms: 1_000,
+                    killed_ms: 0,
                     fed: vec![2],
                     outcomes: 1,
                     had_exited: false

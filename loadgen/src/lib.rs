@@ -30,6 +30,7 @@
 // segment, thresholds, units. A module imports only from layers below its own.
 mod arrival;
 pub mod builtin;
+mod connection;
 mod dirty;
 mod error;
 mod generate;

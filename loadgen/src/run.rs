@@ -13,6 +13,7 @@
 //! The request's intended start is the arrival of its last event, or the first event's
 //! arrival plus `max_batch_wait` when the wait ran out first.
 
+use crate::connection::{OnAnswer, Slots, Target};
 use crate::error::RunError;
 use crate::generate::EventStream;
 use crate::histogram::encode;
@@ -26,15 +27,11 @@ use crate::segment::Segment;
 use amplitude_wire::ResponseBody;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// A snapshot of a direct-mode run, given to [`RunOptions::progress`] about every 100 ms
@@ -212,16 +209,18 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
         .spawn(move || plan_requests(stream, &api_key, batch_size, wait_us, max_body, &plan_tx))
         .map_err(|e| RunError::Internal(format!("cannot start generator thread: {e}")))?;
 
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(max_in_flight)
-        .build(connector);
-    let host_header = match scenario.region {
-        Region::Eu => Some(Region::Eu.host()),
-        Region::Us => None,
+    let target = Target {
+        addr: target_addr(&uri),
+        // The URL's path (a base path included) in origin form.
+        path: uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| hyper::Uri::from_static("/"), hyper::Uri::from),
+        host: match scenario.region {
+            Region::Eu => hyper::header::HeaderValue::from_static(Region::Eu.host()),
+            Region::Us => authority_header(&uri, &url)?,
+        },
     };
-
     let (msg_tx, msg_rx) = mpsc::unbounded_channel::<Msg>();
     let live = Arc::new(Live::default());
     let collector = tokio::spawn(collect(msg_rx, Arc::clone(&live), Aggregate::new()?));
@@ -242,9 +241,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let start = Instant::now();
     let progress = spawn_progress(opts.progress.clone(), start, duration_ms, Arc::clone(&live));
 
-    let sem = Arc::new(Semaphore::new(max_in_flight));
     let max_lag = Duration::from_millis(settings.max_lag.ms());
     let timeout = Duration::from_millis(settings.request_timeout.ms());
+    let slots = Slots::<Pending>::new(target, max_in_flight, timeout);
     let mut offered = Volume::default();
     let mut offered_series: BTreeMap<u64, u64> = BTreeMap::new();
     // Until when the scheduler was held waiting for a free connection: a request due before
@@ -264,25 +263,20 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
                 tokio::time::sleep_until(due).await;
             }
             let mut waited_for_connection = false;
-            let permit = match Arc::clone(&sem).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
+            let slot = match slots.try_acquire() {
+                Some(slot) => Some(slot),
+                None => {
                     waited_for_connection = true;
                     let budget =
                         max_lag.saturating_sub(Instant::now().saturating_duration_since(due));
-                    let got = match tokio::time::timeout(budget, Arc::clone(&sem).acquire_owned())
-                        .await
-                    {
-                        Ok(Ok(permit)) => Some(permit),
-                        _ => None,
-                    };
+                    let got = slots.acquire_within(budget).await;
                     held_for_connection_until = Some(Instant::now());
                     got
                 }
             };
             let now = Instant::now();
             let lag = now.saturating_duration_since(due);
-            let Some(permit) = permit.filter(|_| lag <= max_lag) else {
+            let Some(slot) = slot.filter(|_| lag <= max_lag) else {
                 let target_held_it =
                     waited_for_connection || held_for_connection_until.is_some_and(|t| due <= t);
                 let _ = msg_tx.send(Msg::Dropped {
@@ -298,29 +292,21 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
                 events,
                 lag_us: lag.as_micros() as u64,
             });
-            let request = build_request(&uri, host_header, p.body.clone());
-            let client = client.clone();
-            let tx = msg_tx.clone();
-            tokio::spawn(async move {
-                let outcome = match request {
-                    Ok(req) => send(&client, req, timeout).await,
-                    Err(()) => Err("io"),
-                };
-                let done_us = micros(Instant::now(), start);
-                let _ = tx.send(Msg::Done(Done {
+            slots.send(
+                slot,
+                p.body,
+                Pending {
+                    tx: msg_tx.clone(),
+                    start,
                     intended_us: p.intended_us,
                     sent_us,
-                    done_us,
                     event_offsets_us: p.event_offsets_us,
-                    outcome,
-                }));
-                drop(permit);
-            });
+                },
+            );
         }
     }
     // Wait for every in-flight request.
-    let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
-    let _ = sem.acquire_many(all).await;
+    slots.finish().await;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1_000.0;
     drop(msg_tx);
     live.finished.store(true, Ordering::Relaxed);
@@ -452,49 +438,40 @@ fn target_url(base: &str, path: &str) -> Result<String, RunError> {
     Ok(format!("{}{}", base.trim_end_matches('/'), path))
 }
 
-fn build_request(
-    uri: &hyper::Uri,
-    host: Option<&'static str>,
-    body: Bytes,
-) -> Result<hyper::Request<Full<Bytes>>, ()> {
-    use hyper::header::HeaderValue;
-    let mut b = hyper::Request::builder()
-        .method(hyper::Method::POST)
-        .uri(uri.clone())
-        .header(
-            hyper::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )
-        .header(hyper::header::ACCEPT, HeaderValue::from_static("*/*"));
-    if let Some(h) = host {
-        b = b.header(hyper::header::HOST, HeaderValue::from_static(h));
-    }
-    b.body(Full::new(body)).map_err(|_| ())
+/// `host:port` of an `http://` URL (port 80 when it names none).
+fn target_addr(uri: &hyper::Uri) -> String {
+    let host = uri.host().unwrap_or("127.0.0.1");
+    format!("{host}:{}", uri.port_u16().unwrap_or(80))
 }
 
-async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    req: hyper::Request<Full<Bytes>>,
-    timeout: Duration,
-) -> Result<(u16, Bytes), &'static str> {
-    let fut = async {
-        let resp =
-            client
-                .request(req)
-                .await
-                .map_err(|e| if e.is_connect() { "connect" } else { "io" })?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|_| "io")?
-            .to_bytes();
-        Ok((status, body))
-    };
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => Err("timeout"),
+/// The `Host` header of an `http://` URL: its authority.
+fn authority_header(uri: &hyper::Uri, url: &str) -> Result<hyper::header::HeaderValue, RunError> {
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    hyper::header::HeaderValue::from_str(authority).map_err(|e| RunError::Target {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// A request on its slot: what the collector needs once the answer is in.
+struct Pending {
+    tx: mpsc::UnboundedSender<Msg>,
+    start: Instant,
+    intended_us: u64,
+    sent_us: u64,
+    event_offsets_us: Vec<u64>,
+}
+
+impl OnAnswer for Pending {
+    fn answered(self, outcome: crate::connection::Answer) {
+        let done_us = micros(Instant::now(), self.start);
+        let _ = self.tx.send(Msg::Done(Done {
+            intended_us: self.intended_us,
+            sent_us: self.sent_us,
+            done_us,
+            event_offsets_us: self.event_offsets_us,
+            outcome,
+        }));
     }
 }
 

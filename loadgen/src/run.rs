@@ -2,7 +2,8 @@
 //!
 //! Open model: a generator thread turns the event stream into request bodies ahead of time;
 //! a scheduler sends each request at its intended time, never waiting for earlier
-//! responses. At most `max_in_flight` requests are outstanding (the connection pool). A
+//! responses. At most `max_in_flight` requests are outstanding, one per connection slot
+//! (`connection.rs`: a long-lived task per keep-alive connection, no task per request). A
 //! request that cannot start within `max_lag` of its intended time is counted as dropped
 //! (as k6 counts `dropped_iterations`), never silently delayed. Latency is recorded in
 //! HdrHistogram both from the intended start time (coordinated-omission corrected) and from

@@ -35,10 +35,29 @@ pub(crate) struct Target {
     pub host: hyper::header::HeaderValue,
 }
 
-/// A free slot: the right to one request in flight and the slot that will send it.
+/// A free slot: the right to one request in flight and the slot that will send it. Dropped
+/// unused (the request came too late to send), it goes back to the idle slots.
 pub(crate) struct Slot {
-    id: usize,
-    permit: OwnedSemaphorePermit,
+    taken: Option<(usize, OwnedSemaphorePermit)>,
+    idle: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Slot {
+    fn take(mut self) -> Option<(usize, OwnedSemaphorePermit)> {
+        self.taken.take()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Back on the idle stack before its permit is released, like a slot that finished.
+        if let Some((id, permit)) = self.taken.take() {
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(id);
+            }
+            drop(permit);
+        }
+    }
 }
 
 /// What a slot does once the answer is in: called on the slot's task with the answer.
@@ -109,18 +128,21 @@ impl<D: OnAnswer> Slots<D> {
     /// Every permit has an idle slot: a slot pushes itself back before it drops its permit.
     fn slot(&self, permit: OwnedSemaphorePermit) -> Option<Slot> {
         let id = self.idle.lock().ok()?.pop()?;
-        Some(Slot { id, permit })
+        Some(Slot {
+            taken: Some((id, permit)),
+            idle: Arc::clone(&self.idle),
+        })
     }
 
     /// Sends `body` (a POST to the target's path) on `slot`; `done` gets the answer. When
     /// the slot's task is gone (it cannot be, short of a panic), `done` gets `io`.
     pub(crate) fn send(&self, slot: Slot, body: Bytes, done: D) {
-        let job = Job {
-            body,
-            done,
-            permit: slot.permit,
+        let Some((id, permit)) = slot.take() else {
+            done.answered(Err("io"));
+            return;
         };
-        match self.jobs.get(slot.id) {
+        let job = Job { body, done, permit };
+        match self.jobs.get(id) {
             Some(tx) => {
                 if let Err(e) = tx.try_send(job) {
                     let job = match e {
@@ -354,6 +376,26 @@ mod tests {
         slots.finish().await;
         assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
         assert_eq!(seen.connections.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_slot_taken_and_not_used_is_free_again() {
+        // A request too late to send drops its slot unused: the slot must come back, or
+        // each late request would lose one for the rest of the run.
+        let (t, seen) = target(false, None).await;
+        let slots = Slots::<Reply>::new(t, 2, Duration::from_secs(10));
+        for _ in 0..5 {
+            let a = slots.try_acquire().unwrap();
+            let b = slots.try_acquire().unwrap();
+            assert!(slots.try_acquire().is_none());
+            drop((a, b));
+        }
+        assert_eq!(one(&slots).await.map(|a| a.0), Ok(200));
+        let (a, b) = (slots.try_acquire(), slots.try_acquire());
+        assert!(a.is_some() && b.is_some());
+        drop((a, b));
+        slots.finish().await;
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

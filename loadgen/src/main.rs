@@ -286,6 +286,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
             start_at,
         } => {
             let mut sc = Scenario::from_path(scenario_file(&scenario)?)?;
+            if !sc.mock.is_empty() {
+                eprintln!(
+                    "note: the scenario's [mock] section (limits, faults) configures the \
+                     embedded mock of amplitude-conformance; `run` sends to --target as it \
+                     is, so it is ignored here"
+                );
+            }
             if let Some(t) = rate_tolerance {
                 anyhow::ensure!(
                     (0.0..=1.0).contains(&t),

@@ -200,6 +200,18 @@ pub struct ThresholdResult {
     pub passed: Option<bool>,
 }
 
+/// The metrics that judge response statuses: when a scenario's thresholds name one, a run
+/// whose target accepted nothing is theirs to judge; otherwise it fails on its own
+/// (`status_2xx > 0`, implicit).
+pub(crate) const STATUS_METRICS: &[&str] = &[
+    "non_2xx_requests",
+    "status_2xx",
+    "status_400",
+    "status_413",
+    "status_429",
+    "status_5xx",
+];
+
 /// The report of one direct-mode run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -347,6 +359,23 @@ impl Report {
                 }
             })
             .collect();
+        // A run whose target accepted nothing did not load it (a wrong API key, a wrong
+        // endpoint): it fails unless the scenario's thresholds judge the statuses
+        // themselves (a scenario that expects refusals says so).
+        let sent_any = self.sent.requests > 0;
+        let accepted = self.status_sum(|s| (200..300).contains(&s));
+        let statuses_judged = self
+            .thresholds
+            .iter()
+            .any(|t| STATUS_METRICS.contains(&t.metric.as_str()));
+        if sent_any && accepted == 0 && !statuses_judged {
+            self.thresholds.push(ThresholdResult {
+                metric: "status_2xx".to_owned(),
+                criterion: "> 0 (implicit: the target must accept something)".to_owned(),
+                actual: Some(0.0),
+                passed: Some(false),
+            });
+        }
         self.passed = self.thresholds.iter().all(|t| t.passed != Some(false));
     }
 
@@ -355,6 +384,14 @@ impl Report {
         let mut s = String::new();
         if !self.load.loaded_as_asked && !self.load.message.is_empty() {
             let _ = writeln!(s, "{}\n", self.load.message);
+        }
+        if self.sent.requests > 0 && self.status_sum(|c| (200..300).contains(&c)) == 0 {
+            let _ = writeln!(
+                s,
+                "THE TARGET ACCEPTED NOTHING: none of the {} requests sent was answered 2xx \
+                 (check --api-key, --target and the scenario's endpoint)\n",
+                self.sent.requests
+            );
         }
         let sc = &self.scenario;
         let _ = writeln!(
@@ -446,6 +483,14 @@ impl Report {
             ("uncorrected", &self.latency_ms.uncorrected),
             ("delivery", &self.latency_ms.delivery),
         ] {
+            if l.count == 0 {
+                let _ = writeln!(
+                    s,
+                    "  {label:<12} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    "n/a", "n/a", "n/a", "n/a", "n/a"
+                );
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "  {label:<12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
@@ -480,5 +525,78 @@ impl Report {
         };
         let _ = writeln!(s, "result    {result}");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::thresholds::Threshold;
+
+    fn report(statuses: &[(&str, u64)]) -> Report {
+        let mut r = Report::default();
+        r.sent.requests = statuses.iter().map(|(_, n)| n).sum();
+        r.status_counts = statuses
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        r
+    }
+
+    fn thresholds(pairs: &[(&str, &str)]) -> Thresholds {
+        pairs
+            .iter()
+            .map(|(m, t)| ((*m).to_owned(), Threshold::parse(t).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_whose_target_accepted_nothing_fails_on_its_own() {
+        let mut r = report(&[("400", 25)]);
+        r.evaluate(&thresholds(&[("transport_errors", "== 0")]));
+        assert!(!r.passed);
+        let last = r.thresholds.last().unwrap();
+        assert_eq!(
+            (last.metric.as_str(), last.actual, last.passed),
+            ("status_2xx", Some(0.0), Some(false))
+        );
+        let text = r.to_terminal();
+        assert!(
+            text.starts_with("THE TARGET ACCEPTED NOTHING: none of the 25 requests"),
+            "{text}"
+        );
+        assert!(text.contains("status_2xx > 0 (implicit"), "{text}");
+        assert!(text.contains("result    FAIL"), "{text}");
+    }
+
+    #[test]
+    fn a_scenario_judging_statuses_itself_decides_and_one_accepted_request_is_enough() {
+        let mut r = report(&[("400", 25)]);
+        r.evaluate(&thresholds(&[("status_400", "== 25")]));
+        assert!(r.passed);
+        assert_eq!(r.thresholds.len(), 1);
+        let mut r = report(&[("400", 24), ("200", 1)]);
+        r.evaluate(&Thresholds::new());
+        assert!(r.passed && r.thresholds.is_empty());
+        assert!(!r.to_terminal().contains("ACCEPTED NOTHING"));
+        // Nothing sent (every arrival dropped): the load check judges that, not this rule.
+        let mut r = report(&[]);
+        r.evaluate(&Thresholds::new());
+        assert!(r.passed);
+    }
+
+    #[test]
+    fn an_empty_latency_summary_prints_n_a_not_zeros() {
+        let r = report(&[("400", 3)]);
+        let text = r.to_terminal();
+        let delivery = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("delivery"))
+            .unwrap();
+        assert_eq!(
+            delivery.split_whitespace().collect::<Vec<_>>(),
+            ["delivery", "n/a", "n/a", "n/a", "n/a", "n/a"]
+        );
     }
 }

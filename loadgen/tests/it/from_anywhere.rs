@@ -70,6 +70,8 @@ async fn run_by_name_against_the_mock_from_an_empty_directory() {
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // No [mock] section in it: no note about one.
+    assert!(!stderr.contains("[mock] section"), "{stderr}");
     // Every generated event reached the mock.
     let sc = Scenario::from_path(scenarios_dir().join("steady-trickle.toml")).unwrap();
     let generated = sc.events(sc.seed).unwrap().count() as u64;
@@ -84,6 +86,50 @@ async fn run_by_name_against_the_mock_from_an_empty_directory() {
         .join(env!("CARGO_PKG_VERSION"))
         .join("scenarios/steady-trickle.toml");
     assert!(cached.is_file());
+}
+
+/// A scenario's `[mock]` section configures the embedded mock of the conformance suite;
+/// `run` against a target of the user's cannot apply it, and says so instead of dropping it
+/// silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_says_that_a_scenarios_mock_section_is_not_applied_to_the_target() {
+    let mock = amplitude_mock::MockServer::start().await;
+    let a = Anywhere::new();
+    std::fs::write(
+        a.cwd().join("with-mock.toml"),
+        r#"name = "with-mock"
+seed = 1
+endpoint = "http_v2"
+duration = "1s"
+arrival = { kind = "constant", rate = 5.0 }
+[mock]
+faults = [{ kind = "status", status = 503, count = 1000 }]
+"#,
+    )
+    .unwrap();
+    let mut cmd = a.command(&[
+        "run",
+        "with-mock.toml",
+        "--target",
+        &mock.uri(),
+        "--api-key",
+        "KEY",
+        "--progress",
+        "off",
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "note: the scenario's [mock] section (limits, faults) configures the embedded mock"
+        ),
+        "{stderr}"
+    );
+    // The fault was not applied: the mock stored every event.
+    assert_eq!(mock.stats().events_stored, 5);
 }
 
 #[test]

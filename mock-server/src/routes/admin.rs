@@ -110,18 +110,23 @@ pub async fn handle(
             ok(&state.ledger.stats())
         }
         (Method::GET, "/__mock/events") => {
+            let limit = match limit_param(&q) {
+                Ok(l) => l,
+                Err(e) => return error(400, &e),
+            };
             let filter = EventFilter {
                 api_key: q.get("api_key").cloned(),
                 user_id: q.get("user_id").cloned(),
                 device_id: q.get("device_id").cloned(),
                 insert_id: q.get("insert_id").cloned(),
-                limit: q.get("limit").and_then(|l| l.parse().ok()),
+                limit,
             };
             ok(&state.ledger.events(&filter))
         }
-        (Method::GET, "/__mock/requests") => ok(&state
-            .ledger
-            .requests(q.get("limit").and_then(|l| l.parse().ok()))),
+        (Method::GET, "/__mock/requests") => match limit_param(&q) {
+            Ok(limit) => ok(&state.ledger.requests(limit)),
+            Err(e) => error(400, &e),
+        },
         (Method::GET, "/__mock/duplicates") => ok(&state.ledger.duplicates()),
         (Method::GET, "/__mock/property_drops") => ok(&state.ledger.property_drops()),
         (Method::GET, "/__mock/clock") => ok(&clock_view(state)),
@@ -130,17 +135,24 @@ pub async fn handle(
                 Ok(ClockCommand {
                     advance_ms: Some(ms),
                     set_ms: None,
-                }) => {
-                    state.clock.advance_ms(ms);
+                }) => match state.clock.now_ms().checked_add(ms) {
+                    Some(t) if (0..=MAX_CLOCK_MS).contains(&t) => {
+                        state.clock.advance_ms(ms);
+                        ok(&clock_view(state))
+                    }
+                    _ => error(400, CLOCK_RANGE),
+                },
+                Ok(ClockCommand {
+                    advance_ms: None,
+                    set_ms: Some(t),
+                }) if (0..=MAX_CLOCK_MS).contains(&t) => {
+                    state.clock.set_ms(t);
                     ok(&clock_view(state))
                 }
                 Ok(ClockCommand {
                     advance_ms: None,
-                    set_ms: Some(t),
-                }) => {
-                    state.clock.set_ms(t);
-                    ok(&clock_view(state))
-                }
+                    set_ms: Some(_),
+                }) => error(400, CLOCK_RANGE),
                 Ok(_) => error(400, "give exactly one of advance_ms or set_ms"),
                 Err(e) => error(400, &e),
             }
@@ -154,6 +166,9 @@ pub async fn handle(
                 Ok(p) => p,
                 Err(e) => return error(400, &e),
             };
+            if !q.contains_key("user_id") && !q.contains_key("device_id") {
+                return error(400, "give user_id or device_id");
+            }
             match state.properties.user(
                 project,
                 q.get("user_id").map(String::as_str),
@@ -196,8 +211,51 @@ pub async fn handle(
         }
         (Method::GET, "/metrics") => crate::routes::metrics::response(state),
         (_, "/__mock/faults") => faults_route(state, req).await,
-        _ => error(404, "unknown /__mock/ route"),
+        (_, p) => match ROUTES.iter().find(|(route, _)| *route == p) {
+            Some((_, allowed)) => {
+                let mut r = error(405, &format!("{p} takes {allowed}"));
+                if let Ok(v) = http::HeaderValue::from_str(allowed) {
+                    r.headers_mut().insert(http::header::ALLOW, v);
+                }
+                r
+            }
+            None => error(404, "unknown /__mock/ route"),
+        },
     }
+}
+
+/// The admin routes with the methods each takes (a known route asked with another method
+/// is answered 405 with an `Allow` header, an unknown one 404).
+const ROUTES: &[(&str, &str)] = &[
+    ("/__mock/stats", "GET"),
+    ("/__mock/events", "GET"),
+    ("/__mock/requests", "GET"),
+    ("/__mock/duplicates", "GET"),
+    ("/__mock/property_drops", "GET"),
+    ("/__mock/clock", "GET, POST"),
+    ("/__mock/reset", "POST"),
+    ("/__mock/users", "GET"),
+    ("/__mock/groups", "GET"),
+    ("/__mock/silenced", "POST, DELETE"),
+    ("/metrics", "GET"),
+];
+
+/// Latest time `POST /__mock/clock` accepts, ms since the epoch (9999-12-31T23:59:59.999Z);
+/// the earliest is 0 (1970-01-01).
+const MAX_CLOCK_MS: i64 = 253_402_300_799_999;
+
+const CLOCK_RANGE: &str =
+    "the clock must stay between 0 (1970-01-01) and 253402300799999 ms (9999-12-31)";
+
+/// `limit=N` of a listing: absent is no limit; anything but a non-negative integer is an
+/// error (answered 400) rather than silently no limit.
+fn limit_param(q: &HashMap<String, String>) -> Result<Option<usize>, String> {
+    q.get("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| format!("limit must be a non-negative integer, got {l:?}"))
+        })
+        .transpose()
 }
 
 /// `GET|POST|DELETE /__mock/faults`.

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is a panic
 
-use crate::common::{builder, events, get_json, post, upload, KEY};
-use amplitude_mock::{Fault, RejectReason, Stats, StatusKey};
+use crate::common::{builder, events, get_json, post, post_clock, upload, KEY};
+use amplitude_mock::{Clock, Fault, RejectReason, Stats, StatusKey};
 use serde_json::json;
 
 #[tokio::test]
@@ -160,4 +160,83 @@ async fn stored_events_and_route_labels_name_the_api_as_before() {
         let line = format!("amplitude_mock_requests_total{{route=\"{route}\",status=\"200\"}} 1");
         assert!(m.lines().any(|l| l == line), "{line} in {m}");
     }
+}
+
+/// Bad input to the inspection routes is named (400), a known route asked with another
+/// method is 405 with `Allow`, and the clock refuses times outside 1970..=9999 while still
+/// moving within them (docs/architecture.md, "/__mock/ routes").
+#[tokio::test]
+async fn admin_routes_name_bad_input_and_wrong_methods() {
+    let mock = builder().virtual_clock(1_700_000_000_000).start().await;
+    assert_eq!(
+        post(&mock, "/2/httpapi", &upload(&events(3, "device-1")))
+            .await
+            .0,
+        200
+    );
+    let (status, v) = get_json(&mock, "/__mock/events?limit=abc").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        v["error"],
+        r#"limit must be a non-negative integer, got "abc""#
+    );
+    let (status, v) = get_json(&mock, "/__mock/events?limit=2").await;
+    assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(2)));
+    assert_eq!(get_json(&mock, "/__mock/requests?limit=-1").await.0, 400);
+    let (status, v) = get_json(&mock, "/__mock/users").await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("give user_id or device_id"))
+    );
+
+    let http = reqwest::Client::new();
+    let reset = http
+        .get(format!("{}/__mock/reset", mock.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status().as_u16(), 405);
+    assert_eq!(reset.headers()["allow"], "POST");
+    let stats = http
+        .delete(format!("{}/__mock/stats", mock.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status().as_u16(), 405);
+    let nothing = http
+        .get(format!("{}/__mock/nothing", mock.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nothing.status().as_u16(), 404);
+    assert_eq!(mock.stats().events_stored, 3, "nothing was reset");
+
+    for bad in [
+        json!({"set_ms": -5}),
+        json!({"set_ms": i64::MAX}),
+        json!({"advance_ms": -99_999_999_999_999_999_i64}),
+        json!({"advance_ms": i64::MAX}),
+    ] {
+        let (status, v) = post_clock(&mock, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("the clock must stay between 0"),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        mock.clock().now_ms(),
+        1_700_000_000_000,
+        "a refused command moves nothing"
+    );
+    let (status, v) = post_clock(&mock, json!({"advance_ms": -1_000})).await;
+    assert_eq!(
+        (status, v["now_ms"].as_i64()),
+        (200, Some(1_699_999_999_000))
+    );
+    let (status, v) = post_clock(&mock, json!({"set_ms": 0})).await;
+    assert_eq!((status, v["now_ms"].as_i64()), (200, Some(0)));
 }

@@ -107,3 +107,30 @@ fn drop_shuts_the_server_down() {
         "still accepting after drop"
     );
 }
+
+/// The binary's startup errors are one `error:` line with the cause, never a backtrace, even
+/// with `RUST_BACKTRACE=1` set (common on developer machines), and exit code 1.
+#[test]
+fn the_binary_reports_a_taken_port_and_a_missing_config_in_one_line() {
+    let (_held, addr) = taken();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    for args in [
+        vec!["--bind".to_owned(), addr.to_string()],
+        vec!["--config".to_owned(), missing.display().to_string()],
+    ] {
+        let out = std::process::Command::new(crate::common::process::mock_binary())
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let error_lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(error_lines.len(), 1, "{args:?}: {stderr}");
+        assert!(!stderr.contains("backtrace"), "{args:?}: {stderr}");
+    }
+}

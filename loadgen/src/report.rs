@@ -200,17 +200,12 @@ pub struct ThresholdResult {
     pub passed: Option<bool>,
 }
 
-/// The metrics that judge response statuses: when a scenario's thresholds name one, a run
-/// whose target accepted nothing is theirs to judge; otherwise it fails on its own
-/// (`status_2xx > 0`, implicit).
-pub(crate) const STATUS_METRICS: &[&str] = &[
-    "non_2xx_requests",
-    "status_2xx",
-    "status_400",
-    "status_413",
-    "status_429",
-    "status_5xx",
-];
+/// Whether a metric judges response statuses (`status_2xx`, `status_400`, ...,
+/// `non_2xx_requests`): when a scenario's thresholds name one, a run whose target accepted
+/// nothing is theirs to judge; otherwise it fails on its own (`status_2xx > 0`, implicit).
+fn is_status_metric(name: &str) -> bool {
+    name.starts_with("status_") || name == "non_2xx_requests"
+}
 
 /// The report of one direct-mode run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -364,10 +359,7 @@ impl Report {
         // themselves (a scenario that expects refusals says so).
         let sent_any = self.sent.requests > 0;
         let accepted = self.status_sum(|s| (200..300).contains(&s));
-        let statuses_judged = self
-            .thresholds
-            .iter()
-            .any(|t| STATUS_METRICS.contains(&t.metric.as_str()));
+        let statuses_judged = self.thresholds.iter().any(|t| is_status_metric(&t.metric));
         if sent_any && accepted == 0 && !statuses_judged {
             self.thresholds.push(ThresholdResult {
                 metric: "status_2xx".to_owned(),

@@ -49,27 +49,40 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_by_name_against_the_mock_from_an_empty_directory() {
-    let mock = amplitude_mock::MockServer::start().await;
-    let a = Anywhere::new();
-    let mut cmd = a.command(&[
+/// `amplitude-loadgen run SCENARIO --target MOCK --api-key KEY --progress off EXTRA...` in
+/// `a`'s directory, off the async runtime; asserts exit 0 and returns its stderr.
+async fn run_to_mock(
+    a: &Anywhere,
+    mock: &amplitude_mock::MockServer,
+    scenario: &str,
+    extra: &[&str],
+) -> String {
+    let uri = mock.uri();
+    let mut args = vec![
         "run",
-        "steady-trickle",
+        scenario,
         "--target",
-        &mock.uri(),
+        &uri,
         "--api-key",
         "KEY",
         "--progress",
         "off",
-        "--report-json",
-        "r.json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = a.command(&args);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_by_name_against_the_mock_from_an_empty_directory() {
+    let mock = amplitude_mock::MockServer::start().await;
+    let a = Anywhere::new();
+    let stderr = run_to_mock(&a, &mock, "steady-trickle", &["--report-json", "r.json"]).await;
     // No [mock] section in it: no note about one.
     assert!(!stderr.contains("[mock] section"), "{stderr}");
     // Every generated event reached the mock.
@@ -107,21 +120,7 @@ faults = [{ kind = "status", status = 503, count = 1000 }]
 "#,
     )
     .unwrap();
-    let mut cmd = a.command(&[
-        "run",
-        "with-mock.toml",
-        "--target",
-        &mock.uri(),
-        "--api-key",
-        "KEY",
-        "--progress",
-        "off",
-    ]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let stderr = run_to_mock(&a, &mock, "with-mock.toml", &[]).await;
     assert!(
         stderr.contains(
             "note: the scenario's [mock] section (limits, faults) configures the embedded mock"

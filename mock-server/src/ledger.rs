@@ -286,6 +286,54 @@ impl<'de> Deserialize<'de> for StatusKey {
     }
 }
 
+/// The headers of a journaled request, kept as they arrived (moved out of the request, not
+/// copied: nothing is allocated per request to journal them) and only read redacted: the
+/// value of a header that can carry a key (`authorization`, any name containing `api-key`
+/// or `api_key`) reads as [`crate::redact_key`] shows it, in `Debug` too.
+#[derive(Clone, Default)]
+pub struct RequestHeaders(http::HeaderMap);
+
+impl RequestHeaders {
+    /// Wraps the headers of a request.
+    pub fn new(headers: http::HeaderMap) -> Self {
+        Self(headers)
+    }
+
+    /// `(name, value)` in arrival order (names lowercase, values lossily UTF-8), redacted.
+    pub fn redacted(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(name, value)| {
+                let n = name.as_str();
+                let v = String::from_utf8_lossy(value.as_bytes());
+                let secret = n == "authorization" || n.contains("api-key") || n.contains("api_key");
+                let v = if secret {
+                    crate::projects::redact_key(&v)
+                } else {
+                    v.into_owned()
+                };
+                (n.to_owned(), v)
+            })
+            .collect()
+    }
+
+    /// Number of header lines.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No header at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.redacted()).finish()
+    }
+}
+
 /// One request as the journal keeps it. API keys appear only redacted.
 #[derive(Debug, Clone, Serialize)]
 pub struct JournalEntry {
@@ -324,11 +372,10 @@ pub struct JournalEntry {
     /// The fault injected, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
-    /// Request headers in arrival order, names lowercase; values of headers that can carry
-    /// a key (`authorization`, any name containing `api-key` or `api_key`) redacted. Not in
-    /// the `/__mock/requests` JSON.
+    /// Request headers as received, read redacted (see [`RequestHeaders`]). Not in the
+    /// `/__mock/requests` JSON.
     #[serde(skip)]
-    pub headers: Vec<(String, String)>,
+    pub headers: RequestHeaders,
     /// The body as received (before gzip decoding), when it was read (none for a body over
     /// the limit, cut or late). Kept for every request, bounded by the journal's caps
     /// ([`LedgerConfig::journal_capacity`], [`LedgerConfig::journal_max_body_bytes`]). Not in
@@ -810,5 +857,43 @@ impl EventFilter {
         eq(&self.user_id, &ids.user_id)
             && eq(&self.device_id, &ids.device_id)
             && eq(&self.insert_id, &ids.insert_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn request_headers_read_redacted_in_order_and_in_debug() {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert(
+            "authorization",
+            "Bearer secret-token-0123456789".parse().unwrap(),
+        );
+        h.insert(
+            "x-api-key",
+            "0123456789abcdef0123456789abcdef".parse().unwrap(),
+        );
+        let headers = RequestHeaders::new(h);
+        let r = headers.redacted();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0], ("content-type".into(), "application/json".into()));
+        assert_eq!(
+            r[1].1,
+            crate::projects::redact_key("Bearer secret-token-0123456789")
+        );
+        assert_eq!(
+            r[2].1,
+            crate::projects::redact_key("0123456789abcdef0123456789abcdef")
+        );
+        let debug = format!("{headers:?}");
+        assert!(
+            !debug.contains("secret-token") && !debug.contains("0123456789abcdef0123"),
+            "{debug}"
+        );
+        assert!(debug.contains("application/json"), "{debug}");
     }
 }

@@ -283,7 +283,7 @@ pub use expect::Times;
 pub use faults::{Fault, FaultError, Faults};
 pub use ledger::{
     DedupRecord, EventFilter, FaultCount, JournalEntry, Ledger, LedgerConfig, PropertyDropRecord,
-    RejectReason, RejectedStats, Stats, StatusKey, StoredEvent,
+    RejectReason, RejectedStats, RequestHeaders, Stats, StatusKey, StoredEvent,
 };
 pub use mock::{shutdown_signal, MockServer, MockServerBuilder};
 pub use profile::{FidelityProfile, Limits};

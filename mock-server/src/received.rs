@@ -46,7 +46,7 @@ impl From<JournalEntry> for ReceivedRequest {
             at_ms: e.at_ms,
             method: e.method.as_str().to_owned(),
             path: e.path.into_owned(),
-            headers: e.headers,
+            headers: e.headers.redacted(),
             raw_body: e.raw_body.unwrap_or_default(),
             body: e.body.unwrap_or_default(),
             status: e.status,

@@ -604,7 +604,7 @@ fn invalid_path(state: &MockState, remote: SocketAddr, req: &Request<Incoming>) 
         crate::routes::exchange::journal_path(req.uri().path()),
         remote,
     );
-    entry.headers = crate::routes::exchange::journal_headers(req);
+    entry.headers = crate::ledger::RequestHeaders::new(req.headers().clone());
     invalid_path_entry(entry)
 }
 

@@ -5,8 +5,8 @@
 use crate::clock::Clock;
 use crate::http_util::body::{gunzip_limited, read_limited, BodyError};
 use crate::http_util::{amplitude_response, content_length, header_str, is_gzip, query_params};
-use crate::ledger::JournalEntry;
-use crate::projects::{redact_key, Region};
+use crate::ledger::{JournalEntry, RequestHeaders};
+use crate::projects::Region;
 use crate::state::MockState;
 use amplitude_wire::Api;
 use amplitude_wire::ResponseBody;
@@ -66,16 +66,9 @@ pub(crate) async fn receive(
         journal_path(req.uri().path()),
         at.remote,
     );
-    entry.headers = journal_headers(&req);
-    let raw = match read_body(
-        state,
-        at.read_timeout,
-        req.into_body(),
-        content_length,
-        limit,
-    )
-    .await
-    {
+    let (parts, body) = req.into_parts();
+    entry.headers = RequestHeaders::new(parts.headers);
+    let raw = match read_body(state, at.read_timeout, body, content_length, limit).await {
         Ok(raw) => Ok(raw),
         Err(ReadError::Timeout) => return Err(body_timeout(entry)),
         Err(ReadError::Body(BodyError::Io(e))) => {
@@ -155,25 +148,6 @@ impl Handled {
     }
 }
 
-/// The request's headers as the journal keeps them: names lowercase, in arrival order, the
-/// values of headers that can carry a key redacted ([`redact_key`]).
-pub(crate) fn journal_headers<B>(req: &Request<B>) -> Vec<(String, String)> {
-    req.headers()
-        .iter()
-        .map(|(name, value)| {
-            let n = name.as_str();
-            let v = String::from_utf8_lossy(value.as_bytes());
-            let secret = n == "authorization" || n.contains("api-key") || n.contains("api_key");
-            let v = if secret {
-                redact_key(&v)
-            } else {
-                v.into_owned()
-            };
-            (n.to_owned(), v)
-        })
-        .collect()
-}
-
 /// The journal's copy of a request path: the route's static name for Amplitude's own paths
 /// (no allocation on the hot path), else the path as sent.
 pub(crate) fn journal_path(path: &str) -> Cow<'static, str> {
@@ -207,7 +181,7 @@ pub(crate) fn new_entry(
         response: Bytes::new(),
         events_json: None,
         fault: None,
-        headers: Vec::new(),
+        headers: RequestHeaders::default(),
         raw_body: None,
         body: None,
     }

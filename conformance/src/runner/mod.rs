@@ -17,7 +17,9 @@ mod validate;
 pub use adapter::{materialise_adapter, prepare_adapter, Adapter, ADAPTERS};
 pub use command::{resolve_scenario, SuiteCommand};
 pub use html::{check_well_formed, MAX_LANES};
-pub use process::{ProcessError, SenderSpec, RESTART_ENV, STATE_DIR_ENV};
+pub use process::{
+    parse_outcome_line, ProcessError, SenderSpec, NOT_OUTCOME_EXAMPLES, RESTART_ENV, STATE_DIR_ENV,
+};
 pub use report::{RestartReport, ScenarioReport, SuiteReport, REPORT_SCHEMA};
 pub use settings::{ConformanceSettings, Control, ControlAt};
 pub use timeline::{
@@ -267,6 +269,10 @@ pub async fn run_scenario(
     .await?;
     let _ = stop_tx.send(());
     let _ = server.await;
+    // A command the shell could not run is not a sender losing every event.
+    if let Some(e) = process::could_not_run(&sender, &run) {
+        return Err(e.into());
+    }
 
     let endpoint_path = scenario.endpoint.path();
     let mut obs = observe::observe(
@@ -337,6 +343,8 @@ pub async fn run_scenario(
         verdict,
         stderr_tail: run.stderr_tail,
         stderr_head: run.stderr_head,
+        stdout_not_outcome_lines: run.not_outcome_lines,
+        stdout_not_outcome_examples: run.not_outcome_examples,
         sender_env: settings.sender_env.clone(),
         timeline,
         restarts: run

@@ -144,3 +144,26 @@ fn check_takes_builtin_names_and_files() {
         "ok   trace-replay (trace-replay)\nok   sdk-events-without-ids (sdk-events-without-ids)\nok   mine.toml (mine)\n"
     );
 }
+
+/// A sender command the shell cannot run (exit 127, no outcome line) is "could not run"
+/// (exit 2), with the command, the code and the shell's message on the terminal, not a
+/// run of lost events.
+#[test]
+fn a_sender_command_that_cannot_start_is_a_could_not_run_error() {
+    let a = Anywhere::new();
+    let out = a.run(&[
+        "--sender-cmd",
+        "no-such-sender-4b2e",
+        "--scenario",
+        "steady-trickle",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let all = format!("{stdout}\n{stderr}");
+    assert!(
+        all.contains("sender `no-such-sender-4b2e` could not run: it exited with code 127"),
+        "{all}"
+    );
+    assert!(all.contains("no-such-sender-4b2e: not found"), "{all}");
+    assert!(!all.contains("silent loss"), "{all}");
+}

@@ -41,11 +41,10 @@ struct SuiteArgs {
     /// Judge a third-party sender: a shell command speaking the sender contract (README).
     #[arg(long, value_name = "CMD", conflicts_with = "adapter")]
     sender_cmd: Option<String>,
-    /// Judge an official SDK through its adapter: python-sdk, node-sdk, browser-sdk or
-    /// amplitude-js (the browser ones in headless Chromium; written out to the
-    /// kit's cache directory and installed there first; AMPLITUDE_KIT_CACHE_DIR overrides
-    /// the cache directory).
-    #[arg(long, value_name = "NAME")]
+    /// Judge an official SDK through its adapter (the browser ones in headless Chromium;
+    /// written out to the kit's cache directory and installed there first;
+    /// AMPLITUDE_KIT_CACHE_DIR overrides the cache directory).
+    #[arg(long, value_name = "NAME", value_parser = adapter_names())]
     adapter: Option<String>,
     /// Override every scenario's seed.
     #[arg(long)]
@@ -68,6 +67,16 @@ struct SuiteArgs {
     /// timeline, throttle lanes, the event flow and every failed check with its examples.
     #[arg(long, value_name = "FILE")]
     report_html: Option<PathBuf>,
+}
+
+/// `--adapter`'s values: the adapters the binary carries (its help lists them, and any other
+/// name is refused before anything runs).
+fn adapter_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        amplitude_conformance::runner::ADAPTERS
+            .iter()
+            .map(|a| clap::builder::PossibleValue::new(a.name)),
+    )
 }
 
 #[derive(Subcommand)]

@@ -89,15 +89,16 @@ enum Command {
         #[arg(required = true, value_name = "NAME|FILE")]
         scenarios: Vec<PathBuf>,
     },
-    /// Reference sender speaking the third-party sender contract: events as JSON Lines on
-    /// stdin (and control lines, contract 2), `{"seq":N,"outcome":...}` lines on stdout; env
-    /// AMPLITUDE_API_KEY, AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL, AMPLITUDE_USE_BATCH,
-    /// AMPLITUDE_DRAIN_DEADLINE_MS, AMPLITUDE_SENDER_CONTRACT, RUST_LOG.
+    /// Reference sender speaking the third-party sender contract (version 3,
+    /// docs/sender-contract.md): events as JSON Lines on stdin (and control lines),
+    /// `{"seq":N,"outcome":...}` lines on stdout; the environment variables it reads are
+    /// listed below.
     #[command(after_help = SENDER_ENV_HELP)]
     Sender(SenderArgs),
 }
 
-/// Every environment variable `sender` reads (its help lists them all).
+/// Every environment variable of the sender contract (docs/sender-contract.md) and every one
+/// `sender` reads: its help lists them all.
 const SENDER_ENV_HELP: &str = "\
 Environment:
   AMPLITUDE_API_KEY            API key put into every request (required)
@@ -107,6 +108,8 @@ Environment:
   AMPLITUDE_DRAIN_DEADLINE_MS  drain deadline, ms (--drain-deadline-ms wins; default 30000)
   AMPLITUDE_SENDER_CONTRACT    contract version of the runner (1 to 3)
   AMPLITUDE_SENDER_STATE_DIR   state directory when --state-dir is not given (contract 3)
+  AMPLITUDE_SENDER_RESTART     restart number the runner gives (contract 3); not needed:
+                               a restart resends what the state directory holds
   RUST_LOG                     log filter of the messages on stderr (default: warn)";
 
 #[derive(Clone, Copy, ValueEnum)]

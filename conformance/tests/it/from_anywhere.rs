@@ -214,3 +214,28 @@ fn adapters_are_listed_in_help_and_an_unknown_one_is_refused_first() {
     assert!(!stderr.contains("installing adapter"), "{stderr}");
     assert!(!a.cache().exists());
 }
+
+/// `sender --help` lists every environment variable of the sender contract's table
+/// (docs/sender-contract.md), contract 3 included.
+#[test]
+fn sender_help_lists_every_contract_variable() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sender-contract.md"),
+    )
+    .unwrap();
+    let vars: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|v| v.starts_with("AMPLITUDE_"))
+        .collect();
+    assert!(vars.contains(&"AMPLITUDE_SENDER_RESTART"), "{vars:?}");
+    let out = Anywhere::new().run(&["sender", "--help"]);
+    let help = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for v in vars {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(v)),
+            "{v} missing from the Environment list: {help}"
+        );
+    }
+}

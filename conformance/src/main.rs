@@ -215,8 +215,11 @@ struct SenderArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    // Colours only on a terminal: a runner or a file gets plain text.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

@@ -41,11 +41,10 @@ struct SuiteArgs {
     /// Judge a third-party sender: a shell command speaking the sender contract (README).
     #[arg(long, value_name = "CMD", conflicts_with = "adapter")]
     sender_cmd: Option<String>,
-    /// Judge an official SDK through its adapter: python-sdk, node-sdk, browser-sdk or
-    /// amplitude-js (the browser ones in headless Chromium; written out to the
-    /// kit's cache directory and installed there first; AMPLITUDE_KIT_CACHE_DIR overrides
-    /// the cache directory).
-    #[arg(long, value_name = "NAME")]
+    /// Judge an official SDK through its adapter (the browser ones in headless Chromium;
+    /// written out to the kit's cache directory and installed there first;
+    /// AMPLITUDE_KIT_CACHE_DIR overrides the cache directory).
+    #[arg(long, value_name = "NAME", value_parser = adapter_names())]
     adapter: Option<String>,
     /// Override every scenario's seed.
     #[arg(long)]
@@ -70,6 +69,16 @@ struct SuiteArgs {
     report_html: Option<PathBuf>,
 }
 
+/// `--adapter`'s values: the adapters the binary carries (its help lists them, and any other
+/// name is refused before anything runs).
+fn adapter_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        amplitude_conformance::runner::ADAPTERS
+            .iter()
+            .map(|a| clap::builder::PossibleValue::new(a.name)),
+    )
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check scenario files in full (the loadgen part, `[mock]` with every fault, and
@@ -80,15 +89,16 @@ enum Command {
         #[arg(required = true, value_name = "NAME|FILE")]
         scenarios: Vec<PathBuf>,
     },
-    /// Reference sender speaking the third-party sender contract: events as JSON Lines on
-    /// stdin (and control lines, contract 2), `{"seq":N,"outcome":...}` lines on stdout; env
-    /// AMPLITUDE_API_KEY, AMPLITUDE_SERVER_URL, AMPLITUDE_BATCH_URL, AMPLITUDE_USE_BATCH,
-    /// AMPLITUDE_DRAIN_DEADLINE_MS, AMPLITUDE_SENDER_CONTRACT, RUST_LOG.
+    /// Reference sender speaking the third-party sender contract (version 3,
+    /// docs/sender-contract.md): events as JSON Lines on stdin (and control lines),
+    /// `{"seq":N,"outcome":...}` lines on stdout; the environment variables it reads are
+    /// listed below.
     #[command(after_help = SENDER_ENV_HELP)]
     Sender(SenderArgs),
 }
 
-/// Every environment variable `sender` reads (its help lists them all).
+/// Every environment variable of the sender contract (docs/sender-contract.md) and every one
+/// `sender` reads: its help lists them all.
 const SENDER_ENV_HELP: &str = "\
 Environment:
   AMPLITUDE_API_KEY            API key put into every request (required)
@@ -98,6 +108,8 @@ Environment:
   AMPLITUDE_DRAIN_DEADLINE_MS  drain deadline, ms (--drain-deadline-ms wins; default 30000)
   AMPLITUDE_SENDER_CONTRACT    contract version of the runner (1 to 3)
   AMPLITUDE_SENDER_STATE_DIR   state directory when --state-dir is not given (contract 3)
+  AMPLITUDE_SENDER_RESTART     restart number the runner gives (contract 3); not needed:
+                               a restart resends what the state directory holds
   RUST_LOG                     log filter of the messages on stderr (default: warn)";
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -203,8 +215,11 @@ struct SenderArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    // Colours only on a terminal: a runner or a file gets plain text.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

@@ -207,6 +207,48 @@ fn reject(sender: &Sender, line: &str, err: &serde_json::Error) -> Result<(), Se
 }
 
 #[cfg(test)]
+mod reject_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::Endpoint;
+
+    /// Input lines that are not events are dead-lettered and counted in the report's
+    /// `dead_lettered` (the summary line of `amplitude-conformance sender`), with an outcome
+    /// line for the one whose seq can be read.
+    #[tokio::test]
+    async fn input_lines_that_are_not_events_count_as_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing is sent: no event is valid, so the URL is never used.
+        let config = SenderConfig::new(
+            "KEY",
+            Endpoint::HttpV2,
+            "http://127.0.0.1:9/2/httpapi",
+            dir.path(),
+        );
+        let input: &[u8] = b"hello\n[1,2]\n\"text\"\n";
+        let (out_w, mut out_r) = tokio::io::duplex(1 << 16);
+        let report = run_jsonl(
+            config,
+            input,
+            out_w,
+            std::future::pending(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.stats.dead_lettered, 3);
+        assert_eq!(report.stats.accepted, 0);
+        let mut out = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut out_r, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, "");
+        let dead = crate::queue::read_dead_letters(dir.path()).unwrap();
+        assert_eq!(dead.len(), 3);
+    }
+}
+
+#[cfg(test)]
 mod state_dir_tests {
     use super::*;
 

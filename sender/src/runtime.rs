@@ -134,6 +134,7 @@ impl Sender {
             outcomes: out_tx,
             start,
             recovered,
+            rejected: 0,
         };
         let engine = tokio::spawn(engine.run(cmd_rx));
         Ok((
@@ -251,7 +252,16 @@ struct Engine {
     outcomes: mpsc::UnboundedSender<Outcome>,
     start: Instant,
     recovered: usize,
+    /// Inputs dead-lettered because they were not events ([`Sender::reject`]).
+    rejected: u64,
 }
+
+/// Inputs that are not events logged one warning each; past them, one line says the rest
+/// are only counted, and the end of the run gives the total.
+const REJECT_WARNINGS: u64 = 5;
+
+/// Longest part of a rejected input a warning quotes, in characters.
+const REJECT_QUOTE_CHARS: usize = 200;
 
 impl Engine {
     fn now_ms(&self) -> u64 {
@@ -309,6 +319,7 @@ impl Engine {
                         }
                     }
                     Some(Cmd::Reject(raw, seq, reason)) => {
+                        self.warn_rejected(&raw, &reason);
                         let _ = self.outcomes.send(Outcome { key: None, seq, insert_id: String::new(), kind: OutcomeKind::DeadLettered(reason.clone()) });
                         self.queue.dead_letter(vec![(None, raw, reason)]);
                     }
@@ -352,7 +363,14 @@ impl Engine {
             self.core.on_response(id, &result, now);
         }
         self.apply_effects();
-        let stats = self.core.stats().clone();
+        let mut stats = self.core.stats().clone();
+        stats.dead_lettered += self.rejected;
+        if self.rejected > REJECT_WARNINGS {
+            tracing::warn!(
+                "{} input lines were not Amplitude events and were dead-lettered",
+                self.rejected
+            );
+        }
         let left = self.core.pending();
         if left > 0 {
             tracing::warn!(
@@ -375,6 +393,25 @@ impl Engine {
             left_in_queue: left,
             stopped: self.core.stopped().map(str::to_owned),
             stats,
+        }
+    }
+
+    /// Counts an input dead-lettered because it is not an event, with a warning for the
+    /// first [`REJECT_WARNINGS`].
+    fn warn_rejected(&mut self, raw: &[u8], reason: &str) {
+        self.rejected += 1;
+        if self.rejected <= REJECT_WARNINGS {
+            let text = String::from_utf8_lossy(raw);
+            let mut line: String = text.chars().take(REJECT_QUOTE_CHARS).collect();
+            if line.len() < text.len() {
+                line.push_str(" …");
+            }
+            tracing::warn!(%reason, input = %line, "dead-lettered an input line");
+        }
+        if self.rejected == REJECT_WARNINGS + 1 {
+            tracing::warn!(
+                "further input lines that are not events are dead-lettered without a warning each; the total follows at exit"
+            );
         }
     }
 

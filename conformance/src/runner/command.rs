@@ -2,8 +2,11 @@
 //! and the sender, runs them and writes the requested reports. It prints nothing: the
 //! binary shows the progress and the verdict table.
 
-use super::adapter::prepare_adapter;
-use super::{default_suite, run_suite, RunnerOptions, SenderSpec, SuiteProgress, SuiteReport};
+use super::adapter::{adapter, prepare_adapter};
+use super::{
+    default_suite, empty_suite_message, run_suite, RunnerOptions, SenderSpec, SuiteProgress,
+    SuiteReport,
+};
 use amplitude_loadgen::builtin;
 use std::path::{Path, PathBuf};
 
@@ -17,8 +20,9 @@ pub struct SuiteCommand {
     pub scenarios_dir: Option<PathBuf>,
     /// A third-party sender: a shell command speaking the sender contract.
     pub sender_cmd: Option<String>,
-    /// An official-SDK adapter (`python-sdk`, `node-sdk`, `browser-sdk`, `amplitude-js`): written out to the kit's cache
-    /// directory, installed there, then run as the sender.
+    /// An official-SDK adapter (a name in [`super::ADAPTERS`]): written out to the kit's
+    /// cache directory, installed there, then run as the sender. An unknown name is an error
+    /// before anything runs.
     pub adapter: Option<String>,
     /// Overrides every scenario's seed.
     pub seed: Option<u64>,
@@ -57,13 +61,25 @@ impl SuiteCommand {
     /// Runs the suite and returns its report, telling `progress` what it does (installing
     /// an adapter, each scenario starting and ending). Writes no files and prints nothing:
     /// see [`SuiteCommand::write_reports`] and [`SuiteReport::to_terminal`].
+    ///
+    /// # Errors
+    /// Before anything runs: an unknown adapter, a scenario that cannot be found or is
+    /// invalid, a scenarios directory that cannot be read or holds no scenario of the
+    /// default suite; then an adapter that cannot be installed.
     pub async fn run(
         &self,
         reference_exe: PathBuf,
         mut progress: impl FnMut(SuiteProgress<'_>),
     ) -> anyhow::Result<SuiteReport> {
+        // An unknown adapter is an error before anything is done.
+        if let Some(name) = &self.adapter {
+            adapter(name)?;
+        }
         let files = if self.scenarios.is_empty() {
-            default_suite(&suite_dir(self.scenarios_dir.as_deref())?)?
+            let dir = suite_dir(self.scenarios_dir.as_deref())?;
+            let files = default_suite(&dir)?;
+            anyhow::ensure!(!files.is_empty(), "{}", empty_suite_message(&dir));
+            files
         } else {
             self.scenarios
                 .iter()
@@ -135,5 +151,77 @@ impl SuiteCommand {
             std::fs::write(p, report.to_html())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn trickle() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../loadgen/scenarios/steady-trickle.toml")
+    }
+
+    /// Runs `cmd`, returning its error and the progress lines it reported.
+    async fn fails(cmd: &SuiteCommand) -> (String, Vec<String>) {
+        let mut seen = Vec::new();
+        let err = cmd
+            .run(PathBuf::from("/nonexistent"), |p| seen.push(p.to_string()))
+            .await
+            .unwrap_err();
+        (format!("{err:#}"), seen)
+    }
+
+    /// An unknown adapter is an error before anything is done: no "installing adapter".
+    #[tokio::test]
+    async fn an_unknown_adapter_is_an_error_before_installing() {
+        let cmd = SuiteCommand {
+            scenarios: vec![trickle()],
+            adapter: Some("bogus".into()),
+            ..Default::default()
+        };
+        let (err, seen) = fails(&cmd).await;
+        assert!(
+            err.starts_with("no adapter `bogus`; the adapters are: "),
+            "{err}"
+        );
+        assert!(seen.is_empty(), "{seen:?}");
+    }
+
+    /// A scenarios directory that does not exist is named; one with no scenario of the
+    /// default suite is an error, not "0 of 0 scenarios passed".
+    #[tokio::test]
+    async fn a_missing_or_empty_scenarios_dir_is_an_error_naming_it() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("nonexist");
+        let cmd = |dir: &Path| SuiteCommand {
+            scenarios_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        let (err, _) = fails(&cmd(&missing)).await;
+        assert_eq!(
+            err,
+            format!(
+                "reading the scenarios directory {}: No such file or directory (os error 2)",
+                missing.display()
+            )
+        );
+        let (err, seen) = fails(&cmd(root.path())).await;
+        assert_eq!(
+            err,
+            format!("no scenarios in {} (no *.toml file)", root.path().display())
+        );
+        assert!(seen.is_empty(), "{seen:?}");
+        let text = "name = \"mine\"\nduration = \"1s\"\narrival = { kind = \"constant\", rate = 4.0 }\n\n[conformance]\ndefault_suite = false\n";
+        std::fs::write(root.path().join("mine.toml"), text).unwrap();
+        let (err, _) = fails(&cmd(root.path())).await;
+        assert!(
+            err.starts_with(&format!(
+                "no scenarios in {}: its 1 *.toml file(s) all say `[conformance] default_suite = false`",
+                root.path().display()
+            )),
+            "{err}"
+        );
     }
 }

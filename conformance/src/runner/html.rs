@@ -776,7 +776,7 @@ fn check_attributes(attrs: &str, pos: usize) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::check::{CheckResult, EventCounts, Verdict};
@@ -786,7 +786,7 @@ mod tests {
 
     /// A scenario with `n` requests over 60 s, a 429 throttling `dev-1`, a fault window and
     /// one failed check naming request #7.
-    fn scenario(name: &str, n: u64) -> ScenarioReport {
+    pub(crate) fn scenario(name: &str, n: u64) -> ScenarioReport {
         let requests: Vec<TimelineRequest> = (0..n)
             .map(|i| TimelineRequest {
                 id: i + 1,
@@ -861,6 +861,8 @@ mod tests {
             },
             stderr_tail: String::new(),
             stderr_head: String::new(),
+            stdout_not_outcome_lines: 0,
+            stdout_not_outcome_examples: Vec::new(),
             sender_env: Default::default(),
             timeline: Timeline {
                 end_ms: 60_000,

@@ -17,7 +17,9 @@ mod validate;
 pub use adapter::{materialise_adapter, prepare_adapter, Adapter, ADAPTERS};
 pub use command::{resolve_scenario, SuiteCommand};
 pub use html::{check_well_formed, MAX_LANES};
-pub use process::{ProcessError, SenderSpec, RESTART_ENV, STATE_DIR_ENV};
+pub use process::{
+    parse_outcome_line, ProcessError, SenderSpec, NOT_OUTCOME_EXAMPLES, RESTART_ENV, STATE_DIR_ENV,
+};
 pub use report::{RestartReport, ScenarioReport, SuiteReport, REPORT_SCHEMA};
 pub use settings::{ConformanceSettings, Control, ControlAt};
 pub use timeline::{
@@ -60,6 +62,14 @@ pub enum RunnerError {
     /// Binding the mock or creating the state dir failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A directory of scenarios could not be read.
+    #[error("reading the scenarios directory {}: {error}", dir.display())]
+    ScenariosDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why (in the message, not a separate source: shown once).
+        error: std::io::Error,
+    },
 }
 
 /// How to run scenarios.
@@ -267,6 +277,10 @@ pub async fn run_scenario(
     .await?;
     let _ = stop_tx.send(());
     let _ = server.await;
+    // A command the shell could not run is not a sender losing every event.
+    if let Some(e) = process::could_not_run(&sender, &run) {
+        return Err(e.into());
+    }
 
     let endpoint_path = scenario.endpoint.path();
     let mut obs = observe::observe(
@@ -337,6 +351,8 @@ pub async fn run_scenario(
         verdict,
         stderr_tail: run.stderr_tail,
         stderr_head: run.stderr_head,
+        stdout_not_outcome_lines: run.not_outcome_lines,
+        stdout_not_outcome_examples: run.not_outcome_examples,
         sender_env: settings.sender_env.clone(),
         timeline,
         restarts: run
@@ -355,11 +371,11 @@ pub async fn run_scenario(
 
 /// The scenario files of the default suite: every `*.toml` directly in `dir`, sorted, except
 /// those whose `[conformance]` says `default_suite = false`.
+///
+/// # Errors
+/// [`RunnerError::ScenariosDir`] (naming `dir`) when it cannot be read; an invalid scenario.
 pub fn default_suite(dir: &Path) -> Result<Vec<PathBuf>, RunnerError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
+    let mut files = scenario_files(dir)?;
     files.sort();
     let mut out = Vec::new();
     for f in files {
@@ -371,13 +387,43 @@ pub fn default_suite(dir: &Path) -> Result<Vec<PathBuf>, RunnerError> {
     Ok(out)
 }
 
+/// Every `*.toml` directly in `dir`, in directory order.
+fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, RunnerError> {
+    let named = |error| RunnerError::ScenariosDir {
+        dir: dir.to_path_buf(),
+        error,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(named)? {
+        let path = entry.map_err(named)?.path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// Why [`default_suite`] of `dir` is empty: "no scenarios in DIR", and when it has scenario
+/// files, that each says `default_suite = false`.
+pub fn empty_suite_message(dir: &Path) -> String {
+    let n = scenario_files(dir).map_or(0, |f| f.len());
+    if n == 0 {
+        format!("no scenarios in {} (no *.toml file)", dir.display())
+    } else {
+        format!(
+            "no scenarios in {}: its {n} *.toml file(s) all say `[conformance] default_suite = false` (run one with --scenario FILE)",
+            dir.display()
+        )
+    }
+}
+
 /// Where [`run_suite`] (and [`SuiteCommand::run`]) is: given to their progress callback.
 /// Its `Display` is the progress line the command line shows on stderr.
 #[derive(Debug, Clone, Copy)]
 pub enum SuiteProgress<'a> {
     /// An SDK adapter's dependencies are being installed (before any scenario runs).
     InstallingAdapter {
-        /// The adapter (`python-sdk`, `node-sdk`, `browser-sdk`, `amplitude-js`).
+        /// The adapter (a name in [`ADAPTERS`]).
         name: &'a str,
     },
     /// Scenario `number` of `total` (1-based) starts.

@@ -39,6 +39,14 @@ impl SenderSpec {
             Self::Command { label, .. } => label.clone(),
         }
     }
+
+    /// What is run, for messages: the shell command, or `EXE sender`.
+    pub fn command_line(&self) -> String {
+        match self {
+            Self::Reference { exe, .. } => format!("{} sender", exe.display()),
+            Self::Command { cmd, .. } => cmd.clone(),
+        }
+    }
 }
 
 /// What happened to the sender process (its last one, when the scenario restarts it).
@@ -56,6 +64,14 @@ pub struct SenderRun {
     /// The first line of its first process's stderr (at most 1 KiB): the adapters print the
     /// settings used.
     pub stderr_head: String,
+    /// The start of its first process's stderr, whole lines (at most 1 KiB): what a sender
+    /// that could not run said ([`could_not_run`]).
+    pub stderr_start: String,
+    /// Lines on its stdout (every process's) that were not outcome lines
+    /// ([`parse_outcome_line`]): ignored, counted here.
+    pub not_outcome_lines: usize,
+    /// The first [`NOT_OUTCOME_EXAMPLES`] of them, each with why it is not an outcome line.
+    pub not_outcome_examples: Vec<String>,
     /// Events written to its stdin (to every process together).
     pub fed: usize,
     /// Wall time from the first start to the last exit or kill, ms.
@@ -95,6 +111,116 @@ pub enum ProcessError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The sender's shell said it could not run the command: it exited with 126 (found but
+    /// not executable) or 127 (not found) without writing an outcome line.
+    #[error(
+        "sender `{cmd}` could not run: it exited with code {code} ({}) without writing an outcome line; {}",
+        shell_meaning(*code),
+        stderr_lines(stderr)
+    )]
+    CouldNotRun {
+        /// What was run.
+        cmd: String,
+        /// Its exit code (126 or 127).
+        code: i32,
+        /// The first lines of its stderr.
+        stderr: String,
+    },
+}
+
+/// What the shell means by exit code `code` (126 or 127).
+fn shell_meaning(code: i32) -> &'static str {
+    match code {
+        126 => "the shell's \"found but not executable\"",
+        _ => "the shell's \"command not found\"",
+    }
+}
+
+/// The first stderr lines of a sender that could not run, indented under the message.
+fn stderr_lines(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(STDERR_START_LINES)
+        .collect();
+    if lines.is_empty() {
+        "it wrote nothing on stderr".to_owned()
+    } else {
+        format!("its stderr began:\n  {}", lines.join("\n  "))
+    }
+}
+
+/// Stderr lines a [`ProcessError::CouldNotRun`] quotes.
+const STDERR_START_LINES: usize = 5;
+
+/// The exit codes of `sh` for a command it could not run: 126 (found but not executable),
+/// 127 (not found).
+const SHELL_COULD_NOT_RUN: [i32; 2] = [126, 127];
+
+/// [`ProcessError::CouldNotRun`] when `run`'s last process exited with 126 or 127 (the
+/// shell's "not executable" / "not found") and no process wrote an outcome line: the
+/// command never ran, and its events are not the sender's losses.
+pub fn could_not_run(spec: &SenderSpec, run: &SenderRun) -> Option<ProcessError> {
+    let code = run.exit_code.filter(|c| SHELL_COULD_NOT_RUN.contains(c))?;
+    if !run.outcomes.is_empty() {
+        return None;
+    }
+    Some(ProcessError::CouldNotRun {
+        cmd: spec.command_line(),
+        code,
+        stderr: run.stderr_start.clone(),
+    })
+}
+
+/// How many lines that were not outcome lines a [`SenderRun`] keeps as examples.
+pub const NOT_OUTCOME_EXAMPLES: usize = 3;
+
+/// Longest part of a stdout line an example quotes, in characters.
+const EXAMPLE_CHARS: usize = 120;
+
+/// Reads one line of a sender's stdout: `Ok(Some(_))` an outcome line
+/// (`{"seq":N,"outcome":"delivered"|"dropped"|"held",...}`), `Ok(None)` a blank line
+/// (ignored), `Err(why)` anything else (counted and ignored: docs/sender-contract.md).
+pub fn parse_outcome_line(line: &str) -> Result<Option<SenderOutcome>, String> {
+    let text = line.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let o: SenderOutcome = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    match o.outcome.as_str() {
+        "delivered" | "dropped" | "held" => Ok(Some(o)),
+        other => Err(format!(
+            "outcome {other:?} is not \"delivered\", \"dropped\" or \"held\""
+        )),
+    }
+}
+
+/// What a sender's stdout held: its outcome lines and the lines that were not.
+#[derive(Debug, Clone, Default)]
+struct Stdout {
+    outcomes: Vec<SenderOutcome>,
+    not_outcomes: usize,
+    examples: Vec<String>,
+}
+
+impl Stdout {
+    /// Files one stdout line.
+    fn read(&mut self, line: &str) {
+        match parse_outcome_line(line) {
+            Ok(Some(o)) => self.outcomes.push(o),
+            Ok(None) => {}
+            Err(why) => {
+                self.not_outcomes += 1;
+                if self.examples.len() < NOT_OUTCOME_EXAMPLES {
+                    let mut shown: String = line.trim().chars().take(EXAMPLE_CHARS).collect();
+                    if shown.len() < line.trim().len() {
+                        shown.push_str(" …");
+                    }
+                    self.examples.push(format!("`{shown}` ({why})"));
+                }
+            }
+        }
+    }
 }
 
 /// One line the runner writes on the sender's stdin: an event or a control line.
@@ -149,8 +275,19 @@ struct Running {
     child: tokio::process::Child,
     pgid: Option<u32>,
     stdin: Option<tokio::process::ChildStdin>,
-    outcomes: tokio::task::JoinHandle<Vec<SenderOutcome>>,
-    stderr: tokio::task::JoinHandle<(String, String)>,
+    outcomes: tokio::task::JoinHandle<Stdout>,
+    stderr: tokio::task::JoinHandle<Stderr>,
+}
+
+/// What a process wrote on stderr.
+#[derive(Debug, Clone, Default)]
+struct Stderr {
+    /// The last [`STDERR_TAIL`] bytes.
+    tail: String,
+    /// Its first line (at most [`STDERR_HEAD`] bytes).
+    head: String,
+    /// Its first [`STDERR_HEAD`] bytes, cut after the last whole line when there is one.
+    start: String,
 }
 
 /// Where feeding one process stopped.
@@ -208,22 +345,19 @@ fn spawn(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let outcomes = tokio::spawn(async move {
-        let mut outcomes = Vec::new();
-        let Some(out) = stdout else { return outcomes };
+        let mut read = Stdout::default();
+        let Some(out) = stdout else { return read };
         let mut lines = BufReader::new(out).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(o) = serde_json::from_str::<SenderOutcome>(&line) {
-                outcomes.push(o);
-            }
+            read.read(&line);
         }
-        outcomes
+        read
     });
     let stderr = tokio::spawn(async move {
         let mut tail: Vec<u8> = Vec::new();
-        let mut head: Vec<u8> = Vec::new();
-        let mut head_done = false;
+        let mut start: Vec<u8> = Vec::new();
         let Some(mut err) = stderr else {
-            return (String::new(), String::new());
+            return Stderr::default();
         };
         let mut chunk = [0u8; 4096];
         while let Ok(n) = err.read(&mut chunk).await {
@@ -231,11 +365,9 @@ fn spawn(
                 break;
             }
             let got = chunk.get(..n).unwrap_or_default();
-            if !head_done {
-                let end = got.iter().position(|b| *b == b'\n');
-                head.extend_from_slice(got.get(..end.unwrap_or(got.len())).unwrap_or_default());
-                head_done = end.is_some() || head.len() >= STDERR_HEAD;
-                head.truncate(STDERR_HEAD);
+            if start.len() < STDERR_HEAD {
+                let room = STDERR_HEAD - start.len();
+                start.extend_from_slice(got.get(..room.min(got.len())).unwrap_or_default());
             }
             tail.extend_from_slice(got);
             if tail.len() > 2 * STDERR_TAIL {
@@ -243,10 +375,19 @@ fn spawn(
             }
         }
         let from = tail.len().saturating_sub(STDERR_TAIL);
-        (
-            String::from_utf8_lossy(tail.get(from..).unwrap_or_default()).into_owned(),
-            String::from_utf8_lossy(&head).into_owned(),
-        )
+        let head_end = start
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap_or(start.len());
+        let whole = match start.iter().rposition(|b| *b == b'\n') {
+            Some(last) if start.len() >= STDERR_HEAD => last,
+            _ => start.len(),
+        };
+        Stderr {
+            tail: String::from_utf8_lossy(tail.get(from..).unwrap_or_default()).into_owned(),
+            head: String::from_utf8_lossy(start.get(..head_end).unwrap_or_default()).into_owned(),
+            start: String::from_utf8_lossy(start.get(..whole).unwrap_or_default()).into_owned(),
+        }
     });
     Ok(Running {
         child,
@@ -324,7 +465,7 @@ async fn feed_lines(
 
 /// Collects what a process's reader tasks read, waiting at most a grace period after the
 /// process died (a grandchild outside the group could keep a pipe open).
-async fn collect(r: Running) -> (Vec<SenderOutcome>, (String, String)) {
+async fn collect(r: Running) -> (Stdout, Stderr) {
     let grace = Duration::from_secs(5);
     let outcomes = tokio::time::timeout(grace, r.outcomes)
         .await
@@ -337,6 +478,17 @@ async fn collect(r: Running) -> (Vec<SenderOutcome>, (String, String)) {
         .and_then(Result::ok)
         .unwrap_or_default();
     (outcomes, stderr)
+}
+
+impl SenderRun {
+    /// Adds what one process wrote on stdout.
+    fn add_stdout(&mut self, stdout: Stdout) {
+        self.outcomes.extend(stdout.outcomes);
+        self.not_outcome_lines += stdout.not_outcomes;
+        let room = NOT_OUTCOME_EXAMPLES.saturating_sub(self.not_outcome_examples.len());
+        self.not_outcome_examples
+            .extend(stdout.examples.into_iter().take(room));
+    }
 }
 
 /// `tail` plus `more`, keeping the last [`STDERR_TAIL`] bytes (on a char boundary).
@@ -376,7 +528,7 @@ pub async fn run_sender(
     let feed = Arc::new(feed);
     let mut run = SenderRun::default();
     let mut next = 0usize;
-    let mut head: Option<String> = None;
+    let mut first: Option<Stderr> = None;
     let mut tail = String::new();
     let mut number = 0u32;
     for &kill_ms in restarts {
@@ -406,7 +558,7 @@ pub async fn run_sender(
         drop(fed.stdin);
         next = fed.next;
         run.fed += fed.events;
-        let (outcomes, (t, h)) = collect(p).await;
+        let (stdout, err) = collect(p).await;
         // Its pipes are closed: every process of its group is gone, and the next one is
         // started right after this instant.
         let killed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -416,12 +568,12 @@ pub async fn run_sender(
             at_ms: kill_ms,
             killed_ms,
             fed: fed.seqs,
-            outcomes: outcomes.len(),
+            outcomes: stdout.outcomes.len(),
             had_exited,
         });
-        run.outcomes.extend(outcomes);
-        head.get_or_insert(h);
-        append_tail(&mut tail, &t);
+        run.add_stdout(stdout);
+        append_tail(&mut tail, &err.tail);
+        first.get_or_insert(err);
         append_tail(
             &mut tail,
             &format!(
@@ -459,10 +611,12 @@ pub async fn run_sender(
     if let Ok(fed) = feeder.await {
         run.fed += fed.events;
     }
-    let (outcomes, (t, h)) = collect(p).await;
-    run.outcomes.extend(outcomes);
-    append_tail(&mut tail, &t);
-    run.stderr_head = head.unwrap_or(h);
+    let (stdout, err) = collect(p).await;
+    run.add_stdout(stdout);
+    append_tail(&mut tail, &err.tail);
+    let first = first.unwrap_or(err);
+    run.stderr_head = first.head;
+    run.stderr_start = first.start;
     run.stderr_tail = tail;
     run.exited = exited;
     run.exit_code = exit_code;
@@ -568,6 +722,97 @@ mod tests {
             run.stderr_tail
         );
         assert!(run.duration_ms >= 1_300, "{}", run.duration_ms);
+    }
+
+    /// A command the shell cannot find (127) or cannot execute (126), with no outcome line,
+    /// could not run: the error names the command, the code and the shell's message.
+    #[tokio::test]
+    async fn a_command_the_shell_cannot_run_is_named_with_its_code_and_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_exec = dir.path().join("not-executable.sh");
+        std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+        for (cmd, code, says) in [
+            ("no-such-sender-7f3a".to_owned(), 127, "not found"),
+            (not_exec.display().to_string(), 126, "ermission denied"),
+        ] {
+            let spec = SenderSpec::Command {
+                cmd: cmd.clone(),
+                label: "x".to_owned(),
+            };
+            let run = run_sender(&spec, &[], vec![line(0, 0)], dir.path(), 10_000, &[])
+                .await
+                .unwrap();
+            assert_eq!(run.exit_code, Some(code));
+            let err = could_not_run(&spec, &run).unwrap().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "sender `{cmd}` could not run: it exited with code {code} (the shell's"
+                )),
+                "{err}"
+            );
+            assert!(err.contains("its stderr began:\n  "), "{err}");
+            assert!(err.contains(says), "{err}");
+            assert!(err.contains(&cmd), "{err}");
+        }
+    }
+
+    /// 127 after an outcome line, or another code with none, is the sender's own exit: judged
+    /// on the events, not a "could not run".
+    #[tokio::test]
+    async fn exit_127_after_an_outcome_line_is_not_could_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        for cmd in [
+            r#"echo '{"seq":0,"outcome":"delivered"}'; exit 127"#,
+            "echo oops >&2; exit 1",
+        ] {
+            let spec = SenderSpec::Command {
+                cmd: cmd.to_owned(),
+                label: "x".to_owned(),
+            };
+            let run = run_sender(&spec, &[], vec![line(0, 0)], dir.path(), 10_000, &[])
+                .await
+                .unwrap();
+            assert!(run.exit_code.is_some());
+            assert!(could_not_run(&spec, &run).is_none(), "{cmd}");
+        }
+    }
+
+    /// Lines on stdout that are not outcome lines (not JSON, a seq that is not a number, an
+    /// unknown outcome such as a typo) are counted and the first ones kept with why; blank
+    /// lines are ignored; they never become outcomes.
+    #[tokio::test]
+    async fn stdout_lines_that_are_not_outcome_lines_are_counted_with_examples() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SenderSpec::Command {
+            cmd: r#"printf '%s\n' hello '{"seq":"x"}' '' '{"seq":3,"outcome":"maybe"}' '{"seq":1,"outcome":"delivered"}' '{"seq":2,"outcome":"deliverd"}'"#.to_owned(),
+            label: "x".to_owned(),
+        };
+        let run = run_sender(&spec, &[], Vec::new(), dir.path(), 10_000, &[])
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = run.outcomes.iter().map(|o| o.seq).collect();
+        assert_eq!(seqs, vec![1]);
+        assert_eq!(run.not_outcome_lines, 4);
+        assert_eq!(run.not_outcome_examples.len(), NOT_OUTCOME_EXAMPLES);
+        let ex = &run.not_outcome_examples;
+        assert!(ex[0].starts_with("`hello` ("), "{ex:?}");
+        assert!(
+            ex[1].starts_with(r#"`{"seq":"x"}` (invalid type"#),
+            "{ex:?}"
+        );
+        assert_eq!(
+            ex[2],
+            r#"`{"seq":3,"outcome":"maybe"}` (outcome "maybe" is not "delivered", "dropped" or "held")"#
+        );
+    }
+
+    #[test]
+    fn outcome_lines_are_read_by_the_contract() {
+        let ok = parse_outcome_line(r#"{"seq":2,"outcome":"held","reason":"r"}"#).unwrap();
+        assert_eq!(ok.map(|o| (o.seq, o.outcome)), Some((2, "held".to_owned())));
+        assert_eq!(parse_outcome_line("  ").unwrap().map(|o| o.seq), None);
+        assert!(parse_outcome_line(r#"{"outcome":"delivered"}"#).is_err());
+        assert!(parse_outcome_line(r#"{"seq":-1,"outcome":"delivered"}"#).is_err());
     }
 
     /// A restart after every line was written still kills a running sender (its stdin was

@@ -45,6 +45,11 @@ pub struct ScenarioReport {
     pub stderr_tail: String,
     /// The first line of the sender's stderr (the adapters print their settings there).
     pub stderr_head: String,
+    /// Lines on the sender's stdout that were not outcome lines (not JSON, no numeric
+    /// `seq`, an `outcome` other than `delivered` / `dropped` / `held`): ignored, counted.
+    pub stdout_not_outcome_lines: usize,
+    /// The first of them (at most [`super::NOT_OUTCOME_EXAMPLES`]), each with why.
+    pub stdout_not_outcome_examples: Vec<String>,
     /// Environment the scenario's `[conformance] sender_env` gave the sender.
     pub sender_env: BTreeMap<String, String>,
     /// What the sender did over time: requests, fault windows, throttle lanes, event flow
@@ -52,6 +57,20 @@ pub struct ScenarioReport {
     pub timeline: super::Timeline,
     /// The sender's crash-restarts (`[conformance] restarts`, contract version 3), in order.
     pub restarts: Vec<RestartReport>,
+}
+
+impl ScenarioReport {
+    /// "N stdout lines were not outcome lines (ignored), first: ..." when there were any.
+    pub fn stdout_note(&self) -> Option<String> {
+        let n = self.stdout_not_outcome_lines;
+        (n > 0).then(|| {
+            format!(
+                "{n} stdout line{} not outcome lines (ignored: an event's fate is read only from {{\"seq\":N,\"outcome\":\"delivered\"|\"dropped\"|\"held\"}}), first: {}",
+                if n == 1 { " was" } else { "s were" },
+                self.stdout_not_outcome_examples.join("; ")
+            )
+        })
+    }
 }
 
 /// One crash-restart of the sender, as reported.
@@ -162,6 +181,11 @@ impl SuiteReport {
         }
         for (file, err) in &self.errors {
             let _ = writeln!(out, "{file}: ERROR {err}");
+        }
+        for s in &self.scenarios {
+            if let Some(note) = s.stdout_note() {
+                let _ = writeln!(out, "{}: {note}", s.scenario);
+            }
         }
         for s in self.scenarios.iter().filter(|s| !s.passed) {
             let _ = writeln!(out, "\n{} ({}):", s.scenario, s.sender);
@@ -443,4 +467,51 @@ fn mask_ports(s: &str) -> String {
 fn relative_file(file: &str) -> &str {
     file.rfind("scenarios/")
         .map_or(file, |i| file.get(i..).unwrap_or(file))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Lines on a sender's stdout that were not outcome lines are named in the terminal
+    /// report and the JSON report (a diagnostic: the verdict is untouched).
+    #[test]
+    fn stdout_lines_that_were_not_outcome_lines_are_reported() {
+        let mut s = super::super::html::tests::scenario("typo", 10);
+        let passed = s.passed;
+        s.stdout_not_outcome_lines = 3;
+        s.stdout_not_outcome_examples = vec![
+            "`hello` (expected value at line 1 column 1)".to_owned(),
+            r#"`{"seq":0,"outcome":"deliverd"}` (outcome "deliverd" is not "delivered", "dropped" or "held")"#.to_owned(),
+        ];
+        let report = SuiteReport::new("x".into(), vec![s], vec![]);
+        assert_eq!(report.scenarios[0].passed, passed);
+        let text = report.to_terminal();
+        assert!(
+            text.contains("typo: 3 stdout lines were not outcome lines (ignored: "),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"first: `hello` (expected value at line 1 column 1); `{"seq":0,"outcome":"deliverd"}` (outcome "deliverd""#),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["scenarios"][0]["stdout_not_outcome_lines"], 3);
+        assert_eq!(
+            json["scenarios"][0]["stdout_not_outcome_examples"][0],
+            "`hello` (expected value at line 1 column 1)"
+        );
+        let schema: serde_json::Value = serde_json::from_str(REPORT_SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        // None: no note.
+        let mut quiet = report.clone();
+        quiet.scenarios[0].stdout_not_outcome_lines = 0;
+        assert!(!quiet.to_terminal().contains("not outcome lines"));
+    }
 }

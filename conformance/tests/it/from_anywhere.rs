@@ -144,3 +144,98 @@ fn check_takes_builtin_names_and_files() {
         "ok   trace-replay (trace-replay)\nok   sdk-events-without-ids (sdk-events-without-ids)\nok   mine.toml (mine)\n"
     );
 }
+
+/// A sender command the shell cannot run (exit 127, no outcome line) is "could not run"
+/// (exit 2), with the command, the code and the shell's message on the terminal, not a
+/// run of lost events.
+#[test]
+fn a_sender_command_that_cannot_start_is_a_could_not_run_error() {
+    let a = Anywhere::new();
+    let out = a.run(&[
+        "--sender-cmd",
+        "no-such-sender-4b2e",
+        "--scenario",
+        "steady-trickle",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let all = format!("{stdout}\n{stderr}");
+    assert!(
+        all.contains("sender `no-such-sender-4b2e` could not run: it exited with code 127"),
+        "{all}"
+    );
+    assert!(all.contains("no-such-sender-4b2e: not found"), "{all}");
+    assert!(!all.contains("silent loss"), "{all}");
+}
+
+/// `--scenarios-dir`: a missing directory is named; an empty one is an error (exit 2), not
+/// "0 of 0 scenarios passed".
+#[test]
+fn a_missing_or_empty_scenarios_dir_is_an_error() {
+    let a = Anywhere::new();
+    let out = a.run(&["--scenarios-dir", "nonexist"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("reading the scenarios directory nonexist: No such file or directory"),
+        "{stderr}"
+    );
+    std::fs::create_dir(a.cwd().join("empty")).unwrap();
+    let out = a.run(&["--scenarios-dir", "empty"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("error: no scenarios in empty"), "{stderr}");
+    assert!(!stdout.contains("scenarios passed"), "{stdout}");
+}
+
+/// `--help` lists every adapter the binary carries; an unknown one is refused by the
+/// argument parser (exit 2) before anything is installed.
+#[test]
+fn adapters_are_listed_in_help_and_an_unknown_one_is_refused_first() {
+    let a = Anywhere::new();
+    let out = a.run(&["--help"]);
+    let help = text(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(out.status.code(), Some(0));
+    for adapter in amplitude_conformance::runner::ADAPTERS {
+        assert!(
+            help.contains(adapter.name),
+            "{} missing: {help}",
+            adapter.name
+        );
+    }
+    let out = a.run(&["--adapter", "bogus"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bogus"), "{stderr}");
+    assert!(stderr.contains("legacy-node-sdk"), "{stderr}");
+    assert!(!stderr.contains("installing adapter"), "{stderr}");
+    assert!(!a.cache().exists());
+}
+
+/// `sender --help` lists every environment variable of the sender contract's table
+/// (docs/sender-contract.md), contract 3 included.
+#[test]
+fn sender_help_lists_every_contract_variable() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sender-contract.md"),
+    )
+    .unwrap();
+    let vars: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .filter(|v| v.starts_with("AMPLITUDE_"))
+        .collect();
+    assert!(vars.contains(&"AMPLITUDE_SENDER_RESTART"), "{vars:?}");
+    let out = Anywhere::new().run(&["sender", "--help"]);
+    let help = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    for v in vars {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(v)),
+            "{v} missing from the Environment list: {help}"
+        );
+    }
+}

@@ -430,3 +430,50 @@ async fn unsupported_control_lines_and_contract_versions_are_reported_on_stderr(
         "the flush sent event 0 alone, end of input event 1"
     );
 }
+
+/// Input lines that are not events: each of the first few gets a warning on stderr (plain
+/// text when stderr is not a terminal: no ANSI colour codes), the rest one line and a total,
+/// and the summary's `dead-lettered` counts them all.
+#[test]
+fn input_lines_that_are_not_events_are_warned_about_and_counted_without_colour() {
+    let d = dir();
+    let output = Command::new(reference_exe())
+        .args(["sender", "--state-dir"])
+        .arg(&d)
+        .env_remove("RUST_LOG")
+        .env("AMPLITUDE_API_KEY", "KEY")
+        // Never contacted: no line is an event.
+        .env("AMPLITUDE_SERVER_URL", "http://127.0.0.1:9/2/httpapi")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"hello\n1\n2\n3\n4\n5\n6\n")?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {err}", output.status);
+    assert!(!err.contains('\u{1b}'), "ANSI codes on a pipe: {err:?}");
+    assert_eq!(
+        err.matches("dead-lettered an input line").count(),
+        5,
+        "{err}"
+    );
+    assert!(err.contains(r#"input="hello""#), "{err}");
+    assert!(
+        err.contains(
+            "further input lines that are not events are dead-lettered without a warning each"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("7 input lines were not Amplitude events and were dead-lettered"),
+        "{err}"
+    );
+    assert!(err.contains("delivered 0, dead-lettered 7,"), "{err}");
+    assert_eq!(read_dead_letters(&d).unwrap().len(), 7);
+}

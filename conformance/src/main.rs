@@ -214,7 +214,20 @@ struct SenderArgs {
     hold_property_updates: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+/// An error that ends the binary is one `error: ...` line with its causes and exit code 1,
+/// never a backtrace, whatever `RUST_BACKTRACE` says (the suite's own exit codes, 1 and 2,
+/// are set where the suite decides them).
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     use std::io::IsTerminal;
     // Colours only on a terminal: a runner or a file gets plain text.
     tracing_subscriber::fmt()

@@ -477,3 +477,29 @@ fn input_lines_that_are_not_events_are_warned_about_and_counted_without_colour()
     assert!(err.contains("delivered 0, dead-lettered 7,"), "{err}");
     assert_eq!(read_dead_letters(&d).unwrap().len(), 7);
 }
+
+/// An error that stops the sender before it starts is one `error:` line naming the cause and
+/// exit code 1, with no backtrace even under `RUST_BACKTRACE=1`.
+#[test]
+fn a_missing_api_key_is_one_error_line_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(reference_exe())
+        .args(["sender", "--state-dir"])
+        .arg(dir.path())
+        .env_remove("AMPLITUDE_API_KEY")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect::<Vec<_>>(),
+        ["error: AMPLITUDE_API_KEY is not set: environment variable not found"],
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}

@@ -239,6 +239,13 @@ th:first-child,td:first-child{{text-align:left}} figure{{margin:18px 0}}
             )
         );
     }
+    if let Some(why) = report.accepted_nothing() {
+        let _ = write!(
+            h,
+            "<div class=\"underload\" role=\"alert\"><b>The target accepted nothing.</b> {}</div>",
+            escape(&why)
+        );
+    }
     let l = &report.latency_ms;
     let cards = [
         (

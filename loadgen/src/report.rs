@@ -200,13 +200,6 @@ pub struct ThresholdResult {
     pub passed: Option<bool>,
 }
 
-/// Whether a metric judges response statuses (`status_2xx`, `status_400`, ...,
-/// `non_2xx_requests`): when a scenario's thresholds name one, a run whose target accepted
-/// nothing is theirs to judge; otherwise it fails on its own (`status_2xx > 0`, implicit).
-fn is_status_metric(name: &str) -> bool {
-    name.starts_with("status_") || name == "non_2xx_requests"
-}
-
 /// The report of one direct-mode run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -355,12 +348,14 @@ impl Report {
             })
             .collect();
         // A run whose target accepted nothing did not load it (a wrong API key, a wrong
-        // endpoint): it fails unless the scenario's thresholds judge the statuses
-        // themselves (a scenario that expects refusals says so).
+        // endpoint): it fails an implicit `status_2xx > 0` unless the scenario states its
+        // own `status_2xx` threshold (one that expects every request refused says
+        // `status_2xx = "== 0"`). Bounds on other statuses (`status_429 <= 0`) do not
+        // count: they say nothing about whether anything was accepted.
         let sent_any = self.sent.requests > 0;
         let accepted = self.status_sum(|s| (200..300).contains(&s));
-        let statuses_judged = self.thresholds.iter().any(|t| is_status_metric(&t.metric));
-        if sent_any && accepted == 0 && !statuses_judged {
+        let stated = thresholds.contains_key("status_2xx");
+        if sent_any && accepted == 0 && !stated {
             self.thresholds.push(ThresholdResult {
                 metric: "status_2xx".to_owned(),
                 criterion: "> 0 (implicit: the target must accept something)".to_owned(),
@@ -371,19 +366,26 @@ impl Report {
         self.passed = self.thresholds.iter().all(|t| t.passed != Some(false));
     }
 
+    /// When requests were sent and none was answered 2xx: why the run did not load its
+    /// target, in words (what the terminal and the HTML report say first).
+    pub fn accepted_nothing(&self) -> Option<String> {
+        (self.sent.requests > 0 && self.status_sum(|c| (200..300).contains(&c)) == 0).then(|| {
+            format!(
+                "none of the {} requests sent was answered 2xx (check --api-key, --target and \
+                 the scenario's endpoint)",
+                self.sent.requests
+            )
+        })
+    }
+
     /// A human summary for the terminal.
     pub fn to_terminal(&self) -> String {
         let mut s = String::new();
         if !self.load.loaded_as_asked && !self.load.message.is_empty() {
             let _ = writeln!(s, "{}\n", self.load.message);
         }
-        if self.sent.requests > 0 && self.status_sum(|c| (200..300).contains(&c)) == 0 {
-            let _ = writeln!(
-                s,
-                "THE TARGET ACCEPTED NOTHING: none of the {} requests sent was answered 2xx \
-                 (check --api-key, --target and the scenario's endpoint)\n",
-                self.sent.requests
-            );
+        if let Some(why) = self.accepted_nothing() {
+            let _ = writeln!(s, "THE TARGET ACCEPTED NOTHING: {why}\n");
         }
         let sc = &self.scenario;
         let _ = writeln!(
@@ -560,18 +562,35 @@ mod tests {
         );
         assert!(text.contains("status_2xx > 0 (implicit"), "{text}");
         assert!(text.contains("result    FAIL"), "{text}");
+        let html = crate::html::render_html(&r).unwrap();
+        assert!(
+            html.contains("<b>The target accepted nothing.</b> none of the 25 requests sent"),
+            "{html}"
+        );
     }
 
     #[test]
-    fn a_scenario_judging_statuses_itself_decides_and_one_accepted_request_is_enough() {
+    fn a_scenario_stating_its_own_status_2xx_decides_and_one_accepted_request_is_enough() {
+        // steady-trickle's `status_429 <= 0` passes on 25 refused requests: it does not
+        // excuse a target that accepted nothing.
         let mut r = report(&[("400", 25)]);
-        r.evaluate(&thresholds(&[("status_400", "== 25")]));
+        r.evaluate(&thresholds(&[
+            ("status_429", "<= 0"),
+            ("status_400", "> 0"),
+        ]));
+        assert!(!r.passed);
+        assert_eq!(r.thresholds.last().unwrap().metric, "status_2xx");
+        let mut r = report(&[("400", 25)]);
+        r.evaluate(&thresholds(&[("status_2xx", "== 0")]));
         assert!(r.passed);
         assert_eq!(r.thresholds.len(), 1);
         let mut r = report(&[("400", 24), ("200", 1)]);
         r.evaluate(&Thresholds::new());
         assert!(r.passed && r.thresholds.is_empty());
         assert!(!r.to_terminal().contains("ACCEPTED NOTHING"));
+        assert!(!crate::html::render_html(&r)
+            .unwrap()
+            .contains("accepted nothing"));
         // Nothing sent (every arrival dropped): the load check judges that, not this rule.
         let mut r = report(&[]);
         r.evaluate(&Thresholds::new());

@@ -212,9 +212,12 @@ async fn exchange(
     };
     let sender = match conn {
         Some(s) if reused => s,
-        _ => conn.insert(connect(&target.addr).await?),
+        _ => {
+            let fresh = conn.insert(connect(&target.addr).await?);
+            fresh.ready().await.map_err(|_| "io")?;
+            fresh
+        }
     };
-    sender.ready().await.map_err(|_| "io")?;
     let resp = sender
         .send_request(request(target, body))
         .await

@@ -48,7 +48,7 @@ fn main() {
     };
     let mut stored = 0usize;
     for round in 0..(EVENTS / PER_REQUEST) as u64 {
-        let b = body.stamp(round + 1);
+        let b = &bytes::Bytes::copy_from_slice(body.stamp(round + 1));
         event_bytes += b.len();
         let id = next_request_id(&state);
         let out = ingest(&state, Api::HttpV2, Region::Us, b, b.len(), id);

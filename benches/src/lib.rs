@@ -182,7 +182,7 @@ mod tests {
             amplitude_mock::MockClock::virtual_at(T0_MS),
         );
         let mut t = BodyTemplate::new(10, 3);
-        let body = t.stamp(9).to_vec();
+        let body = bytes::Bytes::copy_from_slice(t.stamp(9));
         let out = amplitude_mock::bench_internals::ingest(
             &state,
             amplitude_mock::bench_internals::Api::HttpV2,

@@ -5,6 +5,7 @@
 //! Memory is bounded by [`LedgerConfig`]: the oldest stored events and journal entries are
 //! evicted past the configured caps; the counters stay exact.
 
+use crate::event_json::EventJson;
 use amplitude_wire::Api;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -82,8 +83,9 @@ pub struct StoredEvent {
     pub server_upload_time: i64,
     /// The API it came through.
     pub endpoint: Api,
-    /// The event as stored: as sent, except strings truncated per the profile (spec §3.4).
-    pub event: Box<RawValue>,
+    /// The event as stored: the JSON object as sent, except strings truncated and short
+    /// ids stripped per the profile (spec §3.4). Read it with `event.get()`.
+    pub event: EventJson,
     /// Project API key, for filtering; never serialized.
     #[serde(skip)]
     pub api_key: Arc<str>,
@@ -527,7 +529,7 @@ pub struct Ledger {
 #[derive(Debug)]
 pub(crate) struct NewEvent {
     /// The event JSON.
-    pub event: Box<RawValue>,
+    pub event: EventJson,
     /// Dedup fingerprint, when the event has an `insert_id`.
     pub fingerprint: Option<u64>,
 }

@@ -272,6 +272,7 @@ mod projects;
 mod properties;
 mod refuse;
 mod scan;
+mod event_json;
 mod validate;
 // 7. leaves: HTTP plumbing and TLS
 mod http_util;
@@ -279,6 +280,7 @@ pub mod tls;
 
 pub use clock::{Clock, MockClock};
 pub use config::{ConfigError, ConfigErrors, MockConfig};
+pub use event_json::EventJson;
 pub use expect::Times;
 pub use faults::{Fault, FaultError, Faults};
 pub use ledger::{
@@ -317,13 +319,14 @@ pub mod bench_internals {
     use crate::state::MockState;
 
     /// Runs one HTTP V2 or Batch upload through the pipeline without a socket (what
-    /// `POST /2/httpapi` and `POST /batch` do once the body is in): `body` decompressed,
+    /// `POST /2/httpapi` and `POST /batch` do once the body is in): `body` decompressed
+    /// (stored events are slices of it),
     /// `payload_size_bytes` as the 200 reports it, `request_id` from [`next_request_id`].
     pub fn ingest(
         state: &MockState,
         endpoint: Api,
         region: Region,
-        body: &[u8],
+        body: &bytes::Bytes,
         payload_size_bytes: usize,
         request_id: u64,
     ) -> Outcome {

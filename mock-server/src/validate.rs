@@ -41,8 +41,8 @@ fn push(map: &mut IndexMap, field: &str, index: usize, lists: IndexLists) {
     }
 }
 
-fn is_object(raw: Option<&serde_json::value::RawValue>) -> bool {
-    raw.is_none_or(|r| r.get().starts_with('{'))
+fn is_object(raw: Option<&str>) -> bool {
+    raw.is_none_or(|r| r.starts_with('{'))
 }
 
 fn invalid_id(id: &str, profile: &FidelityProfile) -> bool {
@@ -171,7 +171,7 @@ impl Issues {
 pub fn apply_fixes(
     raw: &str,
     fixes: Fixes,
-) -> Result<Box<serde_json::value::RawValue>, serde_json::Error> {
+) -> Result<String, serde_json::Error> {
     let mut v: serde_json::Value = serde_json::from_str(raw)?;
     if let serde_json::Value::Object(m) = &mut v {
         if fixes.strip_user_id {
@@ -184,7 +184,7 @@ pub fn apply_fixes(
     if fixes.truncate {
         truncate_strings(&mut v, wl::MAX_STRING_LENGTH);
     }
-    serde_json::value::to_raw_value(&v)
+    serde_json::to_string(&v)
 }
 
 fn truncate_strings(v: &mut serde_json::Value, max: usize) {

@@ -245,7 +245,7 @@ fn attribution(
             Api::Attribution,
             now,
             vec![NewEvent {
-                event: raw,
+                event: raw.into(),
                 fingerprint: None,
             }],
         );

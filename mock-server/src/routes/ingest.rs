@@ -14,7 +14,8 @@ use crate::profile::DedupKey;
 use crate::projects::{redact_key, Project, Region};
 use crate::properties::PropertyConfig;
 use crate::routes::exchange::{Handled, Received};
-use crate::scan::{scan_event, ScannedEvent};
+use crate::event_json::EventJson;
+use crate::scan::{scan_body, EventsField, ScannedBody, ScannedEvent};
 use crate::state::MockState;
 use crate::steps::{
     apply_user_properties, limit_config, property_config, throttle, ForcedThrottle,
@@ -23,9 +24,7 @@ use crate::validate::{apply_fixes, Fixes, Issues};
 use amplitude_wire::Api;
 use amplitude_wire::{error_text, limits as wl, ResponseBody};
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -62,115 +61,6 @@ impl Outcome {
     }
 }
 
-#[derive(Deserialize)]
-struct RawUpload<'a> {
-    #[serde(borrow, default)]
-    api_key: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    events: Option<EventsField<'a>>,
-    #[serde(borrow, default)]
-    options: Option<&'a RawValue>,
-}
-
-/// The body's `events` value, split into its elements by the same pass that reads the body
-/// (one pass over the bytes instead of two; docs/benchmarks.md).
-enum EventsField<'a> {
-    /// `null`.
-    Null,
-    /// An array: each element's raw JSON, borrowed from the body.
-    List(Vec<&'a RawValue>),
-    /// Any other JSON value (answered with the invalid-event-JSON 400).
-    NotList,
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for EventsField<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = EventsField<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(EventsField::Null)
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(EventsField::Null)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(EventsField::NotList)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(EventsField::NotList)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(EventsField::NotList)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(EventsField::NotList)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(EventsField::NotList)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(EventsField::NotList)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(e) = seq.next_element::<&'a RawValue>()? {
-                    list.push(e);
-                }
-                Ok(EventsField::List(list))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-/// The raw text of the `events` array whose elements are `events` (slices of `body`): from
-/// its `[` to its `]` (JSON allows only whitespace between them and the first and last
-/// element). For the journal; an empty array is journaled as `[]`.
-fn events_text<'a>(body: &'a str, events: &[&RawValue]) -> &'a str {
-    let base = body.as_ptr() as usize;
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return "[]";
-    };
-    let start = (first.get().as_ptr() as usize).saturating_sub(base);
-    let end = (last.get().as_ptr() as usize).saturating_sub(base) + last.get().len();
-    let bytes = body.as_bytes();
-    let open = bytes
-        .get(..start)
-        .and_then(|b| b.iter().rposition(|&c| c == b'['));
-    let close = bytes
-        .get(end..)
-        .and_then(|b| b.iter().position(|&c| c == b']'))
-        .map(|p| end + p + 1);
-    match (open, close) {
-        (Some(o), Some(c)) => body.get(o..c).unwrap_or("[]"),
-        _ => "[]",
-    }
-}
-
-#[derive(Deserialize, Default)]
-struct RawOptions {
-    #[serde(default)]
-    min_id_length: Option<serde_json::Value>,
-}
-
-fn is_null(raw: Option<&RawValue>) -> bool {
-    raw.is_none_or(|r| r.get() == "null")
-}
-
 /// The event's `(user_id, device_id)` after any stripping.
 fn id_of<'a>(ev: &'a ScannedEvent<'_>, fixes: &Fixes) -> (Option<&'a str>, Option<&'a str>) {
     let user = (!fixes.strip_user_id)
@@ -182,14 +72,26 @@ fn id_of<'a>(ev: &'a ScannedEvent<'_>, fixes: &Fixes) -> (Option<&'a str>, Optio
     (user, device)
 }
 
+/// The request's `events` array as sent, for the journal (when `journal_bodies` is on).
+fn journal_text(state: &MockState, events: Option<&EventsField<'_>>) -> Option<Box<RawValue>> {
+    match events {
+        Some(EventsField::List { text, .. }) if state.ledger.config().journal_bodies => {
+            serde_json::from_str::<&RawValue>(text)
+                .ok()
+                .map(RawValue::to_owned)
+        }
+        _ => None,
+    }
+}
+
 /// Runs one HTTP V2 or Batch upload through the pipeline, socket-free. `body` is the
-/// decompressed body; `payload_size_bytes` what the 200 reports (spec §4); `forced`: the
-/// identities a `throttle` fault forces into the 429.
+/// decompressed body (stored events are slices of it, ADR 018); `payload_size_bytes` what
+/// the 200 reports (spec §4); `forced`: the identities a `throttle` fault forces into the 429.
 pub(crate) fn ingest(
     state: &MockState,
     endpoint: Api,
     region: Region,
-    body: &[u8],
+    body: &Bytes,
     payload_size_bytes: usize,
     request_id: u64,
     forced: ForcedThrottle<'_>,
@@ -211,52 +113,42 @@ pub(crate) fn ingest(
     let Ok(text) = std::str::from_utf8(body) else {
         return invalid_json();
     };
-    let Ok(upload) = serde_json::from_str::<RawUpload<'_>>(text) else {
+    // The one pass over the body (ADR 018): everything below reads its result.
+    let Ok(upload) = scan_body(text) else {
         return invalid_json();
     };
     // A request refused before its events are read still journals them (nothing is
     // stored or counted): a checker can tell what was sent.
-    let journal_events = || match &upload.events {
-        Some(EventsField::List(list)) if state.ledger.config().journal_bodies => {
-            serde_json::from_str::<&RawValue>(events_text(text, list))
-                .ok()
-                .map(RawValue::to_owned)
-        }
-        _ => None,
-    };
-    if is_null(upload.api_key) {
+    let Some(api_key) = upload.api_key.as_deref() else {
         let mut o = Outcome::reject(
             ResponseBody::missing_field("api_key"),
             RejectReason::MissingField,
             0,
         );
-        o.events_json = journal_events();
+        o.events_json = journal_text(state, upload.events.as_ref());
         return o;
-    }
-    let api_key: Cow<'_, str> = match upload.api_key.map(|r| serde_json::from_str(r.get())) {
-        Some(Ok(k)) => k,
-        _ => return invalid_json(),
     };
-    let Some(project) = state.projects.lookup(&api_key, region) else {
+    let Some(project) = state.projects.lookup(api_key, region) else {
         let mut o = Outcome::reject(
-            ResponseBody::invalid_api_key(&api_key),
+            ResponseBody::invalid_api_key(api_key),
             RejectReason::InvalidApiKey,
             0,
         );
-        o.api_key = Some(api_key.into_owned());
-        o.events_json = journal_events();
+        o.api_key = Some(api_key.to_owned());
+        o.events_json = journal_text(state, upload.events.as_ref());
         return o;
     };
+    let api_key = api_key.to_owned();
     let mut out = ingest_events(
         state,
         endpoint,
         &project,
-        text,
-        &upload,
+        body,
+        upload,
         (payload_size_bytes, request_id),
         forced,
     );
-    out.api_key = Some(api_key.into_owned());
+    out.api_key = Some(api_key);
     out
 }
 
@@ -264,14 +156,15 @@ fn ingest_events(
     state: &MockState,
     endpoint: Api,
     project: &Arc<Project>,
-    text: &str,
-    upload: &RawUpload<'_>,
+    body: &Bytes,
+    upload: ScannedBody<'_>,
     (payload_size_bytes, request_id): (usize, u64),
     forced: ForcedThrottle<'_>,
 ) -> Outcome {
     let profile = &state.config.profile;
-    let events: &[&RawValue] = match &upload.events {
-        None | Some(EventsField::Null) => {
+    let journal = journal_text(state, upload.events.as_ref());
+    let (scanned, any_invalid) = match upload.events {
+        None => {
             return Outcome::reject(
                 ResponseBody::missing_field("events"),
                 RejectReason::MissingField,
@@ -285,23 +178,19 @@ fn ingest_events(
                 0,
             )
         }
-        Some(EventsField::List(list)) => list,
+        Some(EventsField::List {
+            events,
+            any_invalid,
+            ..
+        }) => (events, any_invalid),
     };
-    let n = events.len();
+    let n = scanned.len();
     state.ledger.count_received(n);
-    let journal_events = || {
-        if !state.ledger.config().journal_bodies {
-            return None;
-        }
-        let raw = events_text(text, events);
-        serde_json::from_str::<&RawValue>(raw)
-            .ok()
-            .map(RawValue::to_owned)
-    };
-    let reject = |body, reason| {
+    let mut journal = Some(journal);
+    let mut reject = |body, reason| {
         state.ledger.count_rejected(reason, n);
         let mut o = Outcome::reject(body, reason, n);
-        o.events_json = journal_events();
+        o.events_json = journal.take().flatten();
         o
     };
     if n == 0 && !profile.accept_empty_events {
@@ -316,28 +205,25 @@ fn ingest_events(
             RejectReason::PayloadTooLarge,
         );
     }
+    if any_invalid {
+        return reject(
+            ResponseBody::error(400, error_text::INVALID_EVENT_JSON),
+            RejectReason::InvalidEventJson,
+        );
+    }
     let min_id_length = upload
-        .options
-        .and_then(|o| serde_json::from_str::<RawOptions>(o.get()).ok())
-        .and_then(|o| o.min_id_length)
-        .and_then(|v| v.as_u64())
+        .min_id_length
         .map_or(wl::DEFAULT_MIN_ID_LENGTH, |v| {
             usize::try_from(v).unwrap_or(usize::MAX)
         });
 
-    // Per-event validation (spec §3.4), one scan per event.
-    let mut scanned: Vec<(ScannedEvent<'_>, Fixes)> = Vec::with_capacity(n);
+    // Per-event validation (spec §3.4), on what the scan found.
     let mut issues = Issues::default();
-    for (i, raw) in events.iter().enumerate() {
-        let Ok(ev) = scan_event(raw) else {
-            return reject(
-                ResponseBody::error(400, error_text::INVALID_EVENT_JSON),
-                RejectReason::InvalidEventJson,
-            );
-        };
-        let fixes = issues.check(i, &ev, min_id_length, profile);
-        scanned.push((ev, fixes));
-    }
+    let fixes: Vec<Fixes> = scanned
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| issues.check(i, ev, min_id_length, profile))
+        .collect();
     if let Some((body, reason)) = issues.into_response() {
         return reject(body, reason);
     }
@@ -348,7 +234,7 @@ fn ingest_events(
         if !silenced.is_empty() {
             let mut devices = BTreeSet::new();
             let mut idx = Vec::new();
-            for (i, (ev, fixes)) in scanned.iter().enumerate() {
+            for (i, (ev, fixes)) in scanned.iter().zip(&fixes).enumerate() {
                 if let (_, Some(d)) = id_of(ev, fixes) {
                     if silenced.contains(d) {
                         devices.insert(d.to_owned());
@@ -376,6 +262,7 @@ fn ingest_events(
     let now = state.clock.now_ms();
     let ids: Vec<[Option<&str>; 2]> = scanned
         .iter()
+        .zip(&fixes)
         .map(|(ev, fixes)| {
             let (user, device) = id_of(ev, fixes);
             [device, user]
@@ -387,13 +274,14 @@ fn ingest_events(
 
     // Accept: dedup (spec §9), user properties (spec §3.3, §8.1), store.
     let pcfg = property_config(project);
-    let mut to_store = Vec::with_capacity(n);
+    // (scan index, fingerprint, fixed text) of each event to store.
+    let mut to_store: Vec<(usize, Option<u64>, Option<String>)> = Vec::with_capacity(n);
     let mut drops = Vec::new();
     // (index, insert_id, fingerprint) of the duplicates, recorded once this request's
     // events are stored so that a duplicate of an earlier event of the same request
     // names that event's `seq` (spec §9).
     let mut duplicates: Vec<(usize, &str, u64)> = Vec::new();
-    for (i, ((ev, fixes), raw)) in scanned.iter().zip(events).enumerate() {
+    for (i, (ev, fixes)) in scanned.iter().zip(&fixes).enumerate() {
         let (user, device) = id_of(ev, fixes);
         let fp = ev.insert_id.as_str().map(|insert_id| {
             let pid = project.id.to_le_bytes();
@@ -427,19 +315,34 @@ fn ingest_events(
             &mut drops,
             (to_store.len(), i),
         );
-        let event = if fixes.none() {
-            (*raw).to_owned()
+        let fixed = if fixes.none() {
+            None
         } else {
-            match apply_fixes(raw.get(), *fixes) {
-                Ok(e) => e,
-                Err(_) => (*raw).to_owned(),
-            }
+            apply_fixes(ev.raw, *fixes).ok()
         };
-        to_store.push(NewEvent {
-            event,
-            fingerprint: fp,
-        });
+        to_store.push((i, fp, fixed));
     }
+    // Events are kept as slices of the body (no copy each) unless that would pin a body
+    // mostly of events not kept (duplicates, rewrites): then each is copied (ADR 018).
+    let kept_bytes: usize = to_store
+        .iter()
+        .filter(|(_, _, fixed)| fixed.is_none())
+        .filter_map(|(i, _, _)| scanned.get(*i))
+        .map(|ev| ev.raw.len())
+        .sum();
+    let share_body = kept_bytes.saturating_mul(2) >= body.len();
+    let to_store: Vec<NewEvent> = to_store
+        .into_iter()
+        .map(|(i, fingerprint, fixed)| {
+            let raw = scanned.get(i).map_or("{}", |ev| ev.raw);
+            let event = match fixed {
+                Some(text) => EventJson::from(text),
+                None if share_body => EventJson::in_body(body, raw),
+                None => EventJson::copied(raw),
+            };
+            NewEvent { event, fingerprint }
+        })
+        .collect();
     let stored = to_store.len();
     let deduplicated = duplicates.len();
     let first_seq = state.ledger.store(
@@ -456,10 +359,13 @@ fn ingest_events(
             .record_duplicate(request_id, i, insert_id, fp, now);
     }
     for (pos, i, amplitude_id) in drops {
-        let Some((ev, fixes)) = scanned.get(i) else {
+        let (Some(ev), Some(fixes)) = (scanned.get(i), fixes.get(i)) else {
             continue;
         };
-        let Some(user_properties) = ev.user_properties else {
+        let Some(user_properties) = ev
+            .user_properties
+            .and_then(|up| serde_json::from_str::<&RawValue>(up).ok())
+        else {
             continue;
         };
         let (user, device) = id_of(ev, fixes);
@@ -487,7 +393,7 @@ fn ingest_events(
         stored,
         deduplicated,
         api_key: None,
-        events_json: journal_events(),
+        events_json: journal.take().flatten(),
     }
 }
 
@@ -507,8 +413,8 @@ fn apply_properties(
     if event_type == Some("$groupidentify") {
         if let (Some(g), Some(gp)) = (ev.groups, ev.group_properties) {
             if let (Ok(g), Ok(gp)) = (
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(g.get()),
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(gp.get()),
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(g),
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(gp),
             ) {
                 state.properties.apply_group_properties(project.id, &g, &gp);
             }
@@ -520,7 +426,7 @@ fn apply_properties(
     // Every event teaches the mock which device belongs to which user (spec §10).
     let amplitude_id = state.properties.amplitude_id(project.id, user, device);
     let Some(up) = ev.user_properties else { return };
-    let Ok(props) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up.get())
+    let Ok(props) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up)
     else {
         return;
     };
@@ -621,48 +527,5 @@ pub(crate) fn upload(
         entry: Some(entry),
         committed: status == 200,
         close: false,
-    }
-}
-
-#[cfg(test)]
-mod events_field_tests {
-    use super::*;
-
-    #[test]
-    fn one_pass_split_keeps_the_raw_events_array_for_the_journal() {
-        // The journal keeps the request's `events` array as sent (ledger `journal_bodies`).
-        let body = r#"{"api_key":"K","events" : [ {"a":1} ,{"b":[2, 3]}  ] ,"x":null}"#;
-        let up: RawUpload<'_> = serde_json::from_str(body).unwrap();
-        let Some(EventsField::List(list)) = &up.events else {
-            panic!("not a list")
-        };
-        assert_eq!(list.len(), 2);
-        assert_eq!(events_text(body, list), r#"[ {"a":1} ,{"b":[2, 3]}  ]"#);
-        assert_eq!(events_text(body, &[]), "[]");
-    }
-
-    #[test]
-    fn events_that_are_not_an_array_or_null_are_told_apart() {
-        // spec §14 item 4: missing `events` (null) vs invalid event JSON (not an array).
-        for (body, want) in [
-            (r#"{"api_key":"K","events":null}"#, "none"), // Option: null is None
-            (r#"{"api_key":"K"}"#, "none"),
-            (r#"{"api_key":"K","events":{"a":[1]}}"#, "other"),
-            (r#"{"api_key":"K","events":"x"}"#, "other"),
-            (r#"{"api_key":"K","events":3.5}"#, "other"),
-            (r#"{"api_key":"K","events":[]}"#, "list"),
-        ] {
-            let up: RawUpload<'_> = serde_json::from_str(body).unwrap();
-            let got = match up.events {
-                None => "none",
-                Some(EventsField::Null) => "null",
-                Some(EventsField::NotList) => "other",
-                Some(EventsField::List(_)) => "list",
-            };
-            assert_eq!(got, want, "{body}");
-        }
-        assert!(
-            serde_json::from_str::<RawUpload<'_>>(r#"{"api_key":"K","events":[{"a":}]}"#).is_err()
-        );
     }
 }

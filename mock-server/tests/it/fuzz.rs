@@ -88,8 +88,9 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn check(state: &MockState, body: &[u8], id: u64) {
+    let bytes = bytes::Bytes::copy_from_slice(body);
     for endpoint in [Api::HttpV2, Api::Batch] {
-        let out = ingest(state, endpoint, Region::Us, body, body.len(), id);
+        let out = ingest(state, endpoint, Region::Us, &bytes, body.len(), id);
         assert!(
             [200, 400, 413, 429].contains(&out.body.code),
             "status {} for {:?}",

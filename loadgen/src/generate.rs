@@ -10,7 +10,6 @@ use crate::arrival::{Arrival, ArrivalGen};
 use crate::dirty::{apply, Defect, Draw};
 use crate::error::ScenarioError;
 use crate::mix::TypePicker;
-use crate::population::Identity;
 use crate::population::IdentitySampler;
 use crate::random::{
     filler, filler_into, skip_filler, skip_uuid_v4, stream_rng, unit, uuid_v4, uuid_v4_into,
@@ -126,7 +125,9 @@ struct Head {
     seq: u64,
     /// `time` of the event, ms since the epoch.
     epoch_ms: i64,
-    id: Identity,
+    /// Whether the identity has a `user_id` (the ids are in [`EventStream::id_user`] and
+    /// [`EventStream::id_device`] until the next head is drawn).
+    has_user: bool,
     /// Partition key of the population identity (before any defect).
     key: u64,
     identify: bool,
@@ -167,6 +168,10 @@ pub struct EventStream {
     recent_arena: BytesMut,
     /// The segment whose events this stream yields (`0/1`: all).
     segment: Segment,
+    /// `user_id` of the event being synthesized (empty when it has none; reused buffer).
+    id_user: String,
+    /// `device_id` of the event being synthesized (reused buffer).
+    id_device: String,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -270,6 +275,8 @@ impl EventStream {
             keep_recent: scenario.dirty.resend > 0.0,
             recent_arena: BytesMut::new(),
             segment: Segment::WHOLE,
+            id_user: String::new(),
+            id_device: String::new(),
         })
     }
 
@@ -308,8 +315,11 @@ impl EventStream {
     fn head(&mut self, offset_us: u64) -> Head {
         let epoch_ms = self.scenario.start_time_ms + (offset_us / 1_000) as i64;
         let seq = self.next_seq;
-        let id = self.sampler.sample(&mut self.rng_id);
-        let key = partition_key(id.user_id.as_deref(), Some(&id.device_id), seq);
+        let (_, has_user) =
+            self.sampler
+                .sample_into(&mut self.rng_id, &mut self.id_user, &mut self.id_device);
+        let user = has_user.then_some(self.id_user.as_str());
+        let key = partition_key(user, Some(&self.id_device), seq);
         // Always four draws from the mix stream, whatever the outcome.
         let (u_identify, u_type, u_props, u_insert) = (
             unit(&mut self.rng_mix),
@@ -320,7 +330,7 @@ impl EventStream {
         Head {
             seq,
             epoch_ms,
-            id,
+            has_user,
             key,
             identify: u_identify < self.scenario.mix.identify_share,
             u_type,
@@ -350,8 +360,8 @@ impl EventStream {
             self.picker.pick_u(h.u_type)
         };
         let mut ev = Event::new(event_type);
-        ev.user_id = h.id.user_id;
-        ev.device_id = Some(h.id.device_id);
+        ev.user_id = h.has_user.then(|| self.id_user.clone());
+        ev.device_id = Some(self.id_device.clone());
         if mix.time {
             ev.time = Some(h.epoch_ms);
         }
@@ -403,13 +413,13 @@ impl EventStream {
         let mix = &self.scenario.mix;
         let mut num = itoa::Buffer::new();
         out.push(b'{');
-        if let Some(u) = &h.id.user_id {
+        if h.has_user {
             out.extend_from_slice(b"\"user_id\":");
-            write_json_str(out, u);
+            write_json_str(out, &self.id_user);
             out.push(b',');
         }
         out.extend_from_slice(b"\"device_id\":");
-        write_json_str(out, &h.id.device_id);
+        write_json_str(out, &self.id_device);
         out.extend_from_slice(b",\"event_type\":");
         if h.identify {
             out.extend_from_slice(b"\"$identify\"");

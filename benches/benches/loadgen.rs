@@ -1,7 +1,9 @@
 //! Loadgen's event generation rate (events/s): the seeded stream of a scenario
 //! (`Scenario::events(seed)`: arrivals, identities, payloads, ground-truth seq), alone and
-//! with each event serialized to the JSON line that is sent. Generation must never be the
-//! bottleneck of a run (prior-art: lading).
+//! with each event serialized to the JSON line that is sent: through the iterator
+//! (`events_to_json`: an `Event` per event, `serde_json::to_string`) and in byte mode
+//! (`events_into_json`: `EventStream::next_into` into one reused buffer, what a run does).
+//! Generation must never be the bottleneck of a run (prior-art: lading).
 
 // Benchmarks may unwrap (team rule): a failure here is a broken bench, not a product bug.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -68,6 +70,21 @@ fn bench(c: &mut Criterion) {
                 let mut bytes = 0usize;
                 for e in sc.events(sc.seed).unwrap() {
                     bytes += e.to_json().unwrap().len();
+                }
+                bytes
+            })
+        });
+        g.bench_function(BenchmarkId::new("events_into_json", name), |b| {
+            b.iter(|| {
+                let mut stream = sc.events(sc.seed).unwrap();
+                let mut json = Vec::with_capacity(1024);
+                let mut bytes = 0usize;
+                loop {
+                    json.clear();
+                    if stream.next_into(&mut json).unwrap().is_none() {
+                        break;
+                    }
+                    bytes += black_box(&json).len();
                 }
                 bytes
             })

@@ -52,7 +52,7 @@ mod units;
 // The scenario and the events it generates.
 pub use dirty::Defect;
 pub use error::ScenarioError;
-pub use generate::{EventStream, GeneratedEvent, SEQ_PROPERTY};
+pub use generate::{EventMeta, EventStream, GeneratedEvent, SEQ_PROPERTY};
 pub use scenario::{Endpoint, Region, Scenario};
 pub use segment::{Segment, SegmentError, MAX_SEGMENTS};
 pub use units::DurationMs;

@@ -105,34 +105,47 @@ impl Population {
 
     /// `user_id` of user `index`, e.g. `user-000042`.
     pub fn user_id(&self, index: u64) -> String {
-        let mut s = self.id_start("user-", 12);
-        push_padded6(&mut s, index);
+        let mut s = String::with_capacity(self.id_prefix.len() + 12);
+        self.push_user_id(&mut s, index);
         s
     }
 
     /// `device_id` of device `device` of user `index`, e.g. `device-000042-0`.
     pub fn user_device_id(&self, index: u64, device: u32) -> String {
-        let mut s = self.id_start("device-", 18);
-        push_padded6(&mut s, index);
-        s.push('-');
-        s.push_str(itoa::Buffer::new().format(device));
+        let mut s = String::with_capacity(self.id_prefix.len() + 18);
+        self.push_user_device_id(&mut s, index, device);
         s
     }
 
     /// `device_id` of anonymous device `index`, e.g. `anon-000007`.
     pub fn anonymous_device_id(&self, index: u64) -> String {
-        let mut s = self.id_start("anon-", 12);
-        push_padded6(&mut s, index);
+        let mut s = String::with_capacity(self.id_prefix.len() + 12);
+        self.push_anonymous_device_id(&mut s, index);
         s
     }
 
-    /// The prefix and `kind` of an id, with room for `rest` more bytes (ids are made for
-    /// every generated event: no `format!` machinery on that path).
-    fn id_start(&self, kind: &str, rest: usize) -> String {
-        let mut s = String::with_capacity(self.id_prefix.len() + kind.len() + rest);
+    /// Appends [`Population::user_id`] to `s` (ids are made for every generated event: no
+    /// `format!` machinery, no allocation into a reused buffer).
+    fn push_user_id(&self, s: &mut String, index: u64) {
         s.push_str(&self.id_prefix);
-        s.push_str(kind);
-        s
+        s.push_str("user-");
+        push_padded6(s, index);
+    }
+
+    /// Appends [`Population::user_device_id`] to `s`.
+    fn push_user_device_id(&self, s: &mut String, index: u64, device: u32) {
+        s.push_str(&self.id_prefix);
+        s.push_str("device-");
+        push_padded6(s, index);
+        s.push('-');
+        s.push_str(itoa::Buffer::new().format(device));
+    }
+
+    /// Appends [`Population::anonymous_device_id`] to `s`.
+    fn push_anonymous_device_id(&self, s: &mut String, index: u64) {
+        s.push_str(&self.id_prefix);
+        s.push_str("anon-");
+        push_padded6(s, index);
     }
 }
 
@@ -147,6 +160,7 @@ fn push_padded6(s: &mut String, n: u64) {
 }
 
 /// The identity of one event.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
     /// Popularity rank of the actor (0 = most popular).
@@ -203,7 +217,29 @@ impl IdentitySampler {
     }
 
     /// Draws the identity of one event.
+    #[cfg(test)]
     pub(crate) fn sample(&self, rng: &mut impl RngCore) -> Identity {
+        let (mut user, mut device) = (String::new(), String::new());
+        let (rank, has_user) = self.sample_into(rng, &mut user, &mut device);
+        Identity {
+            rank,
+            user_id: has_user.then_some(user),
+            device_id: device,
+        }
+    }
+
+    /// Draws the identity of one event into reused buffers: `user` and `device` are
+    /// cleared, then hold the `user_id` (empty for an anonymous device) and `device_id`.
+    /// Returns the rank and whether there is a user. Same draws and ids as
+    /// [`IdentitySampler::sample`].
+    pub(crate) fn sample_into(
+        &self,
+        rng: &mut impl RngCore,
+        user: &mut String,
+        device: &mut String,
+    ) -> (u64, bool) {
+        user.clear();
+        device.clear();
         let rank = self.sample_rank(rng);
         // Ranks are interleaved so that users and anonymous devices both reach the top:
         // rank r maps to user r when r < users, else to anonymous device r - users.
@@ -214,17 +250,13 @@ impl IdentitySampler {
             } else {
                 0
             };
-            Identity {
-                rank,
-                user_id: Some(self.pop.user_id(rank)),
-                device_id: self.pop.user_device_id(rank, dev),
-            }
+            self.pop.push_user_id(user, rank);
+            self.pop.push_user_device_id(device, rank, dev);
+            (rank, true)
         } else {
-            Identity {
-                rank,
-                user_id: None,
-                device_id: self.pop.anonymous_device_id(rank - self.pop.users),
-            }
+            self.pop
+                .push_anonymous_device_id(device, rank - self.pop.users);
+            (rank, false)
         }
     }
 }

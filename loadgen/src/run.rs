@@ -111,17 +111,83 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
-/// One request, ready to send.
 /// Planned requests per hand-off from the generator thread to the scheduler.
 const PLAN_BATCH: usize = 64;
 /// Hand-offs the channel holds (64 x 64 = 4,096 requests planned ahead at most).
 const PLAN_QUEUE_BATCHES: usize = 64;
 
+/// The intended arrival of each event of one request, µs: a range of the offsets buffer its
+/// hand-off ([`PlanBatch`]) shares among its requests, so the bookkeeping of a request
+/// costs no allocation (one buffer per [`PLAN_BATCH`] requests). Derefs to `[u64]`.
+#[derive(Clone)]
+struct EventOffsets {
+    all: Arc<[u64]>,
+    start: usize,
+    end: usize,
+}
+
+impl std::ops::Deref for EventOffsets {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        self.all.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+/// One request, ready to send.
 struct Planned {
     intended_us: u64,
     body: Bytes,
     /// Intended arrival of each event, µs.
-    event_offsets_us: Vec<u64>,
+    event_offsets_us: EventOffsets,
+}
+
+/// A request as the generator plans it: its events' offsets are `start..end` of its
+/// hand-off's buffer.
+struct PlannedRequest {
+    intended_us: u64,
+    body: Bytes,
+    start: usize,
+    end: usize,
+}
+
+/// One hand-off from the generator to the scheduler: up to [`PLAN_BATCH`] requests and one
+/// buffer of their events' offsets. Iterates as [`Planned`] requests.
+struct PlanBatch {
+    offsets: Arc<[u64]>,
+    requests: Vec<PlannedRequest>,
+}
+
+impl IntoIterator for PlanBatch {
+    type Item = Planned;
+    type IntoIter = PlanIter;
+    fn into_iter(self) -> PlanIter {
+        PlanIter {
+            offsets: self.offsets,
+            requests: self.requests.into_iter(),
+        }
+    }
+}
+
+/// The requests of a [`PlanBatch`], each sharing its offsets buffer.
+struct PlanIter {
+    offsets: Arc<[u64]>,
+    requests: std::vec::IntoIter<PlannedRequest>,
+}
+
+impl Iterator for PlanIter {
+    type Item = Planned;
+    fn next(&mut self) -> Option<Planned> {
+        let r = self.requests.next()?;
+        Some(Planned {
+            intended_us: r.intended_us,
+            body: r.body,
+            event_offsets_us: EventOffsets {
+                all: Arc::clone(&self.offsets),
+                start: r.start,
+                end: r.end,
+            },
+        })
+    }
 }
 
 enum Msg {
@@ -146,7 +212,7 @@ struct Done {
     intended_us: u64,
     sent_us: u64,
     done_us: u64,
-    event_offsets_us: Vec<u64>,
+    event_offsets_us: EventOffsets,
     outcome: Result<(u16, Bytes), &'static str>,
 }
 
@@ -200,7 +266,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
     let max_in_flight = opts.max_in_flight.unwrap_or(settings.max_in_flight).max(1);
 
     // Generator thread: events -> request bodies, ahead of time.
-    let (plan_tx, mut plan_rx) = mpsc::channel::<Vec<Planned>>(PLAN_QUEUE_BATCHES);
+    let (plan_tx, mut plan_rx) = mpsc::channel::<PlanBatch>(PLAN_QUEUE_BATCHES);
     let api_key = opts.api_key.clone();
     let max_body = scenario.endpoint.max_body_bytes();
     let batch_size = settings.batch_size;
@@ -255,7 +321,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<Report, RunEr
             let events = p.event_offsets_us.len() as u64;
             offered.requests += 1;
             offered.events += events;
-            for o in &p.event_offsets_us {
+            for o in p.event_offsets_us.iter() {
                 *offered_series.entry(o / 1_000_000).or_default() += 1;
             }
             let due = start + Duration::from_micros(p.intended_us);
@@ -460,7 +526,7 @@ struct Pending {
     start: Instant,
     intended_us: u64,
     sent_us: u64,
-    event_offsets_us: Vec<u64>,
+    event_offsets_us: EventOffsets,
 }
 
 impl OnAnswer for Pending {
@@ -478,12 +544,12 @@ impl OnAnswer for Pending {
 
 /// Turns the event stream into requests; runs on its own thread.
 fn plan_requests(
-    stream: EventStream,
+    mut stream: EventStream,
     api_key: &str,
     batch_size: usize,
     wait_us: u64,
     max_body: usize,
-    tx: &mpsc::Sender<Vec<Planned>>,
+    tx: &mpsc::Sender<PlanBatch>,
 ) -> Result<(), RunError> {
     let prefix = format!(
         "{{\"api_key\":{},\"events\":[",
@@ -491,68 +557,105 @@ fn plan_requests(
     );
     let suffix = "]}";
     // One body buffer and one event buffer for the whole run: each request's body is copied
-    // out once, at its final size (no growth reallocations, no per-event Vec).
+    // out once, at its final size (no growth reallocations, no per-event Vec). Events are
+    // written straight into the event buffer as JSON (`EventStream::next_into`).
     let mut body = Vec::<u8>::with_capacity(64 * 1024);
     let mut json = Vec::<u8>::with_capacity(1024);
-    let mut offsets: Vec<u64> = Vec::new();
     // Planned requests go to the scheduler PLAN_BATCH at a time (one channel hand-off per
     // batch, not per request); the generator runs ahead of the schedule, so this delays
-    // nothing that is due.
-    let mut batch: Vec<Planned> = Vec::with_capacity(PLAN_BATCH);
-    let mut flush = |body: &mut Vec<u8>, offsets: &mut Vec<u64>, intended_us: u64| -> bool {
-        if offsets.is_empty() {
+    // nothing that is due. The offsets of the batch's events go into one buffer, the open
+    // request's are its tail from `first_offset`.
+    let mut batch = Planner {
+        offsets: Vec::with_capacity(PLAN_BATCH * batch_size.min(64)),
+        requests: Vec::with_capacity(PLAN_BATCH),
+        first_offset: 0,
+    };
+    let flush = |body: &mut Vec<u8>, batch: &mut Planner, intended_us: u64| -> bool {
+        if batch.open().is_empty() {
             return true;
         }
         body.extend_from_slice(suffix.as_bytes());
-        batch.push(Planned {
+        batch.requests.push(PlannedRequest {
             intended_us,
             body: Bytes::copy_from_slice(body),
-            event_offsets_us: std::mem::replace(offsets, Vec::with_capacity(batch_size.min(64))),
+            start: batch.first_offset,
+            end: batch.offsets.len(),
         });
+        batch.first_offset = batch.offsets.len();
         body.clear();
-        if batch.len() < PLAN_BATCH {
+        if batch.requests.len() < PLAN_BATCH {
             return true;
         }
-        tx.blocking_send(std::mem::replace(
-            &mut batch,
-            Vec::with_capacity(PLAN_BATCH),
-        ))
-        .is_ok()
+        tx.blocking_send(batch.take()).is_ok()
     };
-    for ev in stream {
+    loop {
         json.clear();
-        serde_json::to_writer(&mut json, &ev.event)
-            .map_err(|e| RunError::Internal(e.to_string()))?;
-        if let Some(first) = offsets.first().copied() {
+        let Some(ev) = stream
+            .next_into(&mut json)
+            .map_err(|e| RunError::Internal(e.to_string()))?
+        else {
+            break;
+        };
+        if let Some(first) = batch.open().first().copied() {
             if ev.offset_us > first + wait_us {
-                if !flush(&mut body, &mut offsets, first + wait_us) {
+                if !flush(&mut body, &mut batch, first + wait_us) {
                     return Ok(());
                 }
             } else if body.len() + json.len() + 1 + suffix.len() > max_body {
-                let last = offsets.last().copied().unwrap_or(first);
-                if !flush(&mut body, &mut offsets, last) {
+                let last = batch.open().last().copied().unwrap_or(first);
+                if !flush(&mut body, &mut batch, last) {
                     return Ok(());
                 }
             }
         }
-        if offsets.is_empty() {
+        if batch.open().is_empty() {
             body.extend_from_slice(prefix.as_bytes());
         } else {
             body.push(b',');
         }
         body.extend_from_slice(&json);
-        offsets.push(ev.offset_us);
-        if offsets.len() >= batch_size && !flush(&mut body, &mut offsets, ev.offset_us) {
+        batch.offsets.push(ev.offset_us);
+        if batch.open().len() >= batch_size && !flush(&mut body, &mut batch, ev.offset_us) {
             return Ok(());
         }
     }
-    if let Some(first) = offsets.first().copied() {
-        let _ = flush(&mut body, &mut offsets, first + wait_us);
+    if let Some(first) = batch.open().first().copied() {
+        let _ = flush(&mut body, &mut batch, first + wait_us);
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+    if !batch.requests.is_empty() {
+        let _ = tx.blocking_send(batch.take());
     }
     Ok(())
+}
+
+/// The hand-off being filled by [`plan_requests`].
+struct Planner {
+    /// Offsets of the events of the batch's requests, then of the open request, µs.
+    offsets: Vec<u64>,
+    requests: Vec<PlannedRequest>,
+    /// Where the open request's offsets start in `offsets`.
+    first_offset: usize,
+}
+
+impl Planner {
+    /// Offsets of the events of the request being filled, µs.
+    fn open(&self) -> &[u64] {
+        self.offsets.get(self.first_offset..).unwrap_or_default()
+    }
+
+    /// The closed requests as one hand-off (the open request, if any, stays, moved to the
+    /// start of the buffer). One allocation for the shared offsets, one for the next
+    /// batch's request list.
+    fn take(&mut self) -> PlanBatch {
+        let closed = self.offsets.get(..self.first_offset).unwrap_or_default();
+        let offsets: Arc<[u64]> = Arc::from(closed);
+        self.offsets.drain(..self.first_offset);
+        self.first_offset = 0;
+        PlanBatch {
+            offsets,
+            requests: std::mem::replace(&mut self.requests, Vec::with_capacity(PLAN_BATCH)),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -693,7 +796,7 @@ impl Aggregate {
                 if (200..300).contains(&status) {
                     self.events_2xx += events;
                     self.bucket(done_s).ok_events += events;
-                    for o in &d.event_offsets_us {
+                    for o in d.event_offsets_us.iter() {
                         rec(&mut self.delivery, d.done_us.saturating_sub(*o));
                     }
                 } else if status == 429 {
@@ -883,6 +986,58 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs, vec![2, 3]);
+    }
+
+    #[test]
+    fn offsets_stay_exact_across_many_hand_offs() {
+        // 1,000 events, 3 per request: 334 requests over 6 hand-offs sharing offset
+        // buffers. Each request's offsets are its events' intended times, in stream order,
+        // and its body holds exactly those events.
+        let sc = Scenario::from_toml_str(
+            "duration = \"1s\"\narrival = { kind = \"poisson\", rate = 1000.0 }\n[dirty]\nresend = 0.1\nshort_id = 0.05\n[run]\nbatch_size = 3\nmax_batch_wait = \"10s\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        let want: Vec<u64> = sc.events(3).unwrap().map(|e| e.offset_us).collect();
+        let json: Vec<String> = sc
+            .events(3)
+            .unwrap()
+            .map(|e| e.to_json().unwrap())
+            .collect();
+        let (tx, mut rx) = mpsc::channel(100);
+        plan_requests(sc.events(3).unwrap(), "KEY", 3, 10_000_000, 1_000_000, &tx).unwrap();
+        drop(tx);
+        let (mut got, mut bodies, mut hand_offs) = (Vec::new(), Vec::new(), 0);
+        while let Ok(batch) = rx.try_recv() {
+            hand_offs += 1;
+            for p in batch {
+                assert!(!p.event_offsets_us.is_empty() && p.event_offsets_us.len() <= 3);
+                // Full: due at its last event; the last, partial one: its first plus the wait.
+                let (first, last) = (p.event_offsets_us[0], *p.event_offsets_us.last().unwrap());
+                assert!(p.intended_us == last || p.intended_us == first + 10_000_000);
+                let v: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+                let n = v["events"].as_array().unwrap().len();
+                assert_eq!(n, p.event_offsets_us.len());
+                got.extend_from_slice(&p.event_offsets_us);
+                bodies.push(p.body);
+            }
+        }
+        assert!(
+            want.len() > 900 && hand_offs >= 5,
+            "{} {hand_offs}",
+            want.len()
+        );
+        assert_eq!(got, want);
+        // The bodies are the iterator's JSON, three events at a time.
+        let expected: Vec<String> = json
+            .chunks(3)
+            .map(|c| format!("{{\"api_key\":\"KEY\",\"events\":[{}]}}", c.join(",")))
+            .collect();
+        let bodies: Vec<String> = bodies
+            .iter()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect();
+        assert_eq!(bodies, expected);
     }
 
     #[test]

@@ -129,12 +129,23 @@ impl FromStr for Segment {
 /// The partition key of an event: `xxh3_64` of `u:<user_id>` when there is a user, else of
 /// `d:<device_id>`, else of `s:<seq>` (an event without ids stays with its re-sends).
 pub(crate) fn partition_key(user_id: Option<&str>, device_id: Option<&str>, seq: u64) -> u64 {
-    let text = match (user_id, device_id) {
-        (Some(u), _) => format!("u:{u}"),
-        (None, Some(d)) => format!("d:{d}"),
-        (None, None) => format!("s:{seq}"),
+    let mut num = itoa::Buffer::new();
+    let (tag, text): (&[u8; 2], &[u8]) = match (user_id, device_id) {
+        (Some(u), _) => (b"u:", u.as_bytes()),
+        (None, Some(d)) => (b"d:", d.as_bytes()),
+        (None, None) => (b"s:", num.format(seq).as_bytes()),
     };
-    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    // Computed for every generated event: the text goes into a stack buffer, not a String.
+    let mut buf = [0u8; 128];
+    match buf.get_mut(..2 + text.len()) {
+        Some(dst) => {
+            let (head, rest) = dst.split_at_mut(2);
+            head.copy_from_slice(tag);
+            rest.copy_from_slice(text);
+            xxhash_rust::xxh3::xxh3_64(dst)
+        }
+        None => xxhash_rust::xxh3::xxh3_64(&[tag.as_slice(), text].concat()),
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +166,27 @@ mod tests {
         assert_eq!(json, r#"{"index":2,"count":7}"#);
         assert_eq!(serde_json::from_str::<Segment>(&json).unwrap(), s);
         assert!(serde_json::from_str::<Segment>(r#"{"index":3,"count":3}"#).is_err());
+    }
+
+    #[test]
+    fn partition_keys_hash_the_tagged_id() {
+        let long = "x".repeat(300);
+        for (u, d, seq, text) in [
+            (
+                Some("user-000001"),
+                Some("device-1"),
+                0,
+                "u:user-000001".to_owned(),
+            ),
+            (None, Some("anon-000002"), 5, "d:anon-000002".to_owned()),
+            (None, None, 1_234_567, "s:1234567".to_owned()),
+            (Some(long.as_str()), None, 0, format!("u:{long}")),
+        ] {
+            assert_eq!(
+                partition_key(u, d, seq),
+                xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+            );
+        }
     }
 
     #[test]

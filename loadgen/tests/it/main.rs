@@ -6,4 +6,5 @@ mod direct;
 mod from_anywhere;
 mod generation;
 mod kubernetes;
+mod next_into;
 mod segments;

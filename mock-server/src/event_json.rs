@@ -19,9 +19,7 @@ impl EventJson {
     pub(crate) fn in_body(body: &Bytes, text: &str) -> Self {
         let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
         match start.checked_add(text.len()) {
-            Some(end) if start <= body.len() && end <= body.len() => {
-                Self(body.slice(start..end))
-            }
+            Some(end) if start <= body.len() && end <= body.len() => Self(body.slice(start..end)),
             _ => Self::copied(text),
         }
     }
@@ -74,8 +72,7 @@ impl fmt::Display for EventJson {
 
 impl Serialize for EventJson {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let raw: &RawValue =
-            serde_json::from_str(self.get()).map_err(serde::ser::Error::custom)?;
+        let raw: &RawValue = serde_json::from_str(self.get()).map_err(serde::ser::Error::custom)?;
         raw.serialize(s)
     }
 }

@@ -263,6 +263,7 @@ mod state;
 mod clock;
 pub mod config;
 mod dedup;
+mod event_json;
 pub mod faults;
 pub mod ledger;
 mod limits;
@@ -272,7 +273,6 @@ mod projects;
 mod properties;
 mod refuse;
 mod scan;
-mod event_json;
 mod validate;
 // 7. leaves: HTTP plumbing and TLS
 mod http_util;

@@ -288,9 +288,7 @@ impl<'a> Scanner<'a> {
                     escaped = true;
                     self.i += 1;
                     match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.i += 1
-                        }
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
                         Some(b'u') => {
                             let hex = self.b.get(self.i + 1..self.i + 5).ok_or(self.invalid())?;
                             if !hex.iter().all(u8::is_ascii_hexdigit) {
@@ -793,7 +791,11 @@ mod tests {
         let raws: Vec<_> = events.iter().map(|e| (e.raw, e.invalid)).collect();
         assert_eq!(
             raws,
-            [(r#"{"a":1}"#, false), (r#"{"b":[2, 3]}"#, false), ("7", true)]
+            [
+                (r#"{"a":1}"#, false),
+                (r#"{"b":[2, 3]}"#, false),
+                ("7", true)
+            ]
         );
         assert!(any_invalid);
     }
@@ -850,10 +852,13 @@ mod tests {
         ];
         leaf.prop_recursive(4, 24, 4, |inner| {
             prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
                 prop::collection::vec(("[a-z_]{1,8}", inner.clone()), 0..4).prop_map(|v| {
-                    let members: Vec<String> =
-                        v.into_iter().map(|(k, x)| format!("\"{k}\" : {x}")).collect();
+                    let members: Vec<String> = v
+                        .into_iter()
+                        .map(|(k, x)| format!("\"{k}\" : {x}"))
+                        .collect();
                     format!("{{ {} }}", members.join(","))
                 }),
                 prop::collection::vec(inner, 1..3).prop_map(|v| format!("[{},]", v.join(","))),

@@ -168,10 +168,7 @@ impl Issues {
 }
 
 /// Applies `fixes` to an event, returning the JSON to store (spec §3.4).
-pub fn apply_fixes(
-    raw: &str,
-    fixes: Fixes,
-) -> Result<String, serde_json::Error> {
+pub fn apply_fixes(raw: &str, fixes: Fixes) -> Result<String, serde_json::Error> {
     let mut v: serde_json::Value = serde_json::from_str(raw)?;
     if let serde_json::Value::Object(m) = &mut v {
         if fixes.strip_user_id {

@@ -7,6 +7,7 @@
 
 use crate::clock::Clock;
 use crate::dedup::fingerprint;
+use crate::event_json::EventJson;
 use crate::http_util::amplitude_response;
 use crate::http_util::body::BodyError;
 use crate::ledger::{NewEvent, PropertyDropRecord, RejectReason};
@@ -14,7 +15,6 @@ use crate::profile::DedupKey;
 use crate::projects::{redact_key, Project, Region};
 use crate::properties::PropertyConfig;
 use crate::routes::exchange::{Handled, Received};
-use crate::event_json::EventJson;
 use crate::scan::{scan_body, EventsField, ScannedBody, ScannedEvent};
 use crate::state::MockState;
 use crate::steps::{
@@ -211,11 +211,9 @@ fn ingest_events(
             RejectReason::InvalidEventJson,
         );
     }
-    let min_id_length = upload
-        .min_id_length
-        .map_or(wl::DEFAULT_MIN_ID_LENGTH, |v| {
-            usize::try_from(v).unwrap_or(usize::MAX)
-        });
+    let min_id_length = upload.min_id_length.map_or(wl::DEFAULT_MIN_ID_LENGTH, |v| {
+        usize::try_from(v).unwrap_or(usize::MAX)
+    });
 
     // Per-event validation (spec §3.4), on what the scan found.
     let mut issues = Issues::default();
@@ -426,8 +424,7 @@ fn apply_properties(
     // Every event teaches the mock which device belongs to which user (spec §10).
     let amplitude_id = state.properties.amplitude_id(project.id, user, device);
     let Some(up) = ev.user_properties else { return };
-    let Ok(props) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up)
-    else {
+    let Ok(props) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(up) else {
         return;
     };
     if props.is_empty() {

@@ -380,13 +380,8 @@ impl<'a> Scanner<'a> {
             match self.peek() {
                 Some(b'"') => *longest = (*longest).max(self.string()?.measure()),
                 Some(b'{') => {
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b'}') {
-                        self.i += 1;
-                    } else {
-                        self.string()?;
-                        self.eat(b':')?;
+                    if self.open_object()? {
+                        self.key()?;
                         self.stack.push(OBJECT);
                         continue;
                     }
@@ -419,9 +414,7 @@ impl<'a> Scanner<'a> {
                 match (self.peek(), top) {
                     (Some(b','), Some(OBJECT)) => {
                         self.i += 1;
-                        self.ws();
-                        self.string()?;
-                        self.eat(b':')?;
+                        self.key()?;
                         break;
                     }
                     (Some(b','), Some(ARRAY)) => {
@@ -486,18 +479,13 @@ impl<'a> Scanner<'a> {
                 ..ScannedEvent::default()
             });
         }
-        self.i += 1;
         let mut ev = ScannedEvent::default();
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if !self.open_object()? {
             ev.raw = self.slice(start)?;
             return Ok(ev);
         }
         loop {
-            self.ws();
-            let key = self.string()?;
-            self.eat(b':')?;
+            let key = self.key()?;
             let Some(name) = key.decode() else {
                 ev.invalid = true;
                 self.skip(&mut 0)?;
@@ -577,6 +565,26 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// At `{` (after whitespace): consumes it; `true` when a member follows, `false` for
+    /// an empty object (consumed whole).
+    fn open_object(&mut self) -> Scan<bool> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// A member's key and the colon after it.
+    fn key(&mut self) -> Scan<Str<'a>> {
+        self.ws();
+        let key = self.string()?;
+        self.eat(b':')?;
+        Ok(key)
+    }
+
     fn events(&mut self) -> Scan<Option<EventsField<'a>>> {
         self.ws();
         match self.peek() {
@@ -623,17 +631,12 @@ impl<'a> Scanner<'a> {
             self.skip(&mut 0)?;
             return Ok(None);
         }
-        self.i += 1;
-        self.ws();
         let mut min_id_length = None;
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if !self.open_object()? {
             return Ok(None);
         }
         loop {
-            self.ws();
-            let key = self.string()?;
-            self.eat(b':')?;
+            let key = self.key()?;
             if key.decode().as_deref() == Some("min_id_length") {
                 min_id_length = match self.scalar()?.0 {
                     Some(Scalar::Int(n)) => u64::try_from(n).ok(),
@@ -649,18 +652,13 @@ impl<'a> Scanner<'a> {
     }
 
     fn body(&mut self) -> Scan<ScannedBody<'a>> {
-        self.eat(b'{')?;
         let mut body = ScannedBody::default();
         let (mut seen_key, mut seen_events, mut seen_options) = (false, false, false);
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if !self.open_object()? {
             return Ok(body);
         }
         loop {
-            self.ws();
-            let key = self.string()?;
-            self.eat(b':')?;
+            let key = self.key()?;
             let name = key.decode().ok_or(self.invalid())?;
             let seen = match name.as_ref() {
                 "api_key" => &mut seen_key,

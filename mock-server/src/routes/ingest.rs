@@ -162,7 +162,7 @@ fn ingest_events(
     forced: ForcedThrottle<'_>,
 ) -> Outcome {
     let profile = &state.config.profile;
-    let journal = journal_text(state, upload.events.as_ref());
+    let mut journal = journal_text(state, upload.events.as_ref());
     let (scanned, any_invalid) = match upload.events {
         None => {
             return Outcome::reject(
@@ -186,11 +186,10 @@ fn ingest_events(
     };
     let n = scanned.len();
     state.ledger.count_received(n);
-    let mut journal = Some(journal);
     let mut reject = |body, reason| {
         state.ledger.count_rejected(reason, n);
         let mut o = Outcome::reject(body, reason, n);
-        o.events_json = journal.take().flatten();
+        o.events_json = journal.take();
         o
     };
     if n == 0 && !profile.accept_empty_events {
@@ -272,8 +271,8 @@ fn ingest_events(
 
     // Accept: dedup (spec §9), user properties (spec §3.3, §8.1), store.
     let pcfg = property_config(project);
-    // (scan index, fingerprint, fixed text) of each event to store.
-    let mut to_store: Vec<(usize, Option<u64>, Option<String>)> = Vec::with_capacity(n);
+    // (text as sent, fingerprint, rewritten text) of each event to store.
+    let mut to_store: Vec<(&str, Option<u64>, Option<String>)> = Vec::with_capacity(n);
     let mut drops = Vec::new();
     // (index, insert_id, fingerprint) of the duplicates, recorded once this request's
     // events are stored so that a duplicate of an earlier event of the same request
@@ -318,21 +317,19 @@ fn ingest_events(
         } else {
             apply_fixes(ev.raw, *fixes).ok()
         };
-        to_store.push((i, fp, fixed));
+        to_store.push((ev.raw, fp, fixed));
     }
     // Events are kept as slices of the body (no copy each) unless that would pin a body
     // mostly of events not kept (duplicates, rewrites): then each is copied (ADR 018).
     let kept_bytes: usize = to_store
         .iter()
         .filter(|(_, _, fixed)| fixed.is_none())
-        .filter_map(|(i, _, _)| scanned.get(*i))
-        .map(|ev| ev.raw.len())
+        .map(|(raw, _, _)| raw.len())
         .sum();
     let share_body = kept_bytes.saturating_mul(2) >= body.len();
     let to_store: Vec<NewEvent> = to_store
         .into_iter()
-        .map(|(i, fingerprint, fixed)| {
-            let raw = scanned.get(i).map_or("{}", |ev| ev.raw);
+        .map(|(raw, fingerprint, fixed)| {
             let event = match fixed {
                 Some(text) => EventJson::from(text),
                 None if share_body => EventJson::in_body(body, raw),
@@ -391,7 +388,7 @@ fn ingest_events(
         stored,
         deduplicated,
         api_key: None,
-        events_json: journal.take().flatten(),
+        events_json: journal,
     }
 }
 

@@ -100,6 +100,32 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&buf[..used])
 }
 
+/// A hash map keyed by [`fingerprint`]s (or other xxh3 outputs): the key is already a
+/// well-mixed 64-bit hash, so it is its own hash (no second hashing per lookup).
+pub(crate) type FingerprintMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// The hasher of [`FingerprintMap`]: a `u64` key hashes to itself. Other writes (never made
+/// by a `u64` key) fold their bytes in, so it stays a valid `Hasher`.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// [`fingerprint`] for keys longer than the stack buffer.
 fn fingerprint_streaming(parts: &[&[u8]]) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();

@@ -5,13 +5,14 @@
 //! Memory is bounded by [`LedgerConfig`]: the oldest stored events and journal entries are
 //! evicted past the configured caps; the counters stay exact.
 
+use crate::dedup::FingerprintMap;
 use crate::event_json::EventJson;
 use amplitude_wire::Api;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -502,7 +503,7 @@ pub struct RejectedStats {
 struct Events {
     list: VecDeque<StoredEvent>,
     next_seq: u64,
-    by_fingerprint: HashMap<u64, u64>,
+    by_fingerprint: FingerprintMap<u64>,
     dedups: VecDeque<DedupRecord>,
     drops: VecDeque<PropertyDropRecord>,
 }
@@ -542,7 +543,7 @@ impl Ledger {
             events: Mutex::new(Events {
                 list: VecDeque::new(),
                 next_seq: 1,
-                by_fingerprint: HashMap::new(),
+                by_fingerprint: FingerprintMap::default(),
                 dedups: VecDeque::new(),
                 drops: VecDeque::new(),
             }),

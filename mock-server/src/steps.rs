@@ -6,7 +6,7 @@
 //! * [`apply_user_properties`]: one user-property update against the 1,800/hour cap
 //!   (spec §8.1), counted in the ledger.
 
-use crate::dedup::fingerprint;
+use crate::dedup::{fingerprint, FingerprintMap};
 use crate::ledger::RejectReason;
 use crate::limits::{limited_body, LimitConfig};
 use crate::profile::Limits;
@@ -103,8 +103,10 @@ pub(crate) fn throttle(
     let profile = &state.config.profile;
     let cfg = limit_config(&project.limits, endpoint);
     let quota_applies = endpoint == Api::Batch || profile.daily_quota_on_http_v2;
-    let mut identities: Vec<Identity<'_>> = Vec::new();
-    let mut slots: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
+    // At most two identities per item; the keys are fingerprints, their own hash.
+    let mut identities: Vec<Identity<'_>> = Vec::with_capacity(items.len());
+    let mut slots: FingerprintMap<usize> = FingerprintMap::default();
+    slots.reserve(items.len().saturating_mul(2));
     let mut item_slots: Vec<[Option<usize>; 2]> = Vec::with_capacity(items.len());
     for ids in items {
         let mut pair = [None, None];

@@ -45,6 +45,15 @@ fn is_object(raw: Option<&str>) -> bool {
     raw.is_none_or(|r| r.starts_with('{'))
 }
 
+/// True when `id` has fewer than `min_id_length` characters (spec §3.4 `min_id_length`).
+/// Counts characters only when the byte length leaves it open: a character is 1 to 4 bytes.
+fn is_short(id: &str, min_id_length: usize) -> bool {
+    if id.len() < min_id_length {
+        return true;
+    }
+    id.len() < min_id_length.saturating_mul(4) && id.chars().count() < min_id_length
+}
+
 fn invalid_id(id: &str, profile: &FidelityProfile) -> bool {
     if profile.invalid_ids_case_insensitive {
         wl::is_invalid_id_value(id)
@@ -92,7 +101,7 @@ impl Issues {
             if invalid_id(s, profile) {
                 id_issue = true;
                 push(&mut self.invalid, name, index, lists);
-            } else if s.chars().count() < min_id_length {
+            } else if is_short(s, min_id_length) {
                 match profile.short_id_policy {
                     ShortIdPolicy::Reject => {
                         id_issue = true;
@@ -194,5 +203,24 @@ fn truncate_strings(v: &mut serde_json::Value, max: usize) {
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| truncate_strings(x, max)),
         serde_json::Value::Object(m) => m.values_mut().for_each(|x| truncate_strings(x, max)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_short;
+
+    #[test]
+    fn short_ids_are_counted_in_characters_not_bytes() {
+        // spec §3.4 `min_id_length` counts characters: "éééé" is 8 bytes but 4 characters.
+        assert!(is_short("éééé", 5));
+        assert!(!is_short("ééééé", 5));
+        assert!(is_short("abcd", 5));
+        assert!(!is_short("abcde", 5));
+        // 4-byte characters: 16 bytes, 4 characters.
+        assert!(is_short("😀😀😀😀", 5));
+        // Long enough in bytes that no count is needed, and long enough in characters.
+        assert!(!is_short("device-000000000001", 5));
+        assert!(!is_short("x", 0));
     }
 }

@@ -204,15 +204,18 @@ struct Scanner<'a> {
     stack: Vec<u8>,
 }
 
-/// Eight bytes, any of which is `"`, `\` or a control character (SWAR test).
-fn word_has_special(w: u64) -> bool {
+/// Position (0-7) of the first byte of eight (little-endian word) that is `"`, `\` or a
+/// control character, if any (SWAR test).
+fn first_special(w: u64) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     let quote = zero(w ^ (ONES * u64::from(b'"')));
     let backslash = zero(w ^ (ONES * u64::from(b'\\')));
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    (quote | backslash | control) != 0
+    let any = quote | backslash | control;
+    // A borrow can flag a byte above a flagged one, never below: the lowest flag is exact.
+    (any != 0).then(|| (any.trailing_zeros() / 8) as usize)
 }
 
 impl<'a> Scanner<'a> {
@@ -265,7 +268,8 @@ impl<'a> Scanner<'a> {
             while let Some(chunk) = self.b.get(self.i..self.i + 8) {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(chunk);
-                if word_has_special(u64::from_le_bytes(w)) {
+                if let Some(at) = first_special(u64::from_le_bytes(w)) {
+                    self.i += at;
                     break;
                 }
                 self.i += 8;
@@ -698,6 +702,16 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// The word test finds the first `"`, `\\` or control byte of any eight bytes,
+        /// whatever bytes (UTF-8 continuation bytes included) surround it.
+        #[test]
+        fn first_special_is_the_first_special_byte(w in any::<[u8; 8]>()) {
+            let expected = w.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(first_special(u64::from_le_bytes(w)), expected);
+        }
+    }
 
     fn list<'a>(b: &'a ScannedBody<'a>) -> (&'a [ScannedEvent<'a>], bool, &'a str) {
         match &b.events {

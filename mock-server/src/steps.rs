@@ -63,6 +63,9 @@ fn identity_key(project: u32, endpoint: Api, device: bool, id: &str) -> u64 {
     fingerprint(&[&project.to_le_bytes(), family, kind, id.as_bytes()])
 }
 
+/// Requests of at most this many items find their identities by a linear search (no map).
+const SMALL_REQUEST_ITEMS: usize = 8;
+
 /// One identity of a request and its counts.
 struct Identity<'a> {
     key: u64,
@@ -103,10 +106,12 @@ pub(crate) fn throttle(
     let profile = &state.config.profile;
     let cfg = limit_config(&project.limits, endpoint);
     let quota_applies = endpoint == Api::Batch || profile.daily_quota_on_http_v2;
-    // At most two identities per item; the keys are fingerprints, their own hash.
-    let mut identities: Vec<Identity<'_>> = Vec::with_capacity(items.len());
-    let mut slots: FingerprintMap<usize> = FingerprintMap::default();
-    slots.reserve(items.len().saturating_mul(2));
+    // At most two identities per item. A small request finds an identity's slot by a
+    // linear search; a larger one through a map keyed by the identity's fingerprint.
+    let mut identities: Vec<Identity<'_>> = Vec::with_capacity(items.len().min(64));
+    let mut slots: Option<FingerprintMap<usize>> = (items.len() > SMALL_REQUEST_ITEMS).then(|| {
+        FingerprintMap::with_capacity_and_hasher(items.len().saturating_mul(2), Default::default())
+    });
     let mut item_slots: Vec<[Option<usize>; 2]> = Vec::with_capacity(items.len());
     for ids in items {
         let mut pair = [None, None];
@@ -114,14 +119,22 @@ pub(crate) fn throttle(
             let Some(id) = *id else { continue };
             let device = j == 0;
             let key = identity_key(project.id, endpoint, device, id);
-            let slot = *slots.entry(key).or_insert_with(|| {
+            let known = match &slots {
+                Some(map) => map.get(&key).copied(),
+                None => identities.iter().position(|i| i.key == key),
+            };
+            let slot = known.unwrap_or_else(|| {
                 identities.push(Identity {
                     key,
                     device,
                     id,
                     events: 0,
                 });
-                identities.len() - 1
+                let slot = identities.len() - 1;
+                if let Some(map) = &mut slots {
+                    map.insert(key, slot);
+                }
+                slot
             });
             if let Some(ident) = identities.get_mut(slot) {
                 ident.events += 1;

@@ -216,12 +216,19 @@ struct Ring<const N: usize> {
     counts: [u32; N],
     /// Bucket number of the newest bucket (`i64::MIN` when nothing was recorded).
     newest: i64,
+    /// Sum of `counts[..total_n]`, kept by [`Ring::add`]: the window's sum whenever the
+    /// query is not past the newest bucket (the common case: no bucket has expired since).
+    total: u64,
+    /// The window size `total` was kept for (0: none yet).
+    total_n: i64,
 }
 
 impl<const N: usize> Ring<N> {
     const EMPTY: Self = Self {
         counts: [0; N],
         newest: i64::MIN,
+        total: 0,
+        total_n: 0,
     };
 
     #[inline]
@@ -233,6 +240,10 @@ impl<const N: usize> Ring<N> {
     fn sum(&self, cur: i64, n: i64) -> u64 {
         if self.newest == i64::MIN {
             return 0;
+        }
+        if cur <= self.newest && n == self.total_n {
+            // The window holds buckets `newest - n + 1 ..= newest`: every slot of the ring.
+            return self.total;
         }
         let lo = self
             .newest
@@ -256,13 +267,20 @@ impl<const N: usize> Ring<N> {
 
     /// Adds `events` at bucket `cur` (see the module docs for a clock that went back).
     fn add(&mut self, cur: i64, n: i64, events: u32) {
+        if n != self.total_n {
+            let used = usize::try_from(n).unwrap_or(N).min(N);
+            self.total = self.counts.iter().take(used).map(|&c| u64::from(c)).sum();
+            self.total_n = n;
+        }
         let target = if cur > self.newest {
             let steps = cur.saturating_sub(self.newest);
             if steps >= n {
                 self.counts = [0; N];
+                self.total = 0;
             } else {
                 for i in 1..=steps {
                     if let Some(c) = self.counts.get_mut(Self::pos(self.newest + i, n)) {
+                        self.total = self.total.saturating_sub(u64::from(*c));
                         *c = 0;
                     }
                 }
@@ -273,7 +291,9 @@ impl<const N: usize> Ring<N> {
             cur.max(self.newest.saturating_sub(n - 1))
         };
         if let Some(c) = self.counts.get_mut(Self::pos(target, n)) {
+            let before = *c;
             *c = c.saturating_add(events);
+            self.total += u64::from(*c - before);
         }
     }
 
@@ -626,6 +646,25 @@ mod tests {
                 r.add(cur, n, events);
                 for &q in &queries {
                     prop_assert_eq!(r.sum(q, n), sum_reference(&r, q, n));
+                }
+            }
+        }
+
+        /// The kept total stays the window's sum when the window size changes between
+        /// adds (a project's limits changed) and when bucket counts saturate.
+        #[test]
+        fn ring_sum_holds_across_window_changes_and_saturation(
+            ops in proptest::collection::vec(
+                (-40i64..200, prop_oneof![0u32..1_000, Just(u32::MAX)], 1i64..=30),
+                0..60,
+            ),
+            queries in proptest::collection::vec((-40i64..260, 1i64..=30), 1..20),
+        ) {
+            let mut r = Ring::<EPS_BUCKETS>::EMPTY;
+            for (cur, events, n) in ops {
+                r.add(cur, n, events);
+                for &(q, qn) in &queries {
+                    prop_assert_eq!(r.sum(q, qn), sum_reference(&r, q, qn));
                 }
             }
         }

@@ -108,7 +108,7 @@ pub(crate) fn throttle(
     let quota_applies = endpoint == Api::Batch || profile.daily_quota_on_http_v2;
     // At most two identities per item. A small request finds an identity's slot by a
     // linear search; a larger one through a map keyed by the identity's fingerprint.
-    let mut identities: Vec<Identity<'_>> = Vec::with_capacity(items.len().min(64));
+    let mut identities: Vec<Identity<'_>> = Vec::with_capacity(items.len());
     let mut slots: Option<FingerprintMap<usize>> = (items.len() > SMALL_REQUEST_ITEMS).then(|| {
         FingerprintMap::with_capacity_and_hasher(items.len().saturating_mul(2), Default::default())
     });
@@ -119,23 +119,20 @@ pub(crate) fn throttle(
             let Some(id) = *id else { continue };
             let device = j == 0;
             let key = identity_key(project.id, endpoint, device, id);
-            let known = match &slots {
-                Some(map) => map.get(&key).copied(),
-                None => identities.iter().position(|i| i.key == key),
+            // A new identity takes the next slot.
+            let next = identities.len();
+            let slot = match &mut slots {
+                Some(map) => *map.entry(key).or_insert(next),
+                None => identities.iter().position(|i| i.key == key).unwrap_or(next),
             };
-            let slot = known.unwrap_or_else(|| {
+            if slot == next {
                 identities.push(Identity {
                     key,
                     device,
                     id,
                     events: 0,
                 });
-                let slot = identities.len() - 1;
-                if let Some(map) = &mut slots {
-                    map.insert(key, slot);
-                }
-                slot
-            });
+            }
             if let Some(ident) = identities.get_mut(slot) {
                 ident.events += 1;
             }

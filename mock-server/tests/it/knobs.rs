@@ -101,3 +101,31 @@ async fn own_events_count_when_the_knob_is_on() {
     assert_eq!(body["throttled_devices"], json!({"dev-c": 3}));
     assert_eq!(body["throttled_events"], json!([0, 1, 2, 3, 4, 5, 6]));
 }
+
+/// A request of more than 8 events (the throttle step's map of identities, steps.rs) counts
+/// each identity's own events together, however they interleave (docs/fidelity.md
+/// `eps_count_request_events`, spec §8.3).
+#[tokio::test]
+async fn own_events_of_a_large_request_count_per_identity() {
+    let mock = builder()
+        .limits(small())
+        .profile(profile(true))
+        .start()
+        .await;
+    // 12 events: dev-e at 1, 3, 5 (3 <= 6), dev-d at the other 9 (9 > 6).
+    let devices = [
+        "dev-d", "dev-e", "dev-d", "dev-e", "dev-d", "dev-e", "dev-d", "dev-d", "dev-d", "dev-d",
+        "dev-d", "dev-d",
+    ];
+    let batch: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| ev(d, &format!("{d}-{i}")))
+        .collect();
+    let (s, body) = post(&mock, "/2/httpapi", &upload(&batch)).await;
+    assert_eq!(s, 429);
+    // 9 own events over a 3 s window: 3 events/s (rounded up); dev-e (3 <= 6) is not listed.
+    assert_eq!(body["throttled_devices"], json!({"dev-d": 3}));
+    let expected: Vec<usize> = (0..12).filter(|i| devices[*i] == "dev-d").collect();
+    assert_eq!(body["throttled_events"], json!(expected));
+}
